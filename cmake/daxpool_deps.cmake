@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Dependencies, found through pkg-config. A missing required one stops configure and names the
+# Debian package that provides it.
+
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "daxpool: pkg-config not found: apt-get install pkg-config")
+endif()
+find_package(Threads REQUIRED)
+
+# daxpool_require(<prefix> <pkg-config module> <Debian package>)
+function(daxpool_require prefix module debpkg)
+  pkg_check_modules(${prefix} IMPORTED_TARGET ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "daxpool: ${module} not found: apt-get install ${debpkg}")
+  endif()
+endfunction()
+
+daxpool_require(PMEM2 libpmem2 libpmem2-dev)
+daxpool_require(DAXCTL libdaxctl libdaxctl-dev)
+daxpool_require(NDCTL libndctl libndctl-dev)
+# urcu-bp: the "bulletproof" flavour needs no reader registration and survives an application's
+# fork() without exec (the memb/qsbr/mb flavours require readers to unregister before fork).
+daxpool_require(URCU_BP liburcu-bp liburcu-dev)
+daxpool_require(URCU_CDS liburcu-cds liburcu-dev)
+daxpool_require(JSONC json-c libjson-c-dev)
+
+string(TOUPPER "${DAXPOOL_RDMA}" _rdma)
+set(DAXPOOL_HAVE_RDMA OFF)
+if(NOT _rdma STREQUAL "OFF")
+  pkg_check_modules(IBVERBS IMPORTED_TARGET libibverbs)
+  if(IBVERBS_FOUND)
+    set(DAXPOOL_HAVE_RDMA ON)
+    set(DAXPOOL_HAVE_RDMA_MSG "yes (libibverbs ${IBVERBS_VERSION})")
+  elseif(_rdma STREQUAL "ON")
+    message(FATAL_ERROR "daxpool: DAXPOOL_RDMA=ON but libibverbs not found: apt-get install libibverbs-dev")
+  else()
+    set(DAXPOOL_HAVE_RDMA_MSG "no (libibverbs not found: apt-get install libibverbs-dev to enable)")
+  endif()
+else()
+  set(DAXPOOL_HAVE_RDMA_MSG "no (disabled with DAXPOOL_RDMA=OFF)")
+endif()

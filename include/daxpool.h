@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * daxpool: pin-safe memory pools on DAX memory.
+ *
+ * Objects are opaque and reference counted. Ownership is one-way: a map holds
+ * its region, a region holds its context. Every ..._ref() returns its argument;
+ * every ..._unref() accepts NULL and returns NULL, so "x = daxpool_x_unref(x);"
+ * drops a reference and clears the pointer in one statement.
+ *
+ * Errors: functions returning int give 0 (or a non-negative count) on success
+ * and a negative errno on failure. Getters of objects that cannot fail return
+ * their value directly. No function prints; diagnostics go to the context's
+ * log function (see daxpool_ctx_set_log_fn()). errno is preserved by logging.
+ *
+ * Thread safety: every function may be called from any thread unless its
+ * comment says otherwise. No function takes a lock the caller can hold.
+ */
+#ifndef DAXPOOL_H
+#define DAXPOOL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct daxpool_ctx;
+struct daxpool_region;
+struct daxpool_map;
+
+/* ------------------------------------------------------------------------ */
+/* Library context                                                          */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * daxpool_ctx_new() - create a library context
+ * @ret: on success, the new context with one reference
+ *
+ * The log priority starts at LOG_ERR, or at the value of the environment
+ * variable DAXPOOL_LOG (read with secure_getenv(): a number 0-7 or one of
+ * "emerg" "alert" "crit" "err" "warning" "notice" "info" "debug"). The default
+ * log function writes one line per message to stderr.
+ *
+ * Return: 0, or -ENOMEM, or -EINVAL if @ret is NULL. *@ret is set only on
+ * success.
+ */
+int daxpool_ctx_new(struct daxpool_ctx **ret);
+
+/**
+ * daxpool_ctx_ref() - take a reference on a context
+ * @ctx: the context, or NULL
+ *
+ * Return: @ctx.
+ */
+struct daxpool_ctx *daxpool_ctx_ref(struct daxpool_ctx *ctx);
+
+/**
+ * daxpool_ctx_unref() - drop a reference on a context
+ * @ctx: the context, or NULL
+ *
+ * The context is freed when its last reference goes. Regions hold a reference
+ * on their context, so a context outlives every region opened through it.
+ *
+ * Return: NULL.
+ */
+struct daxpool_ctx *daxpool_ctx_unref(struct daxpool_ctx *ctx);
+
+/**
+ * typedef daxpool_log_fn - a log function
+ * @ctx: the context that logs
+ * @priority: a syslog priority, LOG_EMERG (0) to LOG_DEBUG (7)
+ * @file: source file of the message
+ * @line: source line of the message
+ * @fn: function that logs
+ * @format: printf format of the message (no trailing newline)
+ * @args: its arguments
+ *
+ * Called from whichever thread logs, possibly several at once; it must be
+ * thread-safe and must not call back into daxpool.
+ */
+typedef void (*daxpool_log_fn)(struct daxpool_ctx *ctx, int priority, const char *file, int line,
+			       const char *fn, const char *format, va_list args);
+
+/**
+ * daxpool_ctx_set_log_fn() - replace the log function
+ * @ctx: the context
+ * @log_fn: the new function, or NULL to restore the default (stderr)
+ *
+ * Set it before the context is shared between threads.
+ *
+ * Return: 0, or -EINVAL if @ctx is NULL.
+ */
+int daxpool_ctx_set_log_fn(struct daxpool_ctx *ctx, daxpool_log_fn log_fn);
+
+/**
+ * daxpool_ctx_get_log_priority() - the current log priority
+ * @ctx: the context
+ *
+ * Return: the priority (0-7), messages above which are dropped; or -EINVAL.
+ */
+int daxpool_ctx_get_log_priority(struct daxpool_ctx *ctx);
+
+/**
+ * daxpool_ctx_set_log_priority() - set the log priority
+ * @ctx: the context
+ * @priority: LOG_EMERG (0) to LOG_DEBUG (7)
+ *
+ * Return: 0, or -EINVAL for a NULL @ctx or a priority outside 0-7.
+ */
+int daxpool_ctx_set_log_priority(struct daxpool_ctx *ctx, int priority);
+
+/**
+ * daxpool_ctx_set_userdata() - attach an application pointer to a context
+ * @ctx: the context
+ * @userdata: any pointer; daxpool never dereferences it
+ */
+void daxpool_ctx_set_userdata(struct daxpool_ctx *ctx, void *userdata);
+
+/**
+ * daxpool_ctx_get_userdata() - the pointer set by daxpool_ctx_set_userdata()
+ * @ctx: the context
+ *
+ * Return: the pointer, or NULL.
+ */
+void *daxpool_ctx_get_userdata(struct daxpool_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Regions                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * enum daxpool_region_kind - what backs a region
+ * @DAXPOOL_REGION_FILE: a file on a filesystem without DAX (also tmpfs): the
+ *	embedded default; persistence through msync()
+ * @DAXPOOL_REGION_FSDAX: a file on a filesystem mounted with DAX
+ *	(statx() reports STATX_ATTR_DAX); mapped with MAP_SYNC
+ * @DAXPOOL_REGION_DEVDAX: a device-dax character device (/dev/daxX.Y)
+ */
+enum daxpool_region_kind {
+	DAXPOOL_REGION_FILE = 1,
+	DAXPOOL_REGION_FSDAX = 2,
+	DAXPOOL_REGION_DEVDAX = 3,
+};
+
+/**
+ * enum daxpool_granularity - smallest unit a store must be flushed in
+ * @DAXPOOL_GRANULARITY_BYTE: stores are persistent once globally visible
+ *	(eADR: the CPU caches are in the persistence domain)
+ * @DAXPOOL_GRANULARITY_CACHE_LINE: a cache-line flush and a fence persist
+ *	(DAX with MAP_SYNC)
+ * @DAXPOOL_GRANULARITY_PAGE: persistence needs msync() of whole pages (no DAX)
+ */
+enum daxpool_granularity {
+	DAXPOOL_GRANULARITY_BYTE = 1,
+	DAXPOOL_GRANULARITY_CACHE_LINE = 2,
+	DAXPOOL_GRANULARITY_PAGE = 3,
+};
+
+/**
+ * enum daxpool_state - lifecycle of a region
+ * @DAXPOOL_STATE_LIVE: new maps are accepted
+ * @DAXPOOL_STATE_ZAPPING: daxpool_region_zap() ran; new maps fail with
+ *	-ENXIO; maps taken before the zap still exist
+ * @DAXPOOL_STATE_IDLE: zapped, and no map remains
+ * @DAXPOOL_STATE_RELEASED: the backing is closed (daxpool_region_release())
+ *
+ * The order is one-way: LIVE -> ZAPPING -> IDLE -> RELEASED.
+ */
+enum daxpool_state {
+	DAXPOOL_STATE_LIVE = 1,
+	DAXPOOL_STATE_ZAPPING = 2,
+	DAXPOOL_STATE_IDLE = 3,
+	DAXPOOL_STATE_RELEASED = 4,
+};
+
+/* Flags for daxpool_region_open(). */
+#define DAXPOOL_REGION_RDONLY (1u << 0) /* open read-only; maps are read-only */
+
+/**
+ * daxpool_region_open() - open a path as a region
+ * @ctx: the context; the region takes a reference on it
+ * @path: a device-dax character device, or a regular file (DAX or not)
+ * @flags: 0 or DAXPOOL_REGION_RDONLY
+ * @ret: on success, the region with one reference
+ *
+ * Finds what @path is: a character device whose sysfs subsystem is "dax" is
+ * described through libdaxctl (device name, size, alignment, NUMA node); a
+ * regular file is fsdax when statx() reports STATX_ATTR_DAX, a plain file
+ * otherwise. The region's size is the device's or file's size when opened.
+ * A region holds the backing open until it is released or freed.
+ *
+ * Context: may sleep (opens and reads sysfs).
+ * Return: 0 on success, or
+ *	-EINVAL  NULL argument, unknown flag, or an empty file;
+ *	-ENOENT  @path does not exist (other open() errors are passed on);
+ *	-EISDIR  @path is a directory;
+ *	-ENODEV  a character device that is not device-dax;
+ *	-EOPNOTSUPP  a block device, FIFO or socket (use a devdax namespace, or
+ *	         a file on a DAX mount);
+ *	-EMSGSIZE  smaller than one alignment unit of the backing;
+ *	-ENOMEM.
+ */
+int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsigned int flags,
+			struct daxpool_region **ret);
+
+/**
+ * daxpool_region_ref() - take a reference on a region
+ * @region: the region, or NULL
+ *
+ * Return: @region.
+ */
+struct daxpool_region *daxpool_region_ref(struct daxpool_region *region);
+
+/**
+ * daxpool_region_unref() - drop a reference on a region
+ * @region: the region, or NULL
+ *
+ * Maps hold a reference on their region, so the region (and its backing) is
+ * freed only after its last map is gone.
+ *
+ * Return: NULL.
+ */
+struct daxpool_region *daxpool_region_unref(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_ctx() - the context of a region
+ * @region: the region
+ *
+ * Return: the context (no reference taken).
+ */
+struct daxpool_ctx *daxpool_region_get_ctx(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_kind() - what backs a region
+ * @region: the region
+ *
+ * Return: an enum daxpool_region_kind, or -EINVAL for NULL.
+ */
+int daxpool_region_get_kind(struct daxpool_region *region);
+
+/**
+ * daxpool_region_kind_name() - a region kind as a word
+ * @kind: an enum daxpool_region_kind
+ *
+ * Return: "file", "fsdax", "devdax", or NULL for an unknown kind.
+ */
+const char *daxpool_region_kind_name(int kind);
+
+/**
+ * daxpool_region_get_size() - usable size of a region in bytes
+ * @region: the region
+ *
+ * Return: the size, or 0 for NULL.
+ */
+uint64_t daxpool_region_get_size(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_alignment() - mapping alignment of a region
+ * @region: the region
+ *
+ * Map offsets and lengths must be multiples of it: the device's alignment on
+ * devdax (4 KiB, 2 MiB or 1 GiB), the page size otherwise.
+ *
+ * Return: the alignment in bytes, or 0 for NULL.
+ */
+uint64_t daxpool_region_get_alignment(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_granularity() - persistence granularity of a region
+ * @region: the region
+ *
+ * As libpmem2 reports it for a shared mapping of the region.
+ *
+ * Return: an enum daxpool_granularity, or -EINVAL for NULL.
+ */
+int daxpool_region_get_granularity(struct daxpool_region *region);
+
+/**
+ * daxpool_granularity_name() - a granularity as a word
+ * @granularity: an enum daxpool_granularity
+ *
+ * Return: "byte", "cache-line", "page", or NULL for an unknown value.
+ */
+const char *daxpool_granularity_name(int granularity);
+
+/**
+ * daxpool_region_is_dax() - whether loads and stores reach the media directly
+ * @region: the region
+ *
+ * Return: 1 for devdax and fsdax, 0 for a plain file, -EINVAL for NULL.
+ */
+int daxpool_region_is_dax(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_path() - the path a region was opened by
+ * @region: the region
+ *
+ * Return: the path, valid as long as the region; NULL for NULL.
+ */
+const char *daxpool_region_get_path(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_devname() - the device name of a devdax region
+ * @region: the region
+ *
+ * Return: e.g. "dax0.0" for devdax; NULL for files or NULL.
+ */
+const char *daxpool_region_get_devname(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_numa_node() - NUMA node of a region's memory
+ * @region: the region
+ *
+ * Return: the node (>= 0), -ENODATA when the kernel does not say (files,
+ * non-NUMA machines), -EINVAL for NULL.
+ */
+int daxpool_region_get_numa_node(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_state() - lifecycle state of a region
+ * @region: the region
+ *
+ * The value can change as soon as it is returned unless the caller controls
+ * every holder; IDLE and RELEASED are final for their holders.
+ *
+ * Return: an enum daxpool_state, or -EINVAL for NULL.
+ */
+int daxpool_region_get_state(struct daxpool_region *region);
+
+/**
+ * daxpool_state_name() - a state as a word
+ * @state: an enum daxpool_state
+ *
+ * Return: "live", "zapping", "idle", "released", or NULL.
+ */
+const char *daxpool_state_name(int state);
+
+/**
+ * daxpool_region_get_generation() - generation number of a region
+ * @region: the region
+ *
+ * Starts at 1 and increases each time a range of the region is zapped. Read
+ * with acquire ordering: a caller that sees a generation also sees every map
+ * revocation that came with it.
+ *
+ * Return: the generation, or 0 for NULL.
+ */
+uint64_t daxpool_region_get_generation(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_map_count() - number of maps that hold a region
+ * @region: the region
+ *
+ * Return: the count (>= 0), or -EINVAL for NULL.
+ */
+int daxpool_region_get_map_count(struct daxpool_region *region);
+
+/**
+ * daxpool_region_zap() - stop new use of a whole region and revoke its maps
+ * @region: the region
+ *
+ * Same as daxpool_region_zap_range(@region, 0, 0).
+ *
+ * Return: see daxpool_region_zap_range().
+ */
+int daxpool_region_zap(struct daxpool_region *region);
+
+/**
+ * daxpool_region_zap_range() - stop new use of a range and revoke its maps
+ * @region: the region
+ * @offset: start of the range, in bytes from the start of the region
+ * @length: length of the range; 0 means up to the end of the region
+ *
+ * From the moment this function starts, daxpool_map_new() of any range that
+ * overlaps [@offset, @offset + @length) fails with -ENXIO. Every existing map
+ * that overlaps it is marked revoked (daxpool_map_is_valid() returns 0 from
+ * then on) and its revoke function, if it has one, is called once. The maps
+ * themselves stay mapped: memory is never pulled away from under a holder; the
+ * holder is expected to drop its references (daxpool_map_unref()), after which
+ * daxpool_region_wait_idle() returns. Zapping is final for the range.
+ *
+ * Revoke functions run in the calling thread, one after the other, with no
+ * daxpool lock held: they may unref their map, and they may call any daxpool
+ * function except a zap or wait of the same region.
+ *
+ * Context: may sleep (runs revoke functions).
+ * Return: the number of maps revoked by this call (>= 0), or -EINVAL for a
+ * NULL region or a range outside the region, or -ENXIO if released.
+ */
+int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset, uint64_t length);
+
+/**
+ * daxpool_region_wait_idle() - wait until no map holds a zapped region
+ * @region: the region
+ * @timeout_ms: how long to wait; 0 checks once without sleeping; -1 waits
+ *	without limit
+ * @ret_report: if not NULL, on -ETIMEDOUT *@ret_report is set to a
+ *	malloc()ed, NUL-terminated report naming each map still held (range,
+ *	owner pid and tid, tag, age), one per line; the caller frees it
+ *
+ * Waits on the region's condition variable: the last map going away wakes it,
+ * nothing polls. A timeout also logs the report at LOG_WARNING.
+ *
+ * Context: may sleep. Must not be called from a revoke function.
+ * Return: 0 when no map overlaps a zapped range; -ETIMEDOUT when some still do
+ * at the deadline; -EINVAL for NULL or a @timeout_ms below -1; -ESRCH if
+ * nothing of the region was ever zapped (a live region never becomes idle
+ * on its own); -ENOMEM if the report could not be built (the wait itself
+ * still timed out).
+ */
+int daxpool_region_wait_idle(struct daxpool_region *region, int timeout_ms, char **ret_report);
+
+/**
+ * daxpool_region_release() - close the backing of an idle region
+ * @region: the region
+ *
+ * The last step of the lifecycle: the whole region must have been zapped and
+ * be idle. The backing file or device is closed; every later operation but
+ * getters and unref fails with -ENXIO.
+ *
+ * Return: 0; -EBUSY if the region is not zapped as a whole or a map still
+ * holds it; -EALREADY if it was released before; -EINVAL for NULL.
+ */
+int daxpool_region_release(struct daxpool_region *region);
+
+/* ------------------------------------------------------------------------ */
+/* Maps                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Flags for daxpool_map_new(). */
+#define DAXPOOL_MAP_PRIVATE (1u << 0) /* copy-on-write (MAP_PRIVATE); refused on devdax */
+#define DAXPOOL_MAP_SYNC (1u << 1)    /* require MAP_SYNC: fail with -EOPNOTSUPP without DAX */
+#define DAXPOOL_MAP_RDONLY (1u << 2)  /* PROT_READ only */
+
+/**
+ * typedef daxpool_revoke_fn - called when a map's range is zapped
+ * @map: the revoked map; the caller holds a reference for the call
+ * @userdata: as given to daxpool_map_set_revoke_fn()
+ *
+ * Runs in the thread that called daxpool_region_zap_range(), with no daxpool
+ * lock held; may block briefly (e.g. to quiesce I/O) and should end with the
+ * holder dropping its references to @map, possibly later from another thread.
+ */
+typedef void (*daxpool_revoke_fn)(struct daxpool_map *map, void *userdata);
+
+/**
+ * daxpool_map_new() - map a range of a region
+ * @region: the region; the map takes a reference on it
+ * @offset: start of the range; a multiple of the region's alignment
+ * @length: length of the range; a multiple of the region's alignment, or 0
+ *	for everything from @offset to the end of the region
+ * @flags: DAXPOOL_MAP_* flags
+ * @ret: on success, the map with one reference
+ *
+ * Maps through libpmem2 as MAP_SHARED (MAP_SYNC where the region is DAX, at
+ * the device's alignment on devdax) unless DAXPOOL_MAP_PRIVATE. The calling
+ * process becomes the map's exclusive owner.
+ *
+ * Context: may sleep.
+ * Return: 0 on success, or
+ *	-EINVAL  NULL argument, unknown flag, unaligned @offset or @length,
+ *	         DAXPOOL_MAP_PRIVATE on devdax;
+ *	-EACCES  a writable map of a read-only region (use DAXPOOL_MAP_RDONLY);
+ *	-ERANGE  the range runs past the end of the region;
+ *	-EOPNOTSUPP  DAXPOOL_MAP_SYNC on a region that is not DAX, or that
+ *	         refused MAP_SYNC;
+ *	-ENXIO   the range overlaps a zapped range, or the region is released;
+ *	-ENOMEM, or the mapping error of the kernel as a negative errno.
+ */
+int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uint64_t length,
+		    unsigned int flags, struct daxpool_map **ret);
+
+/**
+ * daxpool_map_ref() - take a reference on a map
+ * @map: the map, or NULL
+ *
+ * Return: @map.
+ */
+struct daxpool_map *daxpool_map_ref(struct daxpool_map *map);
+
+/**
+ * daxpool_map_unref() - drop a reference on a map
+ * @map: the map, or NULL
+ *
+ * The last reference unmaps the range, drops the map's reference on its
+ * region, and wakes daxpool_region_wait_idle() if it was the last map.
+ *
+ * Return: NULL.
+ */
+struct daxpool_map *daxpool_map_unref(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_region() - the region of a map (no reference taken)
+ * @map: the map
+ *
+ * Return: the region, or NULL for NULL.
+ */
+struct daxpool_region *daxpool_map_get_region(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_address() - where a map starts in this process
+ * @map: the map
+ *
+ * Return: the address, or NULL for NULL.
+ */
+void *daxpool_map_get_address(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_offset() - region offset of a map
+ * @map: the map
+ *
+ * Return: the offset in bytes (0 for NULL).
+ */
+uint64_t daxpool_map_get_offset(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_length() - length of a map
+ * @map: the map
+ *
+ * Return: the length in bytes (0 for NULL).
+ */
+uint64_t daxpool_map_get_length(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_granularity() - persistence granularity of this mapping
+ * @map: the map
+ *
+ * Return: an enum daxpool_granularity, or -EINVAL for NULL.
+ */
+int daxpool_map_get_granularity(struct daxpool_map *map);
+
+/**
+ * daxpool_map_get_owner_pid() - process that created a map
+ * @map: the map
+ *
+ * Return: the pid, or -EINVAL for NULL.
+ */
+pid_t daxpool_map_get_owner_pid(struct daxpool_map *map);
+
+/**
+ * daxpool_map_is_valid() - whether a map's range is still live
+ * @map: the map
+ *
+ * One acquire load: 0 once the range was zapped (the holder should drop the
+ * map), 1 otherwise.
+ *
+ * Return: 1, 0, or -EINVAL for NULL.
+ */
+int daxpool_map_is_valid(struct daxpool_map *map);
+
+/**
+ * daxpool_map_set_revoke_fn() - set the function called when the map is zapped
+ * @map: the map
+ * @revoke_fn: the function, or NULL for none
+ * @userdata: passed to @revoke_fn
+ *
+ * Setting it on a map that was already revoked does not call it; check
+ * daxpool_map_is_valid() after setting.
+ *
+ * Return: 0, or -EINVAL for NULL @map.
+ */
+int daxpool_map_set_revoke_fn(struct daxpool_map *map, daxpool_revoke_fn revoke_fn, void *userdata);
+
+/**
+ * daxpool_map_set_tag() - name the holder of a map in reports
+ * @map: the map
+ * @tag: a short description (copied; at most 63 bytes are kept), or NULL
+ *
+ * Return: 0, or -EINVAL for NULL @map.
+ */
+int daxpool_map_set_tag(struct daxpool_map *map, const char *tag);
+
+/**
+ * daxpool_map_get_tag() - the tag set by daxpool_map_set_tag()
+ * @map: the map
+ *
+ * Return: the tag ("" if none), valid until the next set; NULL for NULL.
+ */
+const char *daxpool_map_get_tag(struct daxpool_map *map);
+
+/**
+ * daxpool_map_persist() - make a range of a map persistent
+ * @map: the map
+ * @addr: start of the range, inside the map
+ * @length: length of the range
+ *
+ * Flushes and drains through libpmem2: CPU cache flushes on DAX, msync() of
+ * the covering pages on plain files.
+ *
+ * Return: 0; -EINVAL for NULL; -EFAULT if the range is not inside the map.
+ */
+int daxpool_map_persist(struct daxpool_map *map, const void *addr, size_t length);
+
+/**
+ * daxpool_map_flush() - start making a range persistent
+ * @map: the map
+ * @addr: start of the range, inside the map
+ * @length: length of the range
+ *
+ * Only daxpool_map_drain() completes it.
+ *
+ * Return: 0; -EINVAL for NULL; -EFAULT if the range is not inside the map.
+ */
+int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t length);
+
+/**
+ * daxpool_map_drain() - wait for earlier flushes of a map to complete
+ * @map: the map
+ *
+ * Return: 0, or -EINVAL for NULL.
+ */
+int daxpool_map_drain(struct daxpool_map *map);
+
+/* Flags for daxpool_map_memcpy() and daxpool_map_memset(), as libpmem2's. */
+#define DAXPOOL_COPY_NOFLUSH (1u << 0)	   /* do not flush (the caller persists later) */
+#define DAXPOOL_COPY_NODRAIN (1u << 1)	   /* flush but do not drain */
+#define DAXPOOL_COPY_NONTEMPORAL (1u << 2) /* prefer non-temporal stores */
+#define DAXPOOL_COPY_TEMPORAL (1u << 3)	   /* prefer temporal stores */
+
+/**
+ * daxpool_map_memcpy() - copy into a map and persist
+ * @map: the destination map
+ * @dst: destination, inside the map
+ * @src: source; must not overlap @dst
+ * @length: bytes to copy
+ * @flags: DAXPOOL_COPY_* flags
+ *
+ * Through libpmem2's memcpy function for this mapping: the data is persistent
+ * on return unless NOFLUSH or NODRAIN was given.
+ *
+ * Return: 0; -EINVAL for NULL or an unknown flag; -EFAULT if the destination
+ * is not inside the map; -EACCES on a read-only map; -ENXIO if the map was
+ * revoked (nothing is copied).
+ */
+int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *src, size_t length,
+		       unsigned int flags);
+
+/**
+ * daxpool_map_memset() - fill a range of a map and persist
+ * @map: the map
+ * @dst: start, inside the map
+ * @c: the byte value
+ * @length: bytes to set
+ * @flags: DAXPOOL_COPY_* flags
+ *
+ * Return: as daxpool_map_memcpy().
+ */
+int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_t length, unsigned int flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DAXPOOL_H */

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The lifecycle of a region: LIVE -> ZAPPING -> IDLE -> RELEASED.
+ *
+ * Zap-then-wait, as the kernel does before a truncate: first make sure no new
+ * reference can be taken (the zapped range is recorded under region->lock, and
+ * daxpool_map_new() checks it under the same lock before it publishes a map),
+ * then tell every holder (revoke), then wait for the holders to go. Memory is
+ * never unmapped under a holder: the last unref of a map does that.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "private.h"
+
+bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end)
+{
+	if (region->whole_zapped)
+		return true;
+	for (size_t i = 0; i < region->n_zaps; i++)
+		if (region->zaps[i].start < end && start < region->zaps[i].end)
+			return true;
+	return false;
+}
+
+/* Maps that overlap a zapped range. Called with region->lock held. */
+static unsigned int region_zapped_holders(struct daxpool_region *region)
+{
+	struct dp_list *pos;
+	unsigned int n = 0;
+
+	if (region->whole_zapped)
+		return region->n_maps;
+	dp_list_for_each(pos, &region->maps) {
+		struct daxpool_map *map = dp_container_of(pos, struct daxpool_map, node);
+
+		if (dp_region_range_zapped(region, map->offset, map->offset + map->length))
+			n++;
+	}
+	return n;
+}
+
+_public_ int daxpool_region_get_state(struct daxpool_region *region)
+{
+	int state;
+
+	assert_return(region, -EINVAL);
+	pthread_mutex_lock(&region->lock);
+	if (region->released)
+		state = DAXPOOL_STATE_RELEASED;
+	else if (!region->whole_zapped)
+		state = DAXPOOL_STATE_LIVE;
+	else
+		state = region->n_maps ? DAXPOOL_STATE_ZAPPING : DAXPOOL_STATE_IDLE;
+	pthread_mutex_unlock(&region->lock);
+	return state;
+}
+
+_public_ const char *daxpool_state_name(int state)
+{
+	switch (state) {
+	case DAXPOOL_STATE_LIVE:
+		return "live";
+	case DAXPOOL_STATE_ZAPPING:
+		return "zapping";
+	case DAXPOOL_STATE_IDLE:
+		return "idle";
+	case DAXPOOL_STATE_RELEASED:
+		return "released";
+	default:
+		return NULL;
+	}
+}
+
+_public_ uint64_t daxpool_region_get_generation(struct daxpool_region *region)
+{
+	return region ? atomic_load_explicit(&region->generation, memory_order_acquire) : 0;
+}
+
+_public_ int daxpool_region_get_map_count(struct daxpool_region *region)
+{
+	int n;
+
+	assert_return(region, -EINVAL);
+	pthread_mutex_lock(&region->lock);
+	n = (int)region->n_maps;
+	pthread_mutex_unlock(&region->lock);
+	return n;
+}
+
+_public_ int daxpool_region_zap(struct daxpool_region *region)
+{
+	return daxpool_region_zap_range(region, 0, 0);
+}
+
+_public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset,
+				      uint64_t length)
+{
+	struct daxpool_map *revoke_list = NULL, *map;
+	struct dp_list *pos;
+	uint64_t end;
+	int n = 0;
+
+	assert_return(region, -EINVAL);
+	assert_return(offset < region->size, -EINVAL);
+	if (length == 0)
+		length = region->size - offset;
+	assert_return(length <= region->size - offset, -EINVAL);
+	end = offset + length;
+
+	pthread_mutex_lock(&region->lock);
+	if (region->released) {
+		pthread_mutex_unlock(&region->lock);
+		return -ENXIO;
+	}
+	if (offset == 0 && end == region->size) {
+		region->whole_zapped = true;
+	} else {
+		struct dp_zap *zaps = realloc(region->zaps, (region->n_zaps + 1) * sizeof(*zaps));
+
+		if (!zaps) {
+			pthread_mutex_unlock(&region->lock);
+			return -ENOMEM;
+		}
+		zaps[region->n_zaps++] = (struct dp_zap){ offset, end };
+		region->zaps = zaps;
+	}
+	/*
+	 * Publish the new generation before revoking: whoever observes a
+	 * revoked map and then reads the generation sees this one or later.
+	 */
+	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
+
+	dp_list_for_each(pos, &region->maps) {
+		map = dp_container_of(pos, struct daxpool_map, node);
+		if (!dp_map_overlaps(map, offset, end))
+			continue;
+		if (atomic_exchange_explicit(&map->revoked, true, memory_order_acq_rel))
+			continue; /* revoked by an earlier zap */
+		n++;
+		/*
+		 * A map whose count already reached zero is on its way out: it
+		 * waits for this lock to unlink itself. Do not call it.
+		 */
+		if (!map->revoke_fn || !dp_refcnt_get_unless_zero(&map->ref))
+			continue;
+		map->revoke_next = revoke_list;
+		revoke_list = map;
+	}
+	pthread_mutex_unlock(&region->lock);
+
+	log_info(region->ctx, "%s: zapped [%llu, %llu): %d map(s) revoked", region->path,
+		 (unsigned long long)offset, (unsigned long long)end, n);
+
+	/* Revoke functions run with no lock held: they may unref their map. */
+	while (revoke_list) {
+		map = revoke_list;
+		revoke_list = map->revoke_next;
+		map->revoke_fn(map, map->revoke_data);
+		daxpool_map_unref(map);
+	}
+	return n;
+}
+
+/* A malloc()ed report of the maps that still hold zapped ranges. With region->lock held. */
+static char *region_holders_report(struct daxpool_region *region)
+{
+	uint64_t now = dp_now_ns();
+	struct dp_list *pos;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	dp_list_for_each(pos, &region->maps) {
+		struct daxpool_map *map = dp_container_of(pos, struct daxpool_map, node);
+		uint64_t born = (uint64_t)map->created.tv_sec * 1000000000u +
+				(uint64_t)map->created.tv_nsec;
+
+		if (!dp_region_range_zapped(region, map->offset, map->offset + map->length))
+			continue;
+		fprintf(f, "map [%#llx, %#llx) of %s: pid %d tid %d tag \"%s\" refs %d age %.3fs\n",
+			(unsigned long long)map->offset,
+			(unsigned long long)(map->offset + map->length), region->path,
+			(int)map->owner_pid, (int)map->owner_tid, map->tag, dp_refcnt_read(&map->ref),
+			(double)(now - born) / 1e9);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+_public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout_ms,
+				      char **ret_report)
+{
+	struct timespec deadline;
+	char *report;
+	int r = 0;
+
+	assert_return(region, -EINVAL);
+	assert_return(timeout_ms >= -1, -EINVAL);
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (timeout_ms > 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+
+	pthread_mutex_lock(&region->lock);
+	if (!region->whole_zapped && region->n_zaps == 0) {
+		pthread_mutex_unlock(&region->lock);
+		return -ESRCH;
+	}
+	/* The last map to go broadcasts idle_cond under this lock: no lost wakeup. */
+	while (region_zapped_holders(region) > 0) {
+		if (timeout_ms == 0) {
+			r = ETIMEDOUT;
+		} else if (timeout_ms < 0) {
+			r = pthread_cond_wait(&region->idle_cond, &region->lock);
+		} else {
+			r = pthread_cond_timedwait(&region->idle_cond, &region->lock, &deadline);
+		}
+		if (r == ETIMEDOUT && region_zapped_holders(region) > 0)
+			break;
+		r = 0;
+	}
+	if (r != ETIMEDOUT) {
+		pthread_mutex_unlock(&region->lock);
+		return 0;
+	}
+
+	report = region_holders_report(region);
+	pthread_mutex_unlock(&region->lock);
+	log_warn(region->ctx, "%s: not idle after %d ms; still held:\n%s", region->path, timeout_ms,
+		 report ? report : "(no memory for the report)");
+	if (ret_report) {
+		*ret_report = report;
+		return report ? -ETIMEDOUT : -ENOMEM;
+	}
+	free(report);
+	return -ETIMEDOUT;
+}
+
+_public_ int daxpool_region_release(struct daxpool_region *region)
+{
+	assert_return(region, -EINVAL);
+
+	pthread_mutex_lock(&region->lock);
+	if (region->released) {
+		pthread_mutex_unlock(&region->lock);
+		return -EALREADY;
+	}
+	if (!region->whole_zapped || region->n_maps > 0) {
+		pthread_mutex_unlock(&region->lock);
+		log_err(region->ctx, "%s: release refused: %s", region->path,
+			region->whole_zapped ? "maps still hold the region"
+					     : "the region is not zapped");
+		return -EBUSY;
+	}
+	region->released = true;
+	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
+	pmem2_source_delete(&region->src);
+	close(region->fd);
+	region->fd = -1;
+	pthread_mutex_unlock(&region->lock);
+	log_info(region->ctx, "%s: released", region->path);
+	return 0;
+}

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Maps: a range of a region mapped through libpmem2, with persistence helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "private.h"
+
+#define DP_MAP_FLAGS (DAXPOOL_MAP_PRIVATE | DAXPOOL_MAP_SYNC | DAXPOOL_MAP_RDONLY)
+#define DP_COPY_FLAGS                                                                              \
+	(DAXPOOL_COPY_NOFLUSH | DAXPOOL_COPY_NODRAIN | DAXPOOL_COPY_NONTEMPORAL |                   \
+	 DAXPOOL_COPY_TEMPORAL)
+
+pthread_rwlock_t dp_pmem2_map_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+/* pmem2_map_delete() under dp_pmem2_map_lock. */
+static void map_pmem2_delete(struct pmem2_map **pmap)
+{
+	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+	pmem2_map_delete(pmap);
+	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+}
+
+static int map_check_args(struct daxpool_region *region, uint64_t offset, uint64_t *length,
+			  unsigned int flags)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	uint64_t mask = region->alignment - 1;
+
+	if (flags & ~DP_MAP_FLAGS) {
+		log_err(ctx, "%s: unknown map flags %#x", region->path, flags & ~DP_MAP_FLAGS);
+		return -EINVAL;
+	}
+	if ((offset & mask) || (*length & mask)) {
+		log_err(ctx, "%s: offset %#llx and length %#llx must be multiples of the alignment %#llx",
+			region->path, (unsigned long long)offset, (unsigned long long)*length,
+			(unsigned long long)region->alignment);
+		return -EINVAL;
+	}
+	if (offset >= region->size || *length > region->size - offset) {
+		log_err(ctx, "%s: range [%#llx, +%#llx) runs past the end of the region (%#llx)",
+			region->path, (unsigned long long)offset, (unsigned long long)*length,
+			(unsigned long long)region->size);
+		return -ERANGE;
+	}
+	if (*length == 0)
+		*length = region->size - offset;
+	if ((flags & DAXPOOL_MAP_PRIVATE) && region->kind == DAXPOOL_REGION_DEVDAX) {
+		log_err(ctx, "%s: device-dax cannot be mapped private (copy-on-write)", region->path);
+		return -EINVAL;
+	}
+	if (region->rdonly && !(flags & DAXPOOL_MAP_RDONLY)) {
+		log_err(ctx, "%s: the region is read-only: map it with DAXPOOL_MAP_RDONLY",
+			region->path);
+		return -EACCES;
+	}
+	if ((flags & DAXPOOL_MAP_SYNC) &&
+	    (region->kind == DAXPOOL_REGION_FILE || (flags & DAXPOOL_MAP_PRIVATE))) {
+		log_err(ctx, "%s: MAP_SYNC needs a shared mapping of DAX memory; this is %s",
+			region->path,
+			region->kind == DAXPOOL_REGION_FILE ? "a file without DAX" : "private");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int map_granularity(enum pmem2_granularity g)
+{
+	switch (g) {
+	case PMEM2_GRANULARITY_BYTE:
+		return DAXPOOL_GRANULARITY_BYTE;
+	case PMEM2_GRANULARITY_CACHE_LINE:
+		return DAXPOOL_GRANULARITY_CACHE_LINE;
+	default:
+		return DAXPOOL_GRANULARITY_PAGE;
+	}
+}
+
+static int map_pmem2(struct daxpool_map *map)
+{
+	struct daxpool_region *region = map->region;
+	struct pmem2_config *cfg = NULL;
+	int r;
+
+	r = pmem2_config_new(&cfg);
+	if (r)
+		return dp_pmem2_err(region->ctx, r, "pmem2 config");
+	/*
+	 * libpmem2 maps a DAX source with MAP_SYNC whenever it can; requiring
+	 * cache-line granularity turns "it could not" into an error.
+	 */
+	pmem2_config_set_required_store_granularity(cfg, (map->flags & DAXPOOL_MAP_SYNC)
+								 ? PMEM2_GRANULARITY_CACHE_LINE
+								 : PMEM2_GRANULARITY_PAGE);
+	r = pmem2_config_set_offset(cfg, map->offset);
+	if (!r)
+		r = pmem2_config_set_length(cfg, map->length);
+	if (!r)
+		r = pmem2_config_set_sharing(cfg, (map->flags & DAXPOOL_MAP_PRIVATE) ? PMEM2_PRIVATE
+										      : PMEM2_SHARED);
+	if (!r)
+		r = pmem2_config_set_protection(cfg, (map->flags & DAXPOOL_MAP_RDONLY)
+							     ? PMEM2_PROT_READ
+							     : PMEM2_PROT_READ | PMEM2_PROT_WRITE);
+	if (!r) {
+		pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+		r = pmem2_map_new(&map->pmap, cfg, region->src);
+		pthread_rwlock_unlock(&dp_pmem2_map_lock);
+	}
+	pmem2_config_delete(&cfg);
+	if (r)
+		return dp_pmem2_err(region->ctx, r, region->path);
+
+	map->addr = pmem2_map_get_address(map->pmap);
+	map->granularity = map_granularity(pmem2_map_get_store_granularity(map->pmap));
+	map->persist_fn = pmem2_get_persist_fn(map->pmap);
+	map->flush_fn = pmem2_get_flush_fn(map->pmap);
+	map->drain_fn = pmem2_get_drain_fn(map->pmap);
+	map->memcpy_fn = pmem2_get_memcpy_fn(map->pmap);
+	map->memset_fn = pmem2_get_memset_fn(map->pmap);
+	return 0;
+}
+
+static void map_free(struct daxpool_map *map)
+{
+	struct daxpool_region *region = map->region;
+
+	/*
+	 * Unlink under the region lock. A zap may still have found this map in
+	 * the list, but its get_unless_zero() failed, so nobody calls it now.
+	 */
+	pthread_mutex_lock(&region->lock);
+	dp_list_del(&map->node);
+	region->n_maps--;
+	if (region->whole_zapped || region->n_zaps)
+		pthread_cond_broadcast(&region->idle_cond);
+	pthread_mutex_unlock(&region->lock);
+
+	map_pmem2_delete(&map->pmap);
+	log_dbg(region->ctx, "%s: unmapped [%#llx, +%#llx)", region->path,
+		(unsigned long long)map->offset, (unsigned long long)map->length);
+	free(map);
+	daxpool_region_unref(region);
+}
+
+static struct daxpool_ctx *ctx_of_map(struct daxpool_map *map)
+{
+	return map->region->ctx;
+}
+
+DP_DEFINE_REF_UNREF(map, struct daxpool_map, map_free, ctx_of_map)
+
+static int region_refuse(struct daxpool_region *region, uint64_t start, uint64_t end)
+{
+	if (region->released) {
+		log_err(region->ctx, "%s: the region is released", region->path);
+		return -ENXIO;
+	}
+	if (dp_region_range_zapped(region, start, end)) {
+		log_err(region->ctx, "%s: [%#llx, %#llx) is zapped: no new maps", region->path,
+			(unsigned long long)start, (unsigned long long)end);
+		return -ENXIO;
+	}
+	return 0;
+}
+
+_public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			     unsigned int flags, struct daxpool_map **ret)
+{
+	struct daxpool_map *map = NULL;
+	int r;
+
+	assert_return(region, -EINVAL);
+	assert_return(ret, -EINVAL);
+
+	r = map_check_args(region, offset, &length, flags);
+	if (r < 0)
+		return r;
+
+	/*
+	 * Fail fast before the costly mapping, and count the map in n_maps from
+	 * here on: daxpool_region_release() refuses while n_maps > 0, so the
+	 * region's source stays open while libpmem2 maps it. A zap that comes
+	 * in between is caught by the second check, before the map is published.
+	 */
+	pthread_mutex_lock(&region->lock);
+	r = region_refuse(region, offset, offset + length);
+	if (r == 0)
+		region->n_maps++;
+	pthread_mutex_unlock(&region->lock);
+	if (r < 0)
+		return r;
+
+	map = calloc(1, sizeof(*map));
+	if (!map) {
+		r = -ENOMEM;
+		goto unreserve;
+	}
+	dp_refcnt_init(&map->ref, 1);
+	dp_list_init(&map->node);
+	map->region = region;
+	map->offset = offset;
+	map->length = length;
+	map->flags = flags;
+	map->owner_pid = getpid();
+	map->owner_tid = (pid_t)syscall(SYS_gettid);
+	clock_gettime(CLOCK_MONOTONIC, &map->created);
+	atomic_init(&map->revoked, false);
+
+	r = map_pmem2(map);
+	if (r < 0)
+		goto unreserve;
+
+	pthread_mutex_lock(&region->lock);
+	r = region_refuse(region, offset, offset + length);
+	if (r == 0) {
+		dp_list_add_tail(&region->maps, &map->node);
+		daxpool_region_ref(region);
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (r < 0)
+		goto unreserve;
+
+	log_dbg(region->ctx, "%s: mapped [%#llx, +%#llx) at %p, granularity %s", region->path,
+		(unsigned long long)offset, (unsigned long long)length, map->addr,
+		daxpool_granularity_name(map->granularity));
+	*ret = map;
+	return 0;
+
+unreserve:
+	if (map && map->pmap)
+		map_pmem2_delete(&map->pmap);
+	free(map);
+	pthread_mutex_lock(&region->lock);
+	region->n_maps--;
+	if (region->whole_zapped || region->n_zaps)
+		pthread_cond_broadcast(&region->idle_cond);
+	pthread_mutex_unlock(&region->lock);
+	return r;
+}
+
+_public_ struct daxpool_region *daxpool_map_get_region(struct daxpool_map *map)
+{
+	return map ? map->region : NULL;
+}
+
+_public_ void *daxpool_map_get_address(struct daxpool_map *map)
+{
+	return map ? map->addr : NULL;
+}
+
+_public_ uint64_t daxpool_map_get_offset(struct daxpool_map *map)
+{
+	return map ? map->offset : 0;
+}
+
+_public_ uint64_t daxpool_map_get_length(struct daxpool_map *map)
+{
+	return map ? map->length : 0;
+}
+
+_public_ int daxpool_map_get_granularity(struct daxpool_map *map)
+{
+	assert_return(map, -EINVAL);
+	return map->granularity;
+}
+
+_public_ pid_t daxpool_map_get_owner_pid(struct daxpool_map *map)
+{
+	assert_return(map, -EINVAL);
+	return map->owner_pid;
+}
+
+_public_ int daxpool_map_is_valid(struct daxpool_map *map)
+{
+	assert_return(map, -EINVAL);
+	return !atomic_load_explicit(&map->revoked, memory_order_acquire);
+}
+
+_public_ int daxpool_map_set_revoke_fn(struct daxpool_map *map, daxpool_revoke_fn revoke_fn,
+				       void *userdata)
+{
+	assert_return(map, -EINVAL);
+	pthread_mutex_lock(&map->region->lock);
+	map->revoke_fn = revoke_fn;
+	map->revoke_data = userdata;
+	pthread_mutex_unlock(&map->region->lock);
+	return 0;
+}
+
+_public_ int daxpool_map_set_tag(struct daxpool_map *map, const char *tag)
+{
+	assert_return(map, -EINVAL);
+	pthread_mutex_lock(&map->region->lock);
+	snprintf(map->tag, sizeof(map->tag), "%s", tag ? tag : "");
+	pthread_mutex_unlock(&map->region->lock);
+	return 0;
+}
+
+_public_ const char *daxpool_map_get_tag(struct daxpool_map *map)
+{
+	return map ? map->tag : NULL;
+}
+
+/* Page granularity goes through libpmem2's registry: see dp_pmem2_map_lock. */
+static inline void map_registry_enter(const struct daxpool_map *map)
+{
+	if (map->granularity == DAXPOOL_GRANULARITY_PAGE)
+		pthread_rwlock_rdlock(&dp_pmem2_map_lock);
+}
+
+static inline void map_registry_exit(const struct daxpool_map *map)
+{
+	if (map->granularity == DAXPOOL_GRANULARITY_PAGE)
+		pthread_rwlock_unlock(&dp_pmem2_map_lock);
+}
+
+/* Whether [addr, addr + length) lies inside the map, without overflowing. */
+static bool map_contains(const struct daxpool_map *map, const void *addr, size_t length)
+{
+	uintptr_t start = (uintptr_t)map->addr, a = (uintptr_t)addr;
+
+	return a >= start && a - start <= map->length && length <= map->length - (a - start);
+}
+
+static int map_check_range(struct daxpool_map *map, const void *addr, size_t length)
+{
+	if (map_contains(map, addr, length))
+		return 0;
+	log_err(map->region->ctx, "%s: [%p, +%zu) is not inside the map [%p, +%llu)",
+		map->region->path, addr, length, map->addr, (unsigned long long)map->length);
+	return -EFAULT;
+}
+
+_public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size_t length)
+{
+	int r;
+
+	assert_return(map, -EINVAL);
+	r = map_check_range(map, addr, length);
+	if (r < 0)
+		return r;
+	map_registry_enter(map);
+	map->persist_fn(addr, length);
+	map_registry_exit(map);
+	return 0;
+}
+
+_public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t length)
+{
+	int r;
+
+	assert_return(map, -EINVAL);
+	r = map_check_range(map, addr, length);
+	if (r < 0)
+		return r;
+	map_registry_enter(map);
+	map->flush_fn(addr, length);
+	map_registry_exit(map);
+	return 0;
+}
+
+_public_ int daxpool_map_drain(struct daxpool_map *map)
+{
+	assert_return(map, -EINVAL);
+	map_registry_enter(map);
+	map->drain_fn();
+	map_registry_exit(map);
+	return 0;
+}
+
+static unsigned int copy_flags_pmem2(unsigned int flags)
+{
+	unsigned int f = 0;
+
+	if (flags & DAXPOOL_COPY_NOFLUSH)
+		f |= PMEM2_F_MEM_NOFLUSH;
+	if (flags & DAXPOOL_COPY_NODRAIN)
+		f |= PMEM2_F_MEM_NODRAIN;
+	if (flags & DAXPOOL_COPY_NONTEMPORAL)
+		f |= PMEM2_F_MEM_NONTEMPORAL;
+	if (flags & DAXPOOL_COPY_TEMPORAL)
+		f |= PMEM2_F_MEM_TEMPORAL;
+	return f;
+}
+
+/* Checks shared by memcpy and memset: writable, live, in range. */
+static int map_check_write(struct daxpool_map *map, void *dst, size_t length, unsigned int flags)
+{
+	if (flags & ~DP_COPY_FLAGS)
+		return -EINVAL;
+	if (map->flags & DAXPOOL_MAP_RDONLY)
+		return -EACCES;
+	if (atomic_load_explicit(&map->revoked, memory_order_acquire)) {
+		log_err(map->region->ctx, "%s: write into a revoked map refused", map->region->path);
+		return -ENXIO;
+	}
+	return map_check_range(map, dst, length);
+}
+
+_public_ int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *src, size_t length,
+				unsigned int flags)
+{
+	int r;
+
+	assert_return(map, -EINVAL);
+	assert_return(src || length == 0, -EINVAL);
+	r = map_check_write(map, dst, length, flags);
+	if (r < 0)
+		return r;
+	map_registry_enter(map);
+	map->memcpy_fn(dst, src, length, copy_flags_pmem2(flags));
+	map_registry_exit(map);
+	return 0;
+}
+
+_public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_t length,
+				unsigned int flags)
+{
+	int r;
+
+	assert_return(map, -EINVAL);
+	r = map_check_write(map, dst, length, flags);
+	if (r < 0)
+		return r;
+	map_registry_enter(map);
+	map->memset_fn(dst, c, length, copy_flags_pmem2(flags));
+	map_registry_exit(map);
+	return 0;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Private structures of libdaxpool. Nothing here is part of the ABI. */
+#ifndef DAXPOOL_PRIVATE_H
+#define DAXPOOL_PRIVATE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <libpmem2.h>
+
+#include "daxpool.h"
+#include "util/list.h"
+#include "util/refcnt.h"
+
+#define _public_ __attribute__((visibility("default")))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+/* Reject bad arguments of public entry points with a negative errno. */
+#define assert_return(expr, r)                                                                     \
+	do {                                                                                       \
+		if (_unlikely_(!(expr)))                                                           \
+			return (r);                                                                \
+	} while (0)
+
+/* ---- context and logging (ctx.c, log.c) ---- */
+
+struct daxpool_ctx {
+	struct dp_refcnt ref;
+	atomic_int log_priority;
+	daxpool_log_fn log_fn;
+	void *userdata;
+};
+
+void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
+	    const char *format, ...) _printf_(6, 7);
+
+#define dp_log_cond(ctx, prio, ...)                                                                \
+	do {                                                                                       \
+		struct daxpool_ctx *_c = (ctx);                                                    \
+		if (atomic_load_explicit(&_c->log_priority, memory_order_relaxed) >= (prio))       \
+			dp_log(_c, (prio), __FILE__, __LINE__, __func__, __VA_ARGS__);             \
+	} while (0)
+
+#define log_err(ctx, ...) dp_log_cond(ctx, LOG_ERR, __VA_ARGS__)
+#define log_warn(ctx, ...) dp_log_cond(ctx, LOG_WARNING, __VA_ARGS__)
+#define log_notice(ctx, ...) dp_log_cond(ctx, LOG_NOTICE, __VA_ARGS__)
+#define log_info(ctx, ...) dp_log_cond(ctx, LOG_INFO, __VA_ARGS__)
+#define log_dbg(ctx, ...) dp_log_cond(ctx, LOG_DEBUG, __VA_ARGS__)
+
+/* Log a refcount misuse caught by the saturating counter. */
+void dp_refcnt_report(struct daxpool_ctx *ctx, enum dp_refcnt_status st, const char *what,
+		      const void *obj);
+
+/*
+ * Generate daxpool_<name>_ref() and daxpool_<name>_unref() for a type with a
+ * "ref" member, a free function, and an expression giving its ctx for logging.
+ */
+#define DP_DEFINE_REF_UNREF(name, type, free_fn, ctx_of)                                           \
+	_public_ type *daxpool_##name##_ref(type *obj)                                             \
+	{                                                                                          \
+		enum dp_refcnt_status st;                                                          \
+		if (!obj)                                                                          \
+			return NULL;                                                               \
+		st = dp_refcnt_inc(&obj->ref);                                                     \
+		if (_unlikely_(st != DP_REFCNT_OK))                                                \
+			dp_refcnt_report(ctx_of(obj), st, #name, obj);                             \
+		return obj;                                                                        \
+	}                                                                                          \
+	_public_ type *daxpool_##name##_unref(type *obj)                                           \
+	{                                                                                          \
+		enum dp_refcnt_status st;                                                          \
+		if (!obj)                                                                          \
+			return NULL;                                                               \
+		st = dp_refcnt_dec(&obj->ref);                                                     \
+		if (st == DP_REFCNT_FREE)                                                          \
+			free_fn(obj);                                                              \
+		else if (_unlikely_(st != DP_REFCNT_OK))                                           \
+			dp_refcnt_report(ctx_of(obj), st, #name, obj);                             \
+		return NULL;                                                                       \
+	}
+
+/* Map a libpmem2 return code to a negative errno, logging libpmem2's message. */
+int dp_pmem2_err(struct daxpool_ctx *ctx, int pmem2_ret, const char *what);
+
+/* ---- regions (region.c, backing.c, lifecycle.c) ---- */
+
+/* A zapped range of a region: [start, end). */
+struct dp_zap {
+	uint64_t start, end;
+};
+
+struct daxpool_region {
+	struct dp_refcnt ref;
+	struct daxpool_ctx *ctx;
+
+	/* Immutable after open. */
+	char *path;
+	char devname[32];
+	int kind;
+	int fd;
+	bool rdonly;
+	struct pmem2_source *src;
+	uint64_t size;
+	uint64_t alignment;
+	int granularity;
+	int numa_node;
+
+	/* Incremented (release) on every zap and on release. */
+	_Atomic uint64_t generation;
+
+	/*
+	 * lock protects everything below. It is never held across a call out
+	 * of daxpool (revoke functions, log functions excepted) or a mapping.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t idle_cond; /* broadcast when a map of a zapped region goes */
+	struct dp_list maps;	  /* struct daxpool_map.node */
+	unsigned int n_maps;
+	struct dp_zap *zaps;
+	size_t n_zaps;
+	bool whole_zapped;
+	bool released;
+};
+
+struct dp_backing {
+	int kind;
+	char devname[32];
+	uint64_t size;
+	uint64_t alignment;
+	int numa_node;
+};
+
+struct stat;
+
+/* -ENODEV unless a character device belongs to the dax subsystem (backing.c). */
+int dp_backing_check_chardev(struct daxpool_ctx *ctx, const char *path, const struct stat *st);
+
+/* Find what an open fd is and describe it (backing.c). */
+int dp_backing_probe(struct daxpool_ctx *ctx, const char *path, int fd, struct pmem2_source *src,
+		     struct dp_backing *ret);
+
+/* Whether [start, end) overlaps a zapped range. Called with region->lock held. */
+bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end);
+
+/* ---- maps (map.c) ---- */
+
+/*
+ * libpmem2 1.12 keeps a process-wide registry of its mappings keyed by address,
+ * and its page-granularity (msync) persist path looks mappings up in it. With
+ * maps created and deleted concurrently we saw a new mapping that reuses an
+ * address just unmapped by another thread fail with -EEXIST, and (under
+ * ThreadSanitizer) a crash inside libpmem2's page-granularity memset. So
+ * pmem2_map_new() and pmem2_map_delete() take this lock for writing and the
+ * page-granularity persistence calls take it for reading. Cache-line and byte
+ * granularity (DAX) persist with CPU instructions and take no lock.
+ */
+extern pthread_rwlock_t dp_pmem2_map_lock;
+
+struct daxpool_map {
+	struct dp_refcnt ref;
+	struct daxpool_region *region;
+
+	/* Immutable after creation. */
+	struct pmem2_map *pmap;
+	void *addr;
+	uint64_t offset;
+	uint64_t length;
+	unsigned int flags;
+	int granularity;
+	pmem2_persist_fn persist_fn;
+	pmem2_flush_fn flush_fn;
+	pmem2_drain_fn drain_fn;
+	pmem2_memcpy_fn memcpy_fn;
+	pmem2_memset_fn memset_fn;
+	pid_t owner_pid;
+	pid_t owner_tid;
+	struct timespec created; /* CLOCK_MONOTONIC */
+
+	/* Set once, with release ordering, when a zap covers the map. */
+	atomic_bool revoked;
+
+	/* Protected by region->lock. */
+	struct dp_list node;
+	daxpool_revoke_fn revoke_fn;
+	void *revoke_data;
+	char tag[64];
+	struct daxpool_map *revoke_next; /* zap's private list of maps to call */
+};
+
+static inline bool dp_map_overlaps(const struct daxpool_map *map, uint64_t start, uint64_t end)
+{
+	return map->offset < end && start < map->offset + map->length;
+}
+
+static inline uint64_t dp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#endif /* DAXPOOL_PRIVATE_H */

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Regions: an opened backing (devdax, fsdax or plain file) and its description. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "private.h"
+
+/* Ask libpmem2 what granularity a shared mapping of this backing gets. */
+static int region_probe_granularity(struct daxpool_region *region)
+{
+	struct pmem2_config *cfg = NULL;
+	struct pmem2_map *pmap = NULL;
+	int r;
+
+	r = pmem2_config_new(&cfg);
+	if (r)
+		return dp_pmem2_err(region->ctx, r, "pmem2 config");
+	pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+	pmem2_config_set_length(cfg, region->alignment);
+	pmem2_config_set_sharing(cfg, PMEM2_SHARED);
+	if (region->rdonly)
+		pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
+	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+	r = pmem2_map_new(&pmap, cfg, region->src);
+	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+	pmem2_config_delete(&cfg);
+	if (r)
+		return dp_pmem2_err(region->ctx, r, "probe mapping");
+
+	switch (pmem2_map_get_store_granularity(pmap)) {
+	case PMEM2_GRANULARITY_BYTE:
+		region->granularity = DAXPOOL_GRANULARITY_BYTE;
+		break;
+	case PMEM2_GRANULARITY_CACHE_LINE:
+		region->granularity = DAXPOOL_GRANULARITY_CACHE_LINE;
+		break;
+	default:
+		region->granularity = DAXPOOL_GRANULARITY_PAGE;
+		break;
+	}
+	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+	pmem2_map_delete(&pmap);
+	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+	if (region->kind != DAXPOOL_REGION_FILE && region->granularity == DAXPOOL_GRANULARITY_PAGE)
+		log_notice(region->ctx, "%s: DAX without MAP_SYNC (an asynchronous DAX device?): "
+					"persistence needs msync()", region->path);
+	return 0;
+}
+
+static int region_check_type(struct daxpool_ctx *ctx, const char *path, const struct stat *st)
+{
+	if (S_ISDIR(st->st_mode)) {
+		log_err(ctx, "%s: is a directory; give a file on it or a /dev/daxX.Y device", path);
+		return -EISDIR;
+	}
+	if (S_ISBLK(st->st_mode)) {
+		log_err(ctx, "%s: block devices are not regions: reconfigure the namespace as "
+			     "devdax, or mount it with -o dax and use a file", path);
+		return -EOPNOTSUPP;
+	}
+	if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode)) {
+		log_err(ctx, "%s: neither a regular file nor a device-dax device", path);
+		return -EOPNOTSUPP;
+	}
+	if (S_ISREG(st->st_mode) && st->st_size == 0) {
+		log_err(ctx, "%s: the file is empty; size it first (e.g. ftruncate)", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void region_free(struct daxpool_region *region)
+{
+	log_dbg(region->ctx, "%s: region freed", region->path);
+	if (region->src)
+		pmem2_source_delete(&region->src);
+	if (region->fd >= 0)
+		close(region->fd);
+	pthread_cond_destroy(&region->idle_cond);
+	pthread_mutex_destroy(&region->lock);
+	free(region->zaps);
+	free(region->path);
+	daxpool_ctx_unref(region->ctx);
+	free(region);
+}
+
+static struct daxpool_ctx *ctx_of_region(struct daxpool_region *region)
+{
+	return region->ctx;
+}
+
+DP_DEFINE_REF_UNREF(region, struct daxpool_region, region_free, ctx_of_region)
+
+_public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsigned int flags,
+				 struct daxpool_region **ret)
+{
+	struct daxpool_region *region;
+	struct dp_backing backing;
+	pthread_condattr_t cattr;
+	struct stat st, fst;
+	int r;
+
+	assert_return(ctx, -EINVAL);
+	assert_return(path && *path, -EINVAL);
+	assert_return(ret, -EINVAL);
+	assert_return(!(flags & ~DAXPOOL_REGION_RDONLY), -EINVAL);
+
+	if (stat(path, &st) < 0) {
+		r = -errno;
+		log_err(ctx, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	r = region_check_type(ctx, path, &st);
+	if (r == 0 && S_ISCHR(st.st_mode))
+		r = dp_backing_check_chardev(ctx, path, &st);
+	if (r < 0)
+		return r;
+
+	region = calloc(1, sizeof(*region));
+	if (!region)
+		return -ENOMEM;
+	dp_refcnt_init(&region->ref, 1);
+	region->fd = -1;
+	region->rdonly = flags & DAXPOOL_REGION_RDONLY;
+	atomic_init(&region->generation, 1);
+	dp_list_init(&region->maps);
+	pthread_mutex_init(&region->lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&region->idle_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
+	region->ctx = daxpool_ctx_ref(ctx);
+	region->path = strdup(path);
+	if (!region->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	region->fd = open(path, (region->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+	if (region->fd < 0) {
+		r = -errno;
+		log_err(ctx, "%s: open: %s", path, strerror(-r));
+		goto fail;
+	}
+	/* The path may have been replaced between stat() and open(): check again. */
+	if (fstat(region->fd, &fst) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+		r = region_check_type(ctx, path, &fst);
+		if (r < 0)
+			goto fail;
+	}
+
+	r = pmem2_source_from_fd(&region->src, region->fd);
+	if (r) {
+		r = dp_pmem2_err(ctx, r, path);
+		goto fail;
+	}
+	r = dp_backing_probe(ctx, path, region->fd, region->src, &backing);
+	if (r < 0) {
+		if (r == -EOPNOTSUPP || r == -ENODEV)
+			log_err(ctx, "%s: not a usable region (%s)", path, strerror(-r));
+		goto fail;
+	}
+	region->kind = backing.kind;
+	memcpy(region->devname, backing.devname, sizeof(region->devname));
+	region->alignment = backing.alignment;
+	region->numa_node = backing.numa_node;
+	if (!region->alignment || (region->alignment & (region->alignment - 1))) {
+		log_err(ctx, "%s: unusable alignment %llu", path,
+			(unsigned long long)region->alignment);
+		r = -EINVAL;
+		goto fail;
+	}
+	/* Maps cover whole alignment units: a file's partial last page is not usable. */
+	region->size = backing.size & ~(region->alignment - 1);
+	if (region->size == 0) {
+		log_err(ctx, "%s: %llu bytes is smaller than one alignment unit (%llu)", path,
+			(unsigned long long)backing.size, (unsigned long long)region->alignment);
+		r = -EMSGSIZE;
+		goto fail;
+	}
+	r = region_probe_granularity(region);
+	if (r < 0)
+		goto fail;
+
+	log_info(ctx, "%s: %s region, %llu bytes, alignment %llu, granularity %s%s%s", path,
+		 daxpool_region_kind_name(region->kind), (unsigned long long)region->size,
+		 (unsigned long long)region->alignment,
+		 daxpool_granularity_name(region->granularity), region->devname[0] ? ", device " : "",
+		 region->devname);
+	*ret = region;
+	return 0;
+
+fail:
+	region_free(region);
+	return r;
+}
+
+_public_ struct daxpool_ctx *daxpool_region_get_ctx(struct daxpool_region *region)
+{
+	return region ? region->ctx : NULL;
+}
+
+_public_ int daxpool_region_get_kind(struct daxpool_region *region)
+{
+	assert_return(region, -EINVAL);
+	return region->kind;
+}
+
+_public_ const char *daxpool_region_kind_name(int kind)
+{
+	switch (kind) {
+	case DAXPOOL_REGION_FILE:
+		return "file";
+	case DAXPOOL_REGION_FSDAX:
+		return "fsdax";
+	case DAXPOOL_REGION_DEVDAX:
+		return "devdax";
+	default:
+		return NULL;
+	}
+}
+
+_public_ uint64_t daxpool_region_get_size(struct daxpool_region *region)
+{
+	return region ? region->size : 0;
+}
+
+_public_ uint64_t daxpool_region_get_alignment(struct daxpool_region *region)
+{
+	return region ? region->alignment : 0;
+}
+
+_public_ int daxpool_region_get_granularity(struct daxpool_region *region)
+{
+	assert_return(region, -EINVAL);
+	return region->granularity;
+}
+
+_public_ const char *daxpool_granularity_name(int granularity)
+{
+	switch (granularity) {
+	case DAXPOOL_GRANULARITY_BYTE:
+		return "byte";
+	case DAXPOOL_GRANULARITY_CACHE_LINE:
+		return "cache-line";
+	case DAXPOOL_GRANULARITY_PAGE:
+		return "page";
+	default:
+		return NULL;
+	}
+}
+
+_public_ int daxpool_region_is_dax(struct daxpool_region *region)
+{
+	assert_return(region, -EINVAL);
+	return region->kind != DAXPOOL_REGION_FILE;
+}
+
+_public_ const char *daxpool_region_get_path(struct daxpool_region *region)
+{
+	return region ? region->path : NULL;
+}
+
+_public_ const char *daxpool_region_get_devname(struct daxpool_region *region)
+{
+	return region && region->devname[0] ? region->devname : NULL;
+}
+
+_public_ int daxpool_region_get_numa_node(struct daxpool_region *region)
+{
+	assert_return(region, -EINVAL);
+	return region->numa_node;
+}

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* LIVE -> ZAPPING -> IDLE -> RELEASED: zap, revoke, wait for idle, release. */
+#include <pthread.h>
+#include <time.h>
+
+#include <syslog.h>
+
+#include "daxpool.h"
+#include "harness.h"
+
+#define REGION_SIZE (64ull << 20)
+
+struct fixture {
+	struct daxpool_ctx *ctx;
+	struct daxpool_region *region;
+	uint64_t align;
+};
+
+static struct fixture setup(void)
+{
+	struct fixture f = { 0 };
+
+	CHECK_OK(daxpool_ctx_new(&f.ctx));
+	CHECK_OK(daxpool_ctx_set_log_priority(f.ctx, LOG_CRIT));
+	CHECK_OK(daxpool_region_open(f.ctx, fixture_backing(REGION_SIZE), 0, &f.region));
+	f.align = daxpool_region_get_alignment(f.region);
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	daxpool_region_unref(f->region);
+	daxpool_ctx_unref(f->ctx);
+}
+
+static int revoked_calls;
+
+static void revoke_count(struct daxpool_map *map, void *userdata)
+{
+	revoked_calls++;
+	CHECK_EQ(daxpool_map_is_valid(map), 0);
+	CHECK(userdata == (void *)0x1234);
+}
+
+/* A revoke function that drops the holder's reference, as a cooperative holder does. */
+static void revoke_drop(struct daxpool_map *map, void *userdata)
+{
+	struct daxpool_map **slot = userdata;
+
+	revoked_calls++;
+	CHECK(*slot == map);
+	*slot = daxpool_map_unref(*slot);
+}
+
+TEST(zap_refuses_new_maps_and_reaches_idle)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map, *late = NULL;
+	uint64_t gen = daxpool_region_get_generation(f.region);
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &map));
+	CHECK_OK(daxpool_map_set_revoke_fn(map, revoke_count, (void *)0x1234));
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+	CHECK_EQ(revoked_calls, 1);
+	CHECK(daxpool_region_get_generation(f.region) > gen);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_ZAPPING);
+	CHECK_ERR(daxpool_map_new(f.region, f.align, f.align, 0, &late), ENXIO);
+	CHECK(late == NULL);
+	CHECK_EQ(daxpool_map_is_valid(map), 0);
+	/* The memory stays mapped for the holder; writes through the helper are refused. */
+	(void)*(volatile char *)daxpool_map_get_address(map);
+	CHECK_ERR(daxpool_map_memset(map, daxpool_map_get_address(map), 0, 1, 0), ENXIO);
+	CHECK_OK(daxpool_map_persist(map, daxpool_map_get_address(map), 1));
+
+	/* A second zap finds nothing new to revoke. */
+	CHECK_EQ(daxpool_region_zap(f.region), 0);
+	CHECK_EQ(revoked_calls, 1);
+
+	CHECK_ERR(daxpool_region_release(f.region), EBUSY);
+	daxpool_map_unref(map);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_IDLE);
+	CHECK_OK(daxpool_region_wait_idle(f.region, 0, NULL));
+	CHECK_OK(daxpool_region_release(f.region));
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_RELEASED);
+	CHECK_ERR(daxpool_region_release(f.region), EALREADY);
+	CHECK_ERR(daxpool_map_new(f.region, 0, f.align, 0, &late), ENXIO);
+	CHECK_ERR(daxpool_region_zap(f.region), ENXIO);
+	teardown(&f);
+}
+
+TEST(cooperative_holder_drops_in_its_revoke_fn)
+{
+	struct fixture f = setup();
+	struct daxpool_map *maps[3];
+
+	for (int i = 0; i < 3; i++) {
+		CHECK_OK(daxpool_map_new(f.region, (uint64_t)i * f.align, f.align, 0, &maps[i]));
+		CHECK_OK(daxpool_map_set_revoke_fn(maps[i], revoke_drop, &maps[i]));
+	}
+	CHECK_EQ(daxpool_region_get_map_count(f.region), 3);
+	CHECK_EQ(daxpool_region_zap(f.region), 3);
+	CHECK_EQ(revoked_calls, 3);
+	for (int i = 0; i < 3; i++)
+		CHECK(maps[i] == NULL);
+	CHECK_OK(daxpool_region_wait_idle(f.region, 1000, NULL));
+	CHECK_EQ(daxpool_region_get_map_count(f.region), 0);
+	CHECK_OK(daxpool_region_release(f.region));
+	teardown(&f);
+}
+
+TEST(wait_idle_times_out_with_a_report)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map;
+	char *report = NULL;
+	struct timespec t0, t1;
+
+	CHECK_OK(daxpool_map_new(f.region, f.align, f.align, 0, &map));
+	CHECK_OK(daxpool_map_set_tag(map, "stubborn-holder"));
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, NULL), ESRCH);
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 200, &report), ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 199);
+	CHECK(report);
+	printf("# report: %s", report);
+	CHECK(strstr(report, "stubborn-holder"));
+	{
+		char pid[32];
+
+		snprintf(pid, sizeof(pid), "pid %d", getpid());
+		CHECK(strstr(report, pid));
+	}
+	free(report);
+	report = NULL;
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, &report), ETIMEDOUT);
+	free(report);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, -2, NULL), EINVAL);
+	daxpool_map_unref(map);
+	CHECK_OK(daxpool_region_wait_idle(f.region, 0, NULL));
+	teardown(&f);
+}
+
+struct dropper {
+	struct daxpool_map *map;
+	int delay_ms;
+};
+
+static void *drop_later(void *arg)
+{
+	struct dropper *d = arg;
+	struct timespec ts = { 0, (long)d->delay_ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+	daxpool_map_unref(d->map);
+	return NULL;
+}
+
+TEST(wait_idle_wakes_when_another_thread_drops_the_last_map)
+{
+	struct fixture f = setup();
+	struct dropper d = { NULL, 100 };
+	pthread_t th;
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &d.map));
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+	CHECK_EQ(pthread_create(&th, NULL, drop_later, &d), 0);
+	CHECK_OK(daxpool_region_wait_idle(f.region, 10000, NULL));
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_IDLE);
+	pthread_join(th, NULL);
+
+	/* The same with no deadline. */
+	teardown(&f);
+	f = setup();
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &d.map));
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+	CHECK_EQ(pthread_create(&th, NULL, drop_later, &d), 0);
+	CHECK_OK(daxpool_region_wait_idle(f.region, -1, NULL));
+	pthread_join(th, NULL);
+	teardown(&f);
+}
+
+TEST(zap_range_revokes_only_overlapping_maps)
+{
+	struct fixture f = setup();
+	struct daxpool_map *a, *b, *c, *x = NULL;
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &a));
+	CHECK_OK(daxpool_map_new(f.region, f.align, f.align, 0, &b));
+	CHECK_OK(daxpool_map_new(f.region, 0, 3 * f.align, 0, &c));
+	CHECK_EQ(daxpool_region_zap_range(f.region, f.align, f.align), 2);
+	CHECK_EQ(daxpool_map_is_valid(a), 1);
+	CHECK_EQ(daxpool_map_is_valid(b), 0);
+	CHECK_EQ(daxpool_map_is_valid(c), 0);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_LIVE);
+	/* New maps of the zapped range fail; elsewhere they work. */
+	CHECK_ERR(daxpool_map_new(f.region, f.align, f.align, 0, &x), ENXIO);
+	CHECK_ERR(daxpool_map_new(f.region, 0, 2 * f.align, 0, &x), ENXIO);
+	CHECK_OK(daxpool_map_new(f.region, 2 * f.align, f.align, 0, &x));
+	x = daxpool_map_unref(x);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, NULL), ETIMEDOUT);
+	daxpool_map_unref(b);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, NULL), ETIMEDOUT);
+	daxpool_map_unref(c);
+	CHECK_OK(daxpool_region_wait_idle(f.region, 0, NULL)); /* a is outside */
+	/* Release needs the whole region zapped. */
+	CHECK_ERR(daxpool_region_release(f.region), EBUSY);
+	daxpool_map_unref(a);
+	teardown(&f);
+}
+
+TEST(zap_range_arguments)
+{
+	struct fixture f = setup();
+	uint64_t size = daxpool_region_get_size(f.region);
+
+	CHECK_ERR(daxpool_region_zap_range(f.region, size, 0), EINVAL);
+	CHECK_ERR(daxpool_region_zap_range(f.region, 0, size + 1), EINVAL);
+	CHECK_ERR(daxpool_region_zap_range(f.region, f.align, UINT64_MAX), EINVAL);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_LIVE);
+	teardown(&f);
+}
+
+TEST(set_revoke_fn_after_zap_does_not_call_it)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map;
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &map));
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+	CHECK_OK(daxpool_map_set_revoke_fn(map, revoke_count, (void *)0x1234));
+	CHECK_EQ(revoked_calls, 0);
+	CHECK_EQ(daxpool_map_is_valid(map), 0);
+	daxpool_map_unref(map);
+	teardown(&f);
+}
+
+TEST(region_unref_while_zapping_is_safe)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map;
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &map));
+	CHECK_EQ(daxpool_region_zap(f.region), 1);
+	/* Drop the caller's region reference first: the map keeps the region. */
+	daxpool_region_unref(f.region);
+	CHECK_EQ(daxpool_region_get_state(daxpool_map_get_region(map)), DAXPOOL_STATE_ZAPPING);
+	daxpool_map_unref(map);
+	daxpool_ctx_unref(f.ctx);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* daxpoolctl info PATH [--json]: describe a region. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "builtin.h"
+#include "daxpool.h"
+
+static void info_usage(FILE *f)
+{
+	fprintf(f, "Usage: daxpoolctl info [--json] PATH\n\n"
+		   "Describe PATH as a daxpool region: a device-dax device (/dev/daxX.Y), a file\n"
+		   "on a DAX mount, or a plain file. The region is opened read-only.\n\n"
+		   "  -j, --json  print one JSON object\n"
+		   "  -h, --help  this help\n");
+}
+
+static json_object *info_json(struct daxpool_region *region)
+{
+	json_object *o = json_object_new_object();
+	const char *devname = daxpool_region_get_devname(region);
+	int node = daxpool_region_get_numa_node(region);
+
+	json_object_object_add(o, "path", json_object_new_string(daxpool_region_get_path(region)));
+	json_object_object_add(o, "kind", json_object_new_string(daxpool_region_kind_name(
+						  daxpool_region_get_kind(region))));
+	json_object_object_add(o, "dax", json_object_new_boolean(daxpool_region_is_dax(region) == 1));
+	json_object_object_add(o, "size",
+			       json_object_new_uint64(daxpool_region_get_size(region)));
+	json_object_object_add(o, "alignment",
+			       json_object_new_uint64(daxpool_region_get_alignment(region)));
+	json_object_object_add(o, "persistence_granularity",
+			       json_object_new_string(daxpool_granularity_name(
+				       daxpool_region_get_granularity(region))));
+	json_object_object_add(o, "device", devname ? json_object_new_string(devname) : NULL);
+	json_object_object_add(o, "numa_node", node >= 0 ? json_object_new_int(node) : NULL);
+	return o;
+}
+
+static void info_human(struct daxpool_region *region)
+{
+	const char *devname = daxpool_region_get_devname(region);
+	int node = daxpool_region_get_numa_node(region);
+
+	printf("path:                    %s\n", daxpool_region_get_path(region));
+	printf("kind:                    %s\n",
+	       daxpool_region_kind_name(daxpool_region_get_kind(region)));
+	printf("dax:                     %s\n", daxpool_region_is_dax(region) == 1 ? "yes" : "no");
+	printf("size:                    %llu\n",
+	       (unsigned long long)daxpool_region_get_size(region));
+	printf("alignment:               %llu\n",
+	       (unsigned long long)daxpool_region_get_alignment(region));
+	printf("persistence granularity: %s\n",
+	       daxpool_granularity_name(daxpool_region_get_granularity(region)));
+	if (devname)
+		printf("device:                  %s\n", devname);
+	if (node >= 0)
+		printf("numa node:               %d\n", node);
+}
+
+int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daxpool_region *region = NULL;
+	bool json = false;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			info_usage(stdout);
+			return DAXPOOLCTL_EXIT_OK;
+		default:
+			info_usage(stderr);
+			return DAXPOOLCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "daxpoolctl info: expected exactly one PATH\n");
+		info_usage(stderr);
+		return DAXPOOLCTL_EXIT_USAGE;
+	}
+	r = daxpool_region_open(ctx, argv[optind], DAXPOOL_REGION_RDONLY, &region);
+	if (r < 0) {
+		fprintf(stderr, "daxpoolctl info: %s: %s\n", argv[optind], strerror(-r));
+		return DAXPOOLCTL_EXIT_FAILURE;
+	}
+	if (json) {
+		json_object *o = info_json(region);
+
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		info_human(region);
+	}
+	daxpool_region_unref(region);
+	return DAXPOOLCTL_EXIT_OK;
+}
