@@ -6,8 +6,10 @@
 
 #include "private.h"
 
-static void log_stderr(struct daxpool_ctx *ctx, int priority, const char *file, int line,
-		       const char *fn, const char *format, va_list args)
+/* The format comes from dp_log(), whose own format is checked by the compiler. */
+__attribute__((format(printf, 6, 0))) static void
+log_stderr(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
+	   const char *format, va_list args)
 {
 	char msg[512];
 

@@ -10,7 +10,8 @@ static int logged;
 static int last_priority;
 static char last_msg[512];
 
-static void capture(struct daxpool_ctx *ctx, int priority, const char *file, int line,
+__attribute__((format(printf, 6, 0))) static void
+capture(struct daxpool_ctx *ctx, int priority, const char *file, int line,
 		    const char *fn, const char *format, va_list args)
 {
 	logged++;
