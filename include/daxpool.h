@@ -167,7 +167,8 @@ enum daxpool_granularity {
  * @DAXPOOL_STATE_IDLE: zapped, and no map remains
  * @DAXPOOL_STATE_RELEASED: the backing is closed (daxpool_region_release())
  *
- * The order is one-way: LIVE -> ZAPPING -> IDLE -> RELEASED.
+ * The order is LIVE -> ZAPPING -> IDLE -> RELEASED. An idle region can be
+ * reopened (IDLE -> LIVE) with daxpool_region_unzap_range(); RELEASED is final.
  */
 enum daxpool_state {
 	DAXPOOL_STATE_LIVE = 1,
@@ -380,7 +381,8 @@ int daxpool_region_zap(struct daxpool_region *region);
  * then on) and its revoke function, if it has one, is called once. The maps
  * themselves stay mapped: memory is never pulled away from under a holder; the
  * holder is expected to drop its references (daxpool_map_unref()), after which
- * daxpool_region_wait_idle() returns. Zapping is final for the range.
+ * daxpool_region_wait_idle() returns. The range stays zapped until
+ * daxpool_region_unzap_range() reopens it.
  *
  * Revoke functions run in the calling thread, one after the other, with no
  * daxpool lock held: they may unref their map, and they may call any daxpool
@@ -412,6 +414,26 @@ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset, uin
  * still timed out).
  */
 int daxpool_region_wait_idle(struct daxpool_region *region, int timeout_ms, char **ret_report);
+
+/**
+ * daxpool_region_unzap_range() - reopen an idle zapped range for new maps
+ * @region: the region
+ * @offset: start of the range, as given to daxpool_region_zap_range()
+ * @length: its length; 0 means up to the end of the region
+ *
+ * The end of a layout change: a range was zapped so that its contents could
+ * change (a truncate, a hole punch, a pool extent freed for reuse); once it is
+ * idle and the change is done, it can be mapped again. Removes every zap that
+ * lies inside [@offset, @offset + @length) (all of them, and the whole-region
+ * zap, when the range is the whole region) and increments the generation. Maps
+ * revoked by those zaps are gone by then, so no old handle becomes valid again.
+ *
+ * Context: may sleep briefly (takes the region's lock).
+ * Return: the number of zaps removed (0 if none lay inside the range); -EBUSY
+ * if a map still overlaps the range; -ENXIO if the region is released;
+ * -EINVAL for NULL or a range outside the region.
+ */
+int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t offset, uint64_t length);
 
 /**
  * daxpool_region_release() - close the backing of an idle region

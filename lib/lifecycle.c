@@ -251,6 +251,65 @@ _public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout
 	return -ETIMEDOUT;
 }
 
+/* Whether a map overlaps [start, end). Called with region->lock held. */
+static bool region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end)
+{
+	struct dp_list *pos;
+
+	dp_list_for_each(pos, &region->maps) {
+		if (dp_map_overlaps(dp_container_of(pos, struct daxpool_map, node), start, end))
+			return true;
+	}
+	return false;
+}
+
+_public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t offset,
+					uint64_t length)
+{
+	uint64_t end;
+	size_t kept = 0;
+	int n = 0;
+
+	assert_return(region, -EINVAL);
+	assert_return(offset < region->size, -EINVAL);
+	if (length == 0)
+		length = region->size - offset;
+	assert_return(length <= region->size - offset, -EINVAL);
+	end = offset + length;
+
+	pthread_mutex_lock(&region->lock);
+	if (region->released) {
+		pthread_mutex_unlock(&region->lock);
+		return -ENXIO;
+	}
+	/*
+	 * A map reservation in daxpool_map_new() is counted in n_maps before it
+	 * is on the list; it re-checks the zaps before publishing, so it either
+	 * sees this range still zapped (and fails) or sees it reopened.
+	 */
+	if (region_range_held(region, offset, end)) {
+		pthread_mutex_unlock(&region->lock);
+		return -EBUSY;
+	}
+	if (offset == 0 && end == region->size && region->whole_zapped) {
+		region->whole_zapped = false;
+		n++;
+	}
+	for (size_t i = 0; i < region->n_zaps; i++) {
+		if (region->zaps[i].start >= offset && region->zaps[i].end <= end)
+			n++;
+		else
+			region->zaps[kept++] = region->zaps[i];
+	}
+	region->n_zaps = kept;
+	if (n)
+		atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
+	pthread_mutex_unlock(&region->lock);
+	log_info(region->ctx, "%s: reopened [%#llx, %#llx): %d zap(s) removed", region->path,
+		 (unsigned long long)offset, (unsigned long long)end, n);
+	return n;
+}
+
 _public_ int daxpool_region_release(struct daxpool_region *region)
 {
 	assert_return(region, -EINVAL);

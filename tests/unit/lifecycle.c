@@ -250,3 +250,34 @@ TEST(region_unref_while_zapping_is_safe)
 	daxpool_map_unref(map);
 	daxpool_ctx_unref(f.ctx);
 }
+
+TEST(unzap_reopens_an_idle_range_only)
+{
+	struct fixture f = setup();
+	struct daxpool_map *a, *b = NULL;
+	uint64_t gen;
+
+	CHECK_OK(daxpool_map_new(f.region, f.align, f.align, 0, &a));
+	CHECK_EQ(daxpool_region_zap_range(f.region, f.align, 2 * f.align), 1);
+	CHECK_ERR(daxpool_region_unzap_range(f.region, f.align, 2 * f.align), EBUSY);
+	CHECK_ERR(daxpool_map_new(f.region, f.align, f.align, 0, &b), ENXIO);
+	daxpool_map_unref(a);
+	/* A range that does not contain the whole zap removes nothing. */
+	CHECK_EQ(daxpool_region_unzap_range(f.region, f.align, f.align), 0);
+	gen = daxpool_region_get_generation(f.region);
+	CHECK_EQ(daxpool_region_unzap_range(f.region, f.align, 2 * f.align), 1);
+	CHECK(daxpool_region_get_generation(f.region) > gen);
+	CHECK_OK(daxpool_map_new(f.region, f.align, f.align, 0, &b));
+	CHECK_EQ(daxpool_map_is_valid(b), 1);
+	daxpool_map_unref(b);
+
+	/* The whole region: back to LIVE. */
+	CHECK_EQ(daxpool_region_zap(f.region), 0);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_IDLE);
+	CHECK_EQ(daxpool_region_unzap_range(f.region, 0, 0), 1);
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_LIVE);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, NULL), ESRCH);
+	CHECK_ERR(daxpool_region_unzap_range(f.region, daxpool_region_get_size(f.region), 0), EINVAL);
+	CHECK_ERR(daxpool_region_unzap_range(NULL, 0, 0), EINVAL);
+	teardown(&f);
+}
