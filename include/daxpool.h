@@ -389,8 +389,9 @@ int daxpool_region_zap(struct daxpool_region *region);
  * function except a zap or wait of the same region.
  *
  * Context: may sleep (runs revoke functions).
- * Return: the number of maps revoked by this call (>= 0), or -EINVAL for a
- * NULL region or a range outside the region, or -ENXIO if released.
+ * Return: the number of maps and pins revoked by this call (>= 0); -EINVAL
+ * for a NULL region or a range outside the region; -ENXIO if released;
+ * -ENOMEM if the range could not be recorded (nothing was revoked).
  */
 int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset, uint64_t length);
 
@@ -655,7 +656,8 @@ int daxpool_map_drain(struct daxpool_map *map);
  *
  * Return: 0; -EINVAL for NULL or an unknown flag; -EFAULT if the destination
  * is not inside the map; -EACCES on a read-only map; -ENXIO if the map was
- * revoked (nothing is copied).
+ * revoked when the call began (nothing is copied; a zap that lands during the
+ * copy does not interrupt it).
  */
 int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *src, size_t length,
 		       unsigned int flags);
@@ -671,6 +673,307 @@ int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *src, size
  * Return: as daxpool_map_memcpy().
  */
 int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_t length, unsigned int flags);
+
+/* ------------------------------------------------------------------------ */
+/* Pins and the pin registry                                                */
+/* ------------------------------------------------------------------------ */
+
+struct daxpool_pin;
+
+/**
+ * enum daxpool_pin_kind - how long a device may use a pinned range
+ * @DAXPOOL_PIN_TRANSIENT: for the duration of one I/O (O_DIRECT, io_uring)
+ * @DAXPOOL_PIN_LONGTERM: until deregistered (an RDMA memory region, an
+ *	io_uring registered buffer)
+ */
+enum daxpool_pin_kind {
+	DAXPOOL_PIN_TRANSIENT = 1,
+	DAXPOOL_PIN_LONGTERM = 2,
+};
+
+/* Device access of a pin, for daxpool_pin_new(). */
+#define DAXPOOL_PIN_DEVICE_READ (1u << 0)  /* the device reads the range (DMA out of memory) */
+#define DAXPOOL_PIN_DEVICE_WRITE (1u << 1) /* the device writes the range (DMA into memory) */
+
+/**
+ * typedef daxpool_pin_revoke_fn - called when a pinned range is zapped
+ * @pin: the revoked pin; the caller holds a reference for the call
+ * @userdata: as given to daxpool_pin_set_revoke_fn()
+ *
+ * Runs in the thread that called daxpool_region_zap_range(), with no daxpool
+ * lock held, before the revoke functions of the maps. It must stop the device
+ * from using the range (deregister the MR after retiring its rkey, cancel or
+ * wait for the I/O); it may block for that long. It must end, now or later
+ * from any thread, with the holder dropping its references to @pin: the
+ * region becomes idle only then. It may call any daxpool function except a
+ * zap or wait of the same region.
+ */
+typedef void (*daxpool_pin_revoke_fn)(struct daxpool_pin *pin, void *userdata);
+
+/**
+ * daxpool_pin_new() - register a range of a map as pinned for device access
+ * @map: the map; the pin takes a reference on it
+ * @addr: start of the range, inside the map
+ * @length: length of the range (> 0), inside the map
+ * @kind: an enum daxpool_pin_kind
+ * @access: DAXPOOL_PIN_DEVICE_READ and/or DAXPOOL_PIN_DEVICE_WRITE
+ * @ret: on success, the pin with one reference
+ *
+ * Registers the range in the context's pin registry. A range the device
+ * writes counts as dirty for the whole life of the pin: the last unref
+ * persists it (daxpool_map_persist()) before the pin goes.
+ *
+ * Context: any thread; takes the region's lock briefly; does not sleep
+ * otherwise.
+ * Return: 0; -EINVAL for NULL, zero length, an unknown kind or access bit,
+ * or no access bit; -EFAULT if the range is not inside the map; -EACCES for
+ * a device-write pin of a read-only map; -ENXIO if the map was revoked or
+ * the range is zapped; -ENOMEM.
+ */
+int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length, int kind,
+		    unsigned int access, struct daxpool_pin **ret);
+
+/**
+ * daxpool_pin_ref() - take a reference on a pin
+ * @pin: the pin, or NULL
+ *
+ * Return: @pin.
+ */
+struct daxpool_pin *daxpool_pin_ref(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_unref() - drop a reference on a pin (unpin on the last one)
+ * @pin: the pin, or NULL
+ *
+ * The last reference persists a device-write range, removes the pin from the
+ * registry (its memory is freed after an RCU grace period, so concurrent
+ * lock-free lookups stay safe), drops the pin's reference on its map, and
+ * wakes a daxpool_region_wait_idle() waiting for it.
+ *
+ * Return: NULL.
+ */
+struct daxpool_pin *daxpool_pin_unref(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_try_ref() - take a reference on a pin found by a lookup
+ * @pin: a pin passed to a daxpool_pin_visit_fn
+ *
+ * Lookups do not take references. A visitor that wants to use the pin after
+ * its visit (or its map, at all) takes one here; it fails if the pin is
+ * already being unpinned.
+ *
+ * Return: @pin with a new reference, or NULL if it is going away.
+ */
+struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_set_revoke_fn() - set the function called when the pin is zapped
+ * @pin: the pin
+ * @revoke_fn: the function, or NULL
+ * @userdata: passed to @revoke_fn
+ *
+ * Return: 0, or -EINVAL for NULL @pin.
+ */
+int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revoke_fn revoke_fn,
+			      void *userdata);
+
+/**
+ * daxpool_pin_set_owner() - describe who holds a pin, for reports
+ * @pin: the pin
+ * @owner: a short description (copied, at most 63 bytes kept), or NULL
+ *
+ * Return: 0, or -EINVAL for NULL @pin.
+ */
+int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner);
+
+/**
+ * daxpool_pin_get_owner() - the description set by daxpool_pin_set_owner()
+ * @pin: the pin
+ *
+ * Return: the description ("" if none), or NULL for NULL.
+ */
+const char *daxpool_pin_get_owner(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_map() - the map of a pin (no reference taken)
+ * @pin: the pin; the caller must hold a reference on it
+ *
+ * Return: the map, or NULL for NULL.
+ */
+struct daxpool_map *daxpool_pin_get_map(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_address() - start of a pinned range
+ * @pin: the pin
+ *
+ * Return: the address, or NULL for NULL.
+ */
+void *daxpool_pin_get_address(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_length() - length of a pinned range
+ * @pin: the pin
+ *
+ * Return: the length, or 0 for NULL.
+ */
+size_t daxpool_pin_get_length(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_offset() - region offset of a pinned range
+ * @pin: the pin
+ *
+ * Return: the offset in bytes from the start of the region (0 for NULL).
+ */
+uint64_t daxpool_pin_get_offset(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_kind() - the kind of a pin
+ * @pin: the pin
+ *
+ * Return: an enum daxpool_pin_kind, or -EINVAL for NULL.
+ */
+int daxpool_pin_get_kind(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_access() - the device access of a pin
+ * @pin: the pin
+ *
+ * Return: DAXPOOL_PIN_DEVICE_* bits, or 0 for NULL.
+ */
+unsigned int daxpool_pin_get_access(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_owner_pid() - process that made a pin
+ * @pin: the pin
+ *
+ * Return: the pid, or -EINVAL for NULL.
+ */
+pid_t daxpool_pin_get_owner_pid(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_get_age_ns() - how long a pin has existed
+ * @pin: the pin
+ *
+ * Return: nanoseconds since daxpool_pin_new() (CLOCK_MONOTONIC), 0 for NULL.
+ */
+uint64_t daxpool_pin_get_age_ns(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_is_valid() - whether a pin's range is still live
+ * @pin: the pin
+ *
+ * One acquire load: 0 once a zap covered the pin, 1 otherwise.
+ *
+ * Return: 1, 0, or -EINVAL for NULL.
+ */
+int daxpool_pin_is_valid(struct daxpool_pin *pin);
+
+/**
+ * typedef daxpool_pin_visit_fn - called for each pin a query finds
+ * @pin: the pin; valid for the call only, with no reference taken (use
+ *	daxpool_pin_try_ref() to keep it or to use its map)
+ * @userdata: as given to the query
+ *
+ * Runs inside an RCU read-side critical section: it must not block, and must
+ * not unref a pin or zap a region.
+ *
+ * Return: 0 to continue, non-zero to stop the query.
+ */
+typedef int (*daxpool_pin_visit_fn)(struct daxpool_pin *pin, void *userdata);
+
+/**
+ * daxpool_ctx_lookup_pins() - which pins cover a range of addresses
+ * @ctx: the context whose registry is searched
+ * @addr: start of the range
+ * @length: length of the range (> 0)
+ * @visit: called once for each pin that overlaps the range, or NULL to count
+ * @userdata: passed to @visit
+ *
+ * Exact: a pin is reported iff it is registered and not yet unpinned when the
+ * lookup passes it. Lock-free: takes no lock and writes no shared cache line
+ * (liburcu read side; entries are freed only after a grace period).
+ *
+ * Context: any thread, including signal handlers' callers; never sleeps.
+ * Return: the number of pins visited (>= 0), or -EINVAL.
+ */
+int daxpool_ctx_lookup_pins(struct daxpool_ctx *ctx, const void *addr, size_t length,
+			    daxpool_pin_visit_fn visit, void *userdata);
+
+/**
+ * daxpool_ctx_is_pinned() - whether any pin covers a range of addresses
+ * @ctx: the context
+ * @addr: start of the range
+ * @length: length of the range (> 0)
+ *
+ * As daxpool_ctx_lookup_pins(), stopping at the first pin.
+ *
+ * Return: 1 or 0, or -EINVAL.
+ */
+int daxpool_ctx_is_pinned(struct daxpool_ctx *ctx, const void *addr, size_t length);
+
+/**
+ * daxpool_region_get_pin_count() - pins on a region, exactly
+ * @region: the region
+ * @kind: an enum daxpool_pin_kind, or 0 for all kinds
+ *
+ * One load per counter; no lock.
+ *
+ * Return: the count (>= 0), or -EINVAL.
+ */
+int daxpool_region_get_pin_count(struct daxpool_region *region, int kind);
+
+/**
+ * daxpool_region_foreach_pin() - visit every pin of a region
+ * @region: the region
+ * @visit: called for each pin (see daxpool_pin_visit_fn)
+ * @userdata: passed to @visit
+ *
+ * For introspection (the daemon, daxpoolctl): runs with the region's lock
+ * held, so @visit must not pin, unpin or zap on this region.
+ *
+ * Return: the number of pins visited, or -EINVAL.
+ */
+int daxpool_region_foreach_pin(struct daxpool_region *region, daxpool_pin_visit_fn visit,
+			       void *userdata);
+
+/* ------------------------------------------------------------------------ */
+/* I/O helpers that pin around the I/O                                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * daxpool_map_pread() - read from a file into a map, pinned for the I/O
+ * @map: the destination map
+ * @fd: the file (O_DIRECT or not)
+ * @dst: destination, inside the map
+ * @length: bytes to read
+ * @offset: file offset
+ *
+ * Pins [@dst, @dst + @length) TRANSIENT for device write around one pread(2)
+ * (retried on EINTR); the unpin persists the range. With O_DIRECT, the usual
+ * alignment rules of the file system apply.
+ *
+ * Context: may sleep (the I/O).
+ * Return: bytes read (>= 0, short at end of file), or as daxpool_pin_new(), or
+ * the negative errno of pread(2).
+ */
+ssize_t daxpool_map_pread(struct daxpool_map *map, int fd, void *dst, size_t length, off_t offset);
+
+/**
+ * daxpool_map_pwrite() - write from a map to a file, pinned for the I/O
+ * @map: the source map
+ * @fd: the file (O_DIRECT or not)
+ * @src: source, inside the map
+ * @length: bytes to write
+ * @offset: file offset
+ *
+ * Pins the source TRANSIENT for device read around one pwrite(2).
+ *
+ * Context: may sleep (the I/O).
+ * Return: bytes written, or as daxpool_pin_new(), or the negative errno of
+ * pwrite(2).
+ */
+ssize_t daxpool_map_pwrite(struct daxpool_map *map, int fd, const void *src, size_t length,
+			   off_t offset);
 
 #ifdef __cplusplus
 }

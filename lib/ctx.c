@@ -43,6 +43,10 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 		return -ENOMEM;
 	dp_refcnt_init(&ctx->ref, 1);
 	atomic_init(&ctx->log_priority, LOG_ERR);
+	if (dp_registry_new(&ctx->registry) < 0) {
+		free(ctx);
+		return -ENOMEM;
+	}
 
 	env = secure_getenv("DAXPOOL_LOG");
 	if (env) {
@@ -62,6 +66,7 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 static void ctx_free(struct daxpool_ctx *ctx)
 {
 	log_info(ctx, "context %p freed", (void *)ctx);
+	dp_registry_free(ctx->registry);
 	free(ctx);
 }
 

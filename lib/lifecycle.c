@@ -25,6 +25,17 @@ bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint6
 	return false;
 }
 
+/* Whether [start, end) lies inside one recorded zap already. With region->lock held. */
+static bool region_range_covered(struct daxpool_region *region, uint64_t start, uint64_t end)
+{
+	if (region->whole_zapped)
+		return true;
+	for (size_t i = 0; i < region->n_zaps; i++)
+		if (region->zaps[i].start <= start && end <= region->zaps[i].end)
+			return true;
+	return false;
+}
+
 /* Maps that overlap a zapped range. Called with region->lock held. */
 static unsigned int region_zapped_holders(struct daxpool_region *region)
 {
@@ -99,6 +110,7 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 				      uint64_t length)
 {
 	struct daxpool_map *revoke_list = NULL, *map;
+	struct daxpool_pin *pin_list = NULL, *pin;
 	struct dp_list *pos;
 	uint64_t end;
 	int n = 0;
@@ -117,7 +129,7 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	}
 	if (offset == 0 && end == region->size) {
 		region->whole_zapped = true;
-	} else {
+	} else if (!region_range_covered(region, offset, end)) {
 		struct dp_zap *zaps = realloc(region->zaps, (region->n_zaps + 1) * sizeof(*zaps));
 
 		if (!zaps) {
@@ -127,12 +139,22 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 		zaps[region->n_zaps++] = (struct dp_zap){ offset, end };
 		region->zaps = zaps;
 	}
-	/*
-	 * Publish the new generation before revoking: whoever observes a
-	 * revoked map and then reads the generation sees this one or later.
-	 */
-	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
-
+	/* Pins first: the device must stop before the memory's holders go. */
+	dp_list_for_each(pos, &region->pins) {
+		pin = dp_container_of(pos, struct daxpool_pin, node);
+		if (!(pin->offset < end && offset < pin->offset + (pin->end - pin->start)))
+			continue;
+		if (atomic_exchange_explicit(&pin->revoked, true, memory_order_acq_rel))
+			continue;
+		n++;
+		if (!pin->revoke_fn || !dp_refcnt_get_unless_zero(&pin->ref))
+			continue;
+		/* Copied under the lock: the holder may change it once we unlock. */
+		pin->revoke_call_fn = pin->revoke_fn;
+		pin->revoke_call_data = pin->revoke_data;
+		pin->revoke_next = pin_list;
+		pin_list = pin;
+	}
 	dp_list_for_each(pos, &region->maps) {
 		map = dp_container_of(pos, struct daxpool_map, node);
 		if (!dp_map_overlaps(map, offset, end))
@@ -146,19 +168,33 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 		 */
 		if (!map->revoke_fn || !dp_refcnt_get_unless_zero(&map->ref))
 			continue;
+		map->revoke_call_fn = map->revoke_fn;
+		map->revoke_call_data = map->revoke_data;
 		map->revoke_next = revoke_list;
 		revoke_list = map;
 	}
+	/*
+	 * Publish the new generation after every revocation, under the lock:
+	 * whoever reads it with acquire ordering then sees each holder this
+	 * zap revoked as revoked (the header's contract).
+	 */
+	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
 	pthread_mutex_unlock(&region->lock);
 
-	log_info(region->ctx, "%s: zapped [%llu, %llu): %d map(s) revoked", region->path,
+	log_info(region->ctx, "%s: zapped [%llu, %llu): %d map(s) and pin(s) revoked", region->path,
 		 (unsigned long long)offset, (unsigned long long)end, n);
 
-	/* Revoke functions run with no lock held: they may unref their map. */
+	/* Revoke functions run with no lock held: they may unref their pin or map. */
+	while (pin_list) {
+		pin = pin_list;
+		pin_list = pin->revoke_next;
+		pin->revoke_call_fn(pin, pin->revoke_call_data);
+		daxpool_pin_unref(pin);
+	}
 	while (revoke_list) {
 		map = revoke_list;
 		revoke_list = map->revoke_next;
-		map->revoke_fn(map, map->revoke_data);
+		map->revoke_call_fn(map, map->revoke_call_data);
 		daxpool_map_unref(map);
 	}
 	return n;
@@ -188,6 +224,20 @@ static char *region_holders_report(struct daxpool_region *region)
 			(unsigned long long)(map->offset + map->length), region->path,
 			(int)map->owner_pid, (int)map->owner_tid, map->tag, dp_refcnt_read(&map->ref),
 			(double)(now - born) / 1e9);
+	}
+	dp_list_for_each(pos, &region->pins) {
+		struct daxpool_pin *pin = dp_container_of(pos, struct daxpool_pin, node);
+		uint64_t plen = pin->end - pin->start;
+
+		if (!dp_region_range_zapped(region, pin->offset, pin->offset + plen))
+			continue;
+		fprintf(f, "pin [%#llx, %#llx) of %s: %s %s%s pid %d tid %d owner \"%s\" age %.3fs\n",
+			(unsigned long long)pin->offset, (unsigned long long)(pin->offset + plen),
+			region->path, pin->kind == DAXPOOL_PIN_LONGTERM ? "longterm" : "transient",
+			(pin->access & DAXPOOL_PIN_DEVICE_READ) ? "device-read" : "",
+			(pin->access & DAXPOOL_PIN_DEVICE_WRITE) ? " device-write" : "",
+			(int)pin->owner_pid, (int)pin->owner_tid, pin->owner,
+			(double)(now - pin->created_ns) / 1e9);
 	}
 	if (fclose(f) != 0) {
 		free(buf);

@@ -169,7 +169,7 @@ static int region_refuse(struct daxpool_region *region, uint64_t start, uint64_t
 _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uint64_t length,
 			     unsigned int flags, struct daxpool_map **ret)
 {
-	struct daxpool_map *map = NULL;
+	struct daxpool_map *map;
 	int r;
 
 	assert_return(region, -EINVAL);
@@ -179,25 +179,9 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	if (r < 0)
 		return r;
 
-	/*
-	 * Fail fast before the costly mapping, and count the map in n_maps from
-	 * here on: daxpool_region_release() refuses while n_maps > 0, so the
-	 * region's source stays open while libpmem2 maps it. A zap that comes
-	 * in between is caught by the second check, before the map is published.
-	 */
-	pthread_mutex_lock(&region->lock);
-	r = region_refuse(region, offset, offset + length);
-	if (r == 0)
-		region->n_maps++;
-	pthread_mutex_unlock(&region->lock);
-	if (r < 0)
-		return r;
-
 	map = calloc(1, sizeof(*map));
-	if (!map) {
-		r = -ENOMEM;
-		goto unreserve;
-	}
+	if (!map)
+		return -ENOMEM;
 	dp_refcnt_init(&map->ref, 1);
 	dp_list_init(&map->node);
 	map->region = region;
@@ -209,36 +193,58 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	clock_gettime(CLOCK_MONOTONIC, &map->created);
 	atomic_init(&map->revoked, false);
 
-	r = map_pmem2(map);
-	if (r < 0)
-		goto unreserve;
-
+	/*
+	 * Reserve: the map goes on the region's list, pending, before the
+	 * costly mapping. From here on every zap, wait and unzap sees it (a
+	 * zap marks it revoked; wait_idle waits for it; unzap says -EBUSY),
+	 * and daxpool_region_release() refuses while n_maps > 0, so the
+	 * region's source stays open while libpmem2 maps it.
+	 */
 	pthread_mutex_lock(&region->lock);
 	r = region_refuse(region, offset, offset + length);
 	if (r == 0) {
+		map->pending = true;
 		dp_list_add_tail(&region->maps, &map->node);
-		daxpool_region_ref(region);
+		region->n_maps++;
 	}
 	pthread_mutex_unlock(&region->lock);
-	if (r < 0)
-		goto unreserve;
+	if (r < 0) {
+		free(map);
+		return r;
+	}
+
+	r = map_pmem2(map);
+
+	/* Publish, unless a zap revoked the reservation while it was mapped. */
+	pthread_mutex_lock(&region->lock);
+	if (r == 0 && atomic_load_explicit(&map->revoked, memory_order_acquire)) {
+		log_err(region->ctx, "%s: [%#llx, %#llx) was zapped while it was being mapped",
+			region->path, (unsigned long long)offset,
+			(unsigned long long)(offset + length));
+		r = -ENXIO;
+	}
+	if (r == 0) {
+		map->pending = false;
+		daxpool_region_ref(region);
+	} else {
+		dp_list_del(&map->node);
+		region->n_maps--;
+		if (region->whole_zapped || region->n_zaps)
+			pthread_cond_broadcast(&region->idle_cond);
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (r < 0) {
+		if (map->pmap)
+			map_pmem2_delete(&map->pmap);
+		free(map);
+		return r;
+	}
 
 	log_dbg(region->ctx, "%s: mapped [%#llx, +%#llx) at %p, granularity %s", region->path,
 		(unsigned long long)offset, (unsigned long long)length, map->addr,
 		daxpool_granularity_name(map->granularity));
 	*ret = map;
 	return 0;
-
-unreserve:
-	if (map && map->pmap)
-		map_pmem2_delete(&map->pmap);
-	free(map);
-	pthread_mutex_lock(&region->lock);
-	region->n_maps--;
-	if (region->whole_zapped || region->n_zaps)
-		pthread_cond_broadcast(&region->idle_cond);
-	pthread_mutex_unlock(&region->lock);
-	return r;
 }
 
 _public_ struct daxpool_region *daxpool_map_get_region(struct daxpool_map *map)

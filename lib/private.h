@@ -12,6 +12,13 @@
 #include <time.h>
 
 #include <libpmem2.h>
+/*
+ * urcu-bp: readers need no registration and it survives fork() without exec
+ * (see DESIGN.md). _LGPL_SOURCE (set by the build; daxpool is LGPL) inlines
+ * the read side.
+ */
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
 
 #include "daxpool.h"
 #include "util/list.h"
@@ -30,11 +37,14 @@
 
 /* ---- context and logging (ctx.c, log.c) ---- */
 
+struct dp_registry;
+
 struct daxpool_ctx {
 	struct dp_refcnt ref;
 	atomic_int log_priority;
 	daxpool_log_fn log_fn;
 	void *userdata;
+	struct dp_registry *registry; /* the pin registry (registry.c) */
 };
 
 void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
@@ -114,6 +124,9 @@ struct daxpool_region {
 	/* Incremented (release) on every zap and on release. */
 	_Atomic uint64_t generation;
 
+	/* Pins per kind (index 0 unused), changed under lock, read without it. */
+	atomic_int pin_count[3];
+
 	/*
 	 * lock protects everything below. It is never held across a call out
 	 * of daxpool (revoke functions, log functions excepted) or a mapping.
@@ -122,6 +135,7 @@ struct daxpool_region {
 	pthread_cond_t idle_cond; /* broadcast when a map of a zapped region goes */
 	struct dp_list maps;	  /* struct daxpool_map.node */
 	unsigned int n_maps;
+	struct dp_list pins; /* struct daxpool_pin.node */
 	struct dp_zap *zaps;
 	size_t n_zaps;
 	bool whole_zapped;
@@ -187,10 +201,14 @@ struct daxpool_map {
 
 	/* Protected by region->lock. */
 	struct dp_list node;
+	bool pending; /* reserved by daxpool_map_new(), not yet published */
 	daxpool_revoke_fn revoke_fn;
 	void *revoke_data;
 	char tag[64];
-	struct daxpool_map *revoke_next; /* zap's private list of maps to call */
+	/* A zap's private list of maps to call, with the function copied under the lock. */
+	struct daxpool_map *revoke_next;
+	daxpool_revoke_fn revoke_call_fn;
+	void *revoke_call_data;
 };
 
 static inline bool dp_map_overlaps(const struct daxpool_map *map, uint64_t start, uint64_t end)
@@ -205,5 +223,71 @@ static inline uint64_t dp_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* ---- pins and the registry (pin.c, registry.c) ---- */
+
+/* The registry hashes pins by 2 MiB granule of address; a pin is in every granule it covers. */
+#define DP_GRANULE_SHIFT 21
+
+struct dp_pin_node {
+	struct cds_lfht_node lfnode;
+	uintptr_t granule;
+	/*
+	 * Stored with release ordering just before the node is added, loaded
+	 * with acquire by lookups: the publication is then visible to
+	 * ThreadSanitizer too, not only inside (uninstrumented) liburcu.
+	 */
+	_Atomic(struct daxpool_pin *) pin;
+};
+
+struct daxpool_pin {
+	struct dp_refcnt ref;
+	struct daxpool_map *map; /* holds a reference */
+	struct daxpool_ctx *ctx; /* the registry's owner (the map's region's ctx) */
+
+	/* Immutable after creation. */
+	uintptr_t start, end;
+	uint64_t offset;
+	int kind;
+	unsigned int access;
+	pid_t owner_pid, owner_tid;
+	uint64_t created_ns;
+
+	atomic_bool revoked; /* set once, with release ordering, by a zap */
+	atomic_bool dead;    /* set when unpinning starts: lookups skip it */
+
+	/* Protected by region->lock. */
+	struct dp_list node;
+	daxpool_pin_revoke_fn revoke_fn;
+	void *revoke_data;
+	char owner[64];
+	struct daxpool_pin *revoke_next;
+	daxpool_pin_revoke_fn revoke_call_fn;
+	void *revoke_call_data;
+
+	struct rcu_head rcu;
+	size_t n_nodes;
+	struct dp_pin_node nodes[];
+};
+
+int dp_registry_new(struct dp_registry **ret);
+void dp_registry_free(struct dp_registry *reg);
+/* Insert a pin's granule nodes; the pin is visible to lookups on return. */
+void dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin);
+/* Remove a pin's nodes and free the pin after a grace period. */
+void dp_registry_remove_and_free(struct dp_registry *reg, struct daxpool_pin *pin);
+
+/* ---- pools (pool.c, extent.c; the rest is in pool.h) ---- */
+
+/*
+ * Test hook, not exported: called at every persist point of a pool's metadata
+ * with the range about to be persisted (region offset, current address and
+ * length), before it is persisted. The crash test links the static library and
+ * builds the media image a power cut at each point would leave. NULL: none.
+ * Set it before any pool exists; it is process-wide and not synchronized.
+ */
+typedef void (*dp_pool_persist_hook_fn)(void *userdata, uint64_t offset, const void *addr,
+					size_t length);
+void dp_pool_set_persist_hook(dp_pool_persist_hook_fn fn, void *userdata);
 
 #endif /* DAXPOOL_PRIVATE_H */

@@ -127,6 +127,9 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	region->rdonly = flags & DAXPOOL_REGION_RDONLY;
 	atomic_init(&region->generation, 1);
 	dp_list_init(&region->maps);
+	dp_list_init(&region->pins);
+	for (size_t i = 0; i < sizeof(region->pin_count) / sizeof(region->pin_count[0]); i++)
+		atomic_init(&region->pin_count[i], 0);
 	pthread_mutex_init(&region->lock, NULL);
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);

@@ -72,8 +72,11 @@ static inline bool dp_refcnt_get_unless_zero(struct dp_refcnt *r)
 	do {
 		if (old == 0)
 			return false;
-		if (old < 0 || old == INT_MAX)
-			return true; /* saturated: leaks, stays alive */
+		if (old < 0 || old == INT_MAX) {
+			/* Saturated (or about to be): it leaks and stays alive. */
+			atomic_store_explicit(&r->count, DP_REFCNT_SATURATED, memory_order_relaxed);
+			return true;
+		}
 	} while (!atomic_compare_exchange_weak_explicit(&r->count, &old, old + 1,
 							memory_order_relaxed, memory_order_relaxed));
 	return true;

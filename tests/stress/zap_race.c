@@ -112,8 +112,14 @@ TEST_TIMEOUT(map_unmap_ref_unref_against_zap, 240)
 			CHECK_EQ(pthread_create(&th[i], NULL, worker, &r), 0);
 		nanosleep(&ts, NULL);
 		CHECK(daxpool_region_zap(r.region) >= 0);
-		/* Workers keep going: every new map must now fail with -ENXIO. */
+		/*
+		 * Workers keep going: every new map must now fail with -ENXIO.
+		 * Let them run until they have seen it (bounded: a loaded
+		 * machine may not schedule them at once).
+		 */
 		nanosleep(&ts, NULL);
+		for (int ms = 0; atomic_load(&r.enxio) == 0 && ms < 10000; ms++)
+			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
 		atomic_store(&r.stop, true);
 		for (int i = 0; i < WORKERS; i++)
 			pthread_join(th[i], NULL);

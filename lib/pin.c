@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pins: a range of a map registered as in use by a device. A pin holds its
+ * map (so the memory stays mapped while the device may touch it), is counted
+ * on its region per kind, is found by the registry's lock-free lookups, and
+ * is revoked by a zap of its range before the maps are.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "private.h"
+
+#define DP_PIN_ACCESS (DAXPOOL_PIN_DEVICE_READ | DAXPOOL_PIN_DEVICE_WRITE)
+
+static void pin_free(struct daxpool_pin *pin)
+{
+	struct daxpool_map *map = pin->map;
+	struct daxpool_region *region = map->region;
+
+	/* Nobody new finds it from here on; lookups in flight skip it. */
+	atomic_store_explicit(&pin->dead, true, memory_order_release);
+
+	/*
+	 * The device may have written the range at any moment of the pin's
+	 * life: its dirty state is unknowable, so persist all of it.
+	 */
+	if (pin->access & DAXPOOL_PIN_DEVICE_WRITE) {
+		daxpool_map_persist(map, (void *)pin->start, pin->end - pin->start);
+		log_dbg(pin->ctx, "%s: unpin persisted device-written [%#llx, +%#llx)",
+			region->path, (unsigned long long)pin->offset,
+			(unsigned long long)(pin->end - pin->start));
+	}
+
+	pthread_mutex_lock(&region->lock);
+	dp_list_del(&pin->node);
+	atomic_fetch_sub_explicit(&region->pin_count[pin->kind], 1, memory_order_relaxed);
+	if (region->whole_zapped || region->n_zaps)
+		pthread_cond_broadcast(&region->idle_cond);
+	pthread_mutex_unlock(&region->lock);
+
+	dp_registry_remove_and_free(pin->ctx->registry, pin);
+	/* The pin's memory lives until a grace period ends; its map does not need to. */
+	daxpool_map_unref(map);
+}
+
+static struct daxpool_ctx *ctx_of_pin(struct daxpool_pin *pin)
+{
+	return pin->ctx;
+}
+
+DP_DEFINE_REF_UNREF(pin, struct daxpool_pin, pin_free, ctx_of_pin)
+
+_public_ struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin)
+{
+	if (!pin || atomic_load_explicit(&pin->dead, memory_order_acquire))
+		return NULL;
+	return dp_refcnt_get_unless_zero(&pin->ref) ? pin : NULL;
+}
+
+_public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length, int kind,
+			     unsigned int access, struct daxpool_pin **ret)
+{
+	struct daxpool_region *region;
+	struct daxpool_pin *pin;
+	uintptr_t start = (uintptr_t)addr, base = (uintptr_t)(map ? map->addr : NULL);
+	uintptr_t first, last;
+	size_t n_nodes;
+	int r = 0;
+
+	assert_return(map, -EINVAL);
+	assert_return(ret, -EINVAL);
+	assert_return(length > 0, -EINVAL);
+	assert_return(kind == DAXPOOL_PIN_TRANSIENT || kind == DAXPOOL_PIN_LONGTERM, -EINVAL);
+	assert_return(access && !(access & ~DP_PIN_ACCESS), -EINVAL);
+	region = map->region;
+
+	if (start < base || start - base > map->length || length > map->length - (start - base)) {
+		log_err(region->ctx, "%s: pin [%p, +%zu) is not inside the map [%p, +%llu)",
+			region->path, addr, length, map->addr, (unsigned long long)map->length);
+		return -EFAULT;
+	}
+	if ((access & DAXPOOL_PIN_DEVICE_WRITE) && (map->flags & DAXPOOL_MAP_RDONLY)) {
+		log_err(region->ctx, "%s: device-write pin of a read-only map", region->path);
+		return -EACCES;
+	}
+
+	first = start >> DP_GRANULE_SHIFT;
+	last = (start + length - 1) >> DP_GRANULE_SHIFT;
+	n_nodes = last - first + 1;
+	pin = calloc(1, sizeof(*pin) + n_nodes * sizeof(pin->nodes[0]));
+	if (!pin)
+		return -ENOMEM;
+	dp_refcnt_init(&pin->ref, 1);
+	pin->ctx = region->ctx;
+	pin->start = start;
+	pin->end = start + length;
+	pin->offset = map->offset + (start - base);
+	pin->kind = kind;
+	pin->access = access;
+	pin->owner_pid = getpid();
+	pin->owner_tid = (pid_t)syscall(SYS_gettid);
+	pin->created_ns = dp_now_ns();
+	atomic_init(&pin->revoked, false);
+	atomic_init(&pin->dead, false);
+	dp_list_init(&pin->node);
+	pin->n_nodes = n_nodes;
+	for (size_t i = 0; i < n_nodes; i++) {
+		pin->nodes[i].granule = first + i;
+	}
+
+	/*
+	 * Under the region lock, as daxpool_map_new(): a zap either sees this
+	 * pin on the list (and revokes it) or has recorded its range first
+	 * (and this check refuses the pin).
+	 */
+	pin->map = daxpool_map_ref(map);
+	pthread_mutex_lock(&region->lock);
+	if (atomic_load_explicit(&map->revoked, memory_order_acquire) ||
+	    dp_region_range_zapped(region, pin->offset, pin->offset + length))
+		r = -ENXIO;
+	else {
+		dp_list_add_tail(&region->pins, &pin->node);
+		atomic_fetch_add_explicit(&region->pin_count[kind], 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (r < 0) {
+		log_err(region->ctx, "%s: [%#llx, +%zu) is zapped: no new pins", region->path,
+			(unsigned long long)pin->offset, length);
+		daxpool_map_unref(pin->map);
+		free(pin);
+		return r;
+	}
+	dp_registry_insert(region->ctx->registry, pin);
+	*ret = pin;
+	return 0;
+}
+
+_public_ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revoke_fn revoke_fn,
+				       void *userdata)
+{
+	assert_return(pin, -EINVAL);
+	pthread_mutex_lock(&pin->map->region->lock);
+	pin->revoke_fn = revoke_fn;
+	pin->revoke_data = userdata;
+	pthread_mutex_unlock(&pin->map->region->lock);
+	return 0;
+}
+
+_public_ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner)
+{
+	assert_return(pin, -EINVAL);
+	pthread_mutex_lock(&pin->map->region->lock);
+	snprintf(pin->owner, sizeof(pin->owner), "%s", owner ? owner : "");
+	pthread_mutex_unlock(&pin->map->region->lock);
+	return 0;
+}
+
+_public_ const char *daxpool_pin_get_owner(struct daxpool_pin *pin)
+{
+	return pin ? pin->owner : NULL;
+}
+
+_public_ struct daxpool_map *daxpool_pin_get_map(struct daxpool_pin *pin)
+{
+	return pin ? pin->map : NULL;
+}
+
+_public_ void *daxpool_pin_get_address(struct daxpool_pin *pin)
+{
+	return pin ? (void *)pin->start : NULL;
+}
+
+_public_ size_t daxpool_pin_get_length(struct daxpool_pin *pin)
+{
+	return pin ? pin->end - pin->start : 0;
+}
+
+_public_ uint64_t daxpool_pin_get_offset(struct daxpool_pin *pin)
+{
+	return pin ? pin->offset : 0;
+}
+
+_public_ int daxpool_pin_get_kind(struct daxpool_pin *pin)
+{
+	assert_return(pin, -EINVAL);
+	return pin->kind;
+}
+
+_public_ unsigned int daxpool_pin_get_access(struct daxpool_pin *pin)
+{
+	return pin ? pin->access : 0;
+}
+
+_public_ pid_t daxpool_pin_get_owner_pid(struct daxpool_pin *pin)
+{
+	assert_return(pin, -EINVAL);
+	return pin->owner_pid;
+}
+
+_public_ uint64_t daxpool_pin_get_age_ns(struct daxpool_pin *pin)
+{
+	return pin ? dp_now_ns() - pin->created_ns : 0;
+}
+
+_public_ int daxpool_pin_is_valid(struct daxpool_pin *pin)
+{
+	assert_return(pin, -EINVAL);
+	return !atomic_load_explicit(&pin->revoked, memory_order_acquire);
+}
+
+_public_ int daxpool_region_get_pin_count(struct daxpool_region *region, int kind)
+{
+	assert_return(region, -EINVAL);
+	assert_return(kind >= 0 && kind <= DAXPOOL_PIN_LONGTERM, -EINVAL);
+	if (kind)
+		return atomic_load_explicit(&region->pin_count[kind], memory_order_relaxed);
+	return atomic_load_explicit(&region->pin_count[DAXPOOL_PIN_TRANSIENT], memory_order_relaxed) +
+	       atomic_load_explicit(&region->pin_count[DAXPOOL_PIN_LONGTERM], memory_order_relaxed);
+}
+
+_public_ int daxpool_region_foreach_pin(struct daxpool_region *region, daxpool_pin_visit_fn visit,
+					void *userdata)
+{
+	struct dp_list *pos;
+	int n = 0;
+
+	assert_return(region, -EINVAL);
+	assert_return(visit, -EINVAL);
+	pthread_mutex_lock(&region->lock);
+	dp_list_for_each(pos, &region->pins) {
+		struct daxpool_pin *pin = dp_container_of(pos, struct daxpool_pin, node);
+
+		n++;
+		if (visit(pin, userdata))
+			break;
+	}
+	pthread_mutex_unlock(&region->lock);
+	return n;
+}
