@@ -25,6 +25,7 @@ daxpool_require(NDCTL libndctl libndctl-dev)
 daxpool_require(URCU_BP liburcu-bp liburcu-dev)
 daxpool_require(URCU_CDS liburcu-cds liburcu-dev)
 daxpool_require(JSONC json-c libjson-c-dev)
+daxpool_require(URING liburing liburing-dev)
 
 string(TOUPPER "${DAXPOOL_RDMA}" _rdma)
 set(DAXPOOL_HAVE_RDMA OFF)

@@ -14,6 +14,13 @@
  *
  * Thread safety: every function may be called from any thread unless its
  * comment says otherwise. No function takes a lock the caller can hold.
+ *
+ * fork(): handles belong to the process that made them. In a child, every
+ * handle inherited from the parent is foreign: each function that acts on
+ * one (or on anything under an inherited context) fails with -ESTALE at the
+ * cost of one comparison, ..._ref() and ..._unref() of one do nothing, and
+ * getters of plain values still answer. The child makes its own context for
+ * its own regions, maps and pins. See daxpool_ctx_set_fork_protection().
  */
 #ifndef DAXPOOL_H
 #define DAXPOOL_H
@@ -126,6 +133,46 @@ void daxpool_ctx_set_userdata(struct daxpool_ctx *ctx, void *userdata);
  * Return: the pointer, or NULL.
  */
 void *daxpool_ctx_get_userdata(struct daxpool_ctx *ctx);
+
+/**
+ * enum daxpool_fork_protection - keeping pinned private memory out of children
+ * @DAXPOOL_FORK_PROTECT_AUTO: protect only where the running kernel does not
+ *	copy pinned pages into the child at fork itself (detected once, through
+ *	the RDMA core's copy-on-fork report; Debian's 6.1 and 6.12 copy them)
+ * @DAXPOOL_FORK_PROTECT_ALWAYS: always protect
+ * @DAXPOOL_FORK_PROTECT_NEVER: never protect
+ *
+ * Only private maps (DAXPOOL_MAP_PRIVATE) can have their pinned pages moved
+ * by copy-on-write after a fork; shared maps (all DAX memory) never. A
+ * protected private map is marked MADV_DONTFORK while it carries pins (a
+ * child that touches that range gets SIGSEGV: the child must not use its
+ * parent's DMA targets) and MADV_DOFORK again after its last pin.
+ */
+enum daxpool_fork_protection {
+	DAXPOOL_FORK_PROTECT_AUTO = 0,
+	DAXPOOL_FORK_PROTECT_ALWAYS = 1,
+	DAXPOOL_FORK_PROTECT_NEVER = 2,
+};
+
+/**
+ * daxpool_ctx_set_fork_protection() - choose how pinned private maps survive fork()
+ * @ctx: the context
+ * @mode: an enum daxpool_fork_protection
+ *
+ * Applies to pins made from then on.
+ *
+ * Return: 0; -EINVAL for NULL or an unknown mode; -ESTALE in a child.
+ */
+int daxpool_ctx_set_fork_protection(struct daxpool_ctx *ctx, int mode);
+
+/**
+ * daxpool_ctx_get_fork_protection() - whether pinned private maps are protected
+ * @ctx: the context
+ *
+ * Return: 1 if new pins of private maps mark them MADV_DONTFORK, 0 if not;
+ * -EINVAL for NULL; -ESTALE in a child.
+ */
+int daxpool_ctx_get_fork_protection(struct daxpool_ctx *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Regions                                                                  */
@@ -575,6 +622,18 @@ pid_t daxpool_map_get_owner_pid(struct daxpool_map *map);
 int daxpool_map_is_valid(struct daxpool_map *map);
 
 /**
+ * daxpool_map_is_exclusive() - whether this process owns a map outright
+ * @map: the map
+ *
+ * The exclusive-owner bit: set for the process that made the map; a child
+ * that inherited the handle across fork() sees 0 (one comparison, nothing
+ * walked), whatever the parent does.
+ *
+ * Return: 1 or 0, or -EINVAL for NULL.
+ */
+int daxpool_map_is_exclusive(struct daxpool_map *map);
+
+/**
  * daxpool_map_set_revoke_fn() - set the function called when the map is zapped
  * @map: the map
  * @revoke_fn: the function, or NULL for none
@@ -974,6 +1033,650 @@ ssize_t daxpool_map_pread(struct daxpool_map *map, int fd, void *dst, size_t len
  */
 ssize_t daxpool_map_pwrite(struct daxpool_map *map, int fd, const void *src, size_t length,
 			   off_t offset);
+
+/* ---- io_uring (liburing) ---- */
+
+struct io_uring;
+struct io_uring_sqe;
+
+/**
+ * daxpool_uring_prep_read() - prepare an io_uring read into a map, pinned until reaped
+ * @ring: the ring the request is submitted on; it must outlive the pin
+ * @sqe: a submission entry from io_uring_get_sqe(@ring)
+ * @map: the destination map
+ * @fd: the file to read
+ * @dst: destination, inside the map
+ * @length: bytes to read
+ * @offset: file offset (-1 for the current position of a stream)
+ * @user_data: the request's user_data (set on @sqe); the completion carries it
+ * @ret_pin: on success, a TRANSIENT device-write pin of the destination
+ *
+ * Pins first, then prepares @sqe (IORING_OP_READ); the caller submits it and,
+ * when it reaps the completion with @user_data, drops the pin with
+ * daxpool_pin_unref() (which persists the range). If a zap revokes the pin
+ * while the request is in flight, daxpool cancels it synchronously
+ * (IORING_REGISTER_SYNC_CANCEL on @user_data, waiting until it is no longer
+ * running) after the pin's own revoke function; the caller still reaps its
+ * completion (-ECANCELED, or the result if it finished first) and drops the
+ * pin. On failure @sqe is left untouched.
+ *
+ * Return: 0, or as daxpool_pin_new(), or -EINVAL for NULL @ring, @sqe or
+ * @ret_pin.
+ */
+int daxpool_uring_prep_read(struct io_uring *ring, struct io_uring_sqe *sqe,
+			    struct daxpool_map *map, int fd, void *dst, unsigned int length,
+			    uint64_t offset, uint64_t user_data, struct daxpool_pin **ret_pin);
+
+/**
+ * daxpool_uring_prep_write() - prepare an io_uring write from a map, pinned until reaped
+ * @ring: as daxpool_uring_prep_read()
+ * @sqe: as daxpool_uring_prep_read()
+ * @map: the source map
+ * @fd: the file to write
+ * @src: source, inside the map
+ * @length: bytes to write
+ * @offset: file offset (-1 for the current position of a stream)
+ * @user_data: the request's user_data
+ * @ret_pin: on success, a TRANSIENT device-read pin of the source
+ *
+ * As daxpool_uring_prep_read(), for IORING_OP_WRITE.
+ *
+ * Return: as daxpool_uring_prep_read().
+ */
+int daxpool_uring_prep_write(struct io_uring *ring, struct io_uring_sqe *sqe,
+			     struct daxpool_map *map, int fd, const void *src, unsigned int length,
+			     uint64_t offset, uint64_t user_data, struct daxpool_pin **ret_pin);
+
+/**
+ * daxpool_uring_register_map() - register a whole map as a fixed buffer of a ring
+ * @ring: the ring; daxpool owns its registered-buffer table from now on (the
+ *	map is buffer index 0); the ring must outlive the pin
+ * @map: the map to register
+ * @ret_pin: on success (1), a LONGTERM pin of the whole map, device read and
+ *	write
+ *
+ * Long-term pins of DAX memory are refused by some kernels (fsdax always;
+ * devdax before 6.12). daxpool probes once per context and region kind: where
+ * the kernel refused, this returns 0 at once without a system call, and the
+ * caller uses per-request pins (daxpool_uring_prep_read()) instead. Requests
+ * on the registered buffer use io_uring_prep_read_fixed() with buffer index 0.
+ * A zap unregisters the buffers (the kernel waits for requests using them)
+ * after the pin's own revoke function; so does the last unref.
+ *
+ * Context: may sleep.
+ * Return: 1 when registered; 0 when the kernel refuses long-term pins of this
+ * kind of memory (nothing registered, *@ret_pin untouched); -EINVAL for NULL;
+ * -EBUSY if the ring already has registered buffers; -ENXIO if the map is
+ * revoked; or the negative errno of the registration.
+ */
+int daxpool_uring_register_map(struct io_uring *ring, struct daxpool_map *map,
+			       struct daxpool_pin **ret_pin);
+
+/* ---- RDMA (rdma-core's libibverbs) ---- */
+
+struct ibv_pd;
+struct ibv_mr;
+
+/**
+ * daxpool_rdma_reg_mr() - register a range of a map as an RDMA memory region
+ * @map: the map
+ * @pd: the protection domain
+ * @addr: start of the range, inside the map
+ * @length: length of the range
+ * @ibv_access: IBV_ACCESS_* flags for ibv_reg_mr()
+ * @ret_pin: on success, a LONGTERM pin that is also the MR: device read, and
+ *	device write when @ibv_access allows local or remote writes
+ *
+ * The MR and its pin are one object: daxpool_pin_get_mr() gives the MR,
+ * daxpool_rdma_dereg_mr() deregisters it and drops the pin. On a zap, the
+ * pin's revoke function runs first (retire the rkey, stop posting to it),
+ * then daxpool deregisters the MR; the caller still calls
+ * daxpool_rdma_dereg_mr() to drop the pin.
+ *
+ * fsdax memory cannot be pinned long-term (the kernel says EOPNOTSUPP): that
+ * is decided before calling the kernel. Where the device supports on-demand
+ * paging for RC, the MR is registered with IBV_ACCESS_ON_DEMAND and a
+ * prefetch is advised; otherwise the call fails with -EOPNOTSUPP and a log
+ * message that names the ways out (a devdax region, or a bounce buffer).
+ * Device capabilities are probed once per device context.
+ *
+ * Context: may sleep.
+ * Return: 0; -EOPNOTSUPP for fsdax without on-demand paging, or when daxpool
+ * was built without rdma-core; as daxpool_pin_new(); or the negative errno of
+ * ibv_reg_mr().
+ */
+int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, void *addr, size_t length,
+			int ibv_access, struct daxpool_pin **ret_pin);
+
+/**
+ * daxpool_pin_get_mr() - the memory region of a pin made by daxpool_rdma_reg_mr()
+ * @pin: the pin
+ *
+ * Return: the MR; NULL for other pins, NULL once deregistered (by a zap or
+ * daxpool_rdma_dereg_mr()).
+ */
+struct ibv_mr *daxpool_pin_get_mr(struct daxpool_pin *pin);
+
+/**
+ * daxpool_rdma_dereg_mr() - deregister an MR made by daxpool_rdma_reg_mr() and unpin
+ * @pin: the pin; the caller's reference is dropped
+ *
+ * Return: 0, or the negative errno of ibv_dereg_mr() (the pin is dropped
+ * anyway), or -EINVAL for NULL or a pin that is not an MR.
+ */
+int daxpool_rdma_dereg_mr(struct daxpool_pin *pin);
+
+/* ------------------------------------------------------------------------ */
+/* Pools and extents                                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A pool is a region formatted with a header (kept in two copies, each with a
+ * checksum, so one torn or corrupt copy is recovered from the other) and a
+ * table of named extents. Every allocation and free commits with one 8-byte
+ * store: after a power cut at any instant the pool opens, its check passes,
+ * and each alloc or free is wholly there or wholly absent.
+ *
+ * One writer at a time across processes (an OFD lock on the backing); any
+ * number of read-only openers. A read-only pool is a snapshot of the table
+ * taken at open. A pool holds a reference on its region; an extent handle
+ * holds a reference on its extent and on its pool.
+ *
+ * Errors about the media, logged with what was found (open, check, repair):
+ *	-ENOMSG  no pool header (no magic in either copy);
+ *	-EBADMSG a header checksum mismatch (in both copies);
+ *	-EPROTO  a format version or flag newer than this library, or a pool
+ *	         alignment the region cannot map;
+ *	-ERANGE  the region is smaller than the pool its header describes
+ *	         (a truncated backing);
+ *	-EUCLEAN the header is impossible, or the extent table has a bad entry
+ *	         (checksum, name not NUL-terminated, bad alignment, out of range,
+ *	         overlapping, duplicate name): see daxpool_pool_repair().
+ */
+struct daxpool_pool;
+struct daxpool_pool_opts;
+struct daxpool_extent;
+
+/**
+ * daxpool_pool_opts_new() - options for daxpool_pool_create()
+ * @ret: on success, options with their defaults (1024 extent slots, no
+ *	overwrite); free them with daxpool_pool_opts_free()
+ *
+ * Return: 0, -EINVAL for NULL, -ENOMEM.
+ */
+int daxpool_pool_opts_new(struct daxpool_pool_opts **ret);
+
+/**
+ * daxpool_pool_opts_free() - free options
+ * @opts: the options, or NULL
+ *
+ * Return: NULL.
+ */
+struct daxpool_pool_opts *daxpool_pool_opts_free(struct daxpool_pool_opts *opts);
+
+/**
+ * daxpool_pool_opts_set_max_extents() - size of the extent table
+ * @opts: the options
+ * @max_extents: 1 to 1048576 (each takes 128 bytes of metadata)
+ *
+ * Return: 0, or -EINVAL.
+ */
+int daxpool_pool_opts_set_max_extents(struct daxpool_pool_opts *opts, unsigned int max_extents);
+
+/**
+ * daxpool_pool_opts_set_overwrite() - allow create over an existing pool
+ * @opts: the options
+ * @overwrite: non-zero to destroy whatever pool (or remains of one) is there
+ *
+ * Return: 0, or -EINVAL.
+ */
+int daxpool_pool_opts_set_overwrite(struct daxpool_pool_opts *opts, int overwrite);
+
+/**
+ * daxpool_pool_create() - format a region as an empty pool, open for writing
+ * @region: a region opened read-write; the pool takes a reference on it
+ * @layout: the application's name for its layout, 1 to 63 bytes
+ * @opts: options, or NULL for the defaults
+ * @ret: on success, the pool with one reference, open for writing
+ *
+ * The pool covers the whole region. Its metadata (headers and the extent
+ * table) takes the first bytes, rounded up to the region's alignment; extents
+ * follow. The pool's UUID is random.
+ *
+ * Context: may sleep (maps, persists).
+ * Return: 0, or -EINVAL (NULL, empty layout), -ENAMETOOLONG (layout), -EACCES
+ * (read-only region), -EEXIST (the region holds a pool, or a damaged one, and
+ * overwrite is not set), -EBUSY (another writer holds the pool), -ENOSPC (the
+ * region cannot hold the metadata), -ENXIO (zapped), -ENOMEM, or a map error.
+ */
+int daxpool_pool_create(struct daxpool_region *region, const char *layout,
+			const struct daxpool_pool_opts *opts, struct daxpool_pool **ret);
+
+/* Flags for daxpool_pool_open(). */
+#define DAXPOOL_POOL_RDONLY (1u << 0) /* read-only snapshot; no writer lock */
+
+/**
+ * daxpool_pool_open() - open the pool a region holds
+ * @region: the region; the pool takes a reference on it. A writer needs a
+ *	read-write region.
+ * @flags: 0 (open for writing) or DAXPOOL_POOL_RDONLY
+ * @ret: on success, the pool with one reference
+ *
+ * Validates both header copies and every table entry; nothing is written
+ * (a writer records its pid in an advisory, unchecksummed field). With one bad
+ * header copy the pool opens from the good one and logs a warning.
+ *
+ * Context: may sleep; a reader may wait briefly for a table change of the
+ * writer process to finish.
+ * Return: 0; -EINVAL; -EACCES (writer on a read-only region); -EBUSY (another
+ * writer, in this or another process: its pid is logged when known); the media
+ * errors listed above; -ENXIO (zapped); -ENOMEM.
+ */
+int daxpool_pool_open(struct daxpool_region *region, unsigned int flags,
+		      struct daxpool_pool **ret);
+
+/**
+ * daxpool_pool_ref() - take a reference on a pool
+ * @pool: the pool, or NULL
+ *
+ * Return: @pool.
+ */
+struct daxpool_pool *daxpool_pool_ref(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_unref() - drop a reference on a pool
+ * @pool: the pool, or NULL
+ *
+ * The last reference closes the pool: unmaps its metadata, drops the writer
+ * lock and the region reference. Extent handles hold pool references, so a
+ * pool closes only after its last extent handle is gone.
+ *
+ * Return: NULL.
+ */
+struct daxpool_pool *daxpool_pool_unref(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_region() - the region of a pool (no reference taken)
+ * @pool: the pool
+ *
+ * Return: the region, or NULL for NULL.
+ */
+struct daxpool_region *daxpool_pool_get_region(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_uuid() - the pool's UUID
+ * @pool: the pool
+ * @ret_uuid: 16 bytes, filled on success
+ *
+ * Return: 0, or -EINVAL.
+ */
+int daxpool_pool_get_uuid(struct daxpool_pool *pool, uint8_t ret_uuid[16]);
+
+/**
+ * daxpool_pool_get_layout() - the layout name given at create
+ * @pool: the pool
+ *
+ * Return: the name, valid as long as the pool; NULL for NULL.
+ */
+const char *daxpool_pool_get_layout(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_size() - bytes of the region the pool covers
+ * @pool: the pool
+ *
+ * Return: the size, or 0 for NULL.
+ */
+uint64_t daxpool_pool_get_size(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_alignment() - the smallest extent alignment
+ * @pool: the pool
+ *
+ * The region's alignment at create (2 MiB on a 2 MiB devdax device). Extent
+ * offsets and sizes are multiples of it.
+ *
+ * Return: the alignment, or 0 for NULL.
+ */
+uint64_t daxpool_pool_get_alignment(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_data_offset() - where extent space starts
+ * @pool: the pool
+ *
+ * Return: the offset (the size of the metadata), or 0 for NULL.
+ */
+uint64_t daxpool_pool_get_data_offset(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_max_extents() - slots in the extent table
+ * @pool: the pool
+ *
+ * Return: the count, or -EINVAL.
+ */
+int daxpool_pool_get_max_extents(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_get_extent_count() - allocated extents
+ * @pool: the pool
+ *
+ * Counts extents whose free has not completed.
+ *
+ * Return: the count, or -EINVAL.
+ */
+int daxpool_pool_get_extent_count(struct daxpool_pool *pool);
+
+/**
+ * daxpool_pool_is_rdonly() - whether a pool was opened read-only
+ * @pool: the pool
+ *
+ * Return: 1, 0, or -EINVAL.
+ */
+int daxpool_pool_is_rdonly(struct daxpool_pool *pool);
+
+/**
+ * typedef daxpool_pool_problem_fn - one finding of a check or a repair
+ * @region: the region checked
+ * @where: "header A", "header B" or "extent slot N"
+ * @err: a negative errno classifying it (see the list above)
+ * @message: what is wrong, one line
+ * @repaired: 1 if daxpool_pool_repair() fixed it, 0 otherwise
+ * @userdata: as given
+ */
+typedef void (*daxpool_pool_problem_fn)(struct daxpool_region *region, const char *where, int err,
+					const char *message, int repaired, void *userdata);
+
+/**
+ * daxpool_pool_check() - check the pool a region holds, without writing
+ * @region: the region (may be read-only)
+ * @fn: called for each problem found, or NULL
+ * @userdata: passed to @fn
+ *
+ * Never writes to the region: maps it read-only and takes only a shared lock.
+ *
+ * Context: may sleep.
+ * Return: the number of problems found (0: the pool is good); or a negative
+ * errno when there is no usable pool (-ENOMSG, -EBADMSG, -EPROTO, -ERANGE,
+ * -EUCLEAN for both header copies; @fn is then called once per copy), -ENOMEM,
+ * -ENXIO.
+ */
+int daxpool_pool_check(struct daxpool_region *region, daxpool_pool_problem_fn fn, void *userdata);
+
+/**
+ * daxpool_pool_repair() - fix what daxpool_pool_check() finds
+ * @region: a read-write region
+ * @fn: called once for each problem fixed (with @repaired 1), or NULL
+ * @userdata: passed to @fn
+ *
+ * Writes only what it reports: a bad header copy is rewritten from the good
+ * one; a bad extent entry is dropped (its commit word cleared; the extent's
+ * data is left alone). Takes the writer lock.
+ *
+ * Context: may sleep.
+ * Return: the number of fixes (0: nothing to do); -EBUSY if a writer holds the
+ * pool; the errors of daxpool_pool_check() when no header copy is good (then
+ * nothing is written).
+ */
+int daxpool_pool_repair(struct daxpool_region *region, daxpool_pool_problem_fn fn, void *userdata);
+
+/**
+ * daxpool_extent_alloc() - allocate a named extent
+ * @pool: a pool open for writing
+ * @name: 1 to 63 bytes, unique in the pool
+ * @size: bytes; rounded up to the pool's alignment
+ * @align: 0, or a power of two: the extent's offset is a multiple of the
+ *	larger of it and the pool's alignment
+ * @ret: on success, a handle on the new extent
+ *
+ * Persistent when it returns. First fit from the start of extent space.
+ *
+ * Context: may sleep (persists); serialized with other changes of the pool.
+ * Return: 0; -EINVAL; -ENAMETOOLONG; -EACCES (read-only pool); -EEXIST (the
+ * name is taken, also by an extent being freed); -ENOSPC (no room, or the
+ * table is full); -ENXIO (the pool's metadata was zapped); -ENOMEM.
+ */
+int daxpool_extent_alloc(struct daxpool_pool *pool, const char *name, uint64_t size,
+			 uint64_t align, struct daxpool_extent **ret);
+
+/**
+ * daxpool_extent_lookup() - find an extent by name
+ * @pool: the pool
+ * @name: its name
+ * @ret: on success, a handle on it
+ *
+ * Return: 0; -ENOENT (no such extent, or it is being freed); -EINVAL.
+ */
+int daxpool_extent_lookup(struct daxpool_pool *pool, const char *name,
+			  struct daxpool_extent **ret);
+
+/* Flags for daxpool_extent_free(). */
+#define DAXPOOL_EXTENT_FREE_NOWAIT (1u << 0) /* -EBUSY instead of revoking maps */
+
+/**
+ * daxpool_extent_free() - free an extent
+ * @ext: a handle on the extent (still to be unref'ed by the caller)
+ * @timeout_ms: how long to wait for maps of the extent to go: 0 not at all,
+ *	-1 without limit
+ * @flags: 0 or DAXPOOL_EXTENT_FREE_NOWAIT
+ *
+ * With no map of the extent, frees it at once. Otherwise, without NOWAIT:
+ * zaps the extent's range (new maps of it fail with -ENXIO; its maps are
+ * revoked and their revoke functions called, in this thread), waits until no
+ * map covers it, frees it, and reopens the range (daxpool_region_unzap_range())
+ * for reuse. Memory is never unmapped under a holder. With NOWAIT and a map of
+ * the extent, nothing changes and -EBUSY is returned.
+ *
+ * Context: may sleep; runs revoke functions with no daxpool lock held. Must
+ * not be called from a revoke function.
+ * Return: 0; -ETIMEDOUT (still mapped at the deadline: the extent stays
+ * allocated and its range zapped; free it again once the holders are gone);
+ * -EBUSY (NOWAIT and mapped, or another thread is freeing it); -ENOENT
+ * (already freed); -EACCES (read-only pool); -ENXIO; -EINVAL.
+ */
+int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, unsigned int flags);
+
+/**
+ * daxpool_extent_free_by_name() - free an extent by name
+ * @pool: the pool
+ * @name: its name
+ * @timeout_ms: as for daxpool_extent_free()
+ * @flags: as for daxpool_extent_free()
+ *
+ * Return: as daxpool_extent_free(); -ENOENT if there is no such extent.
+ */
+int daxpool_extent_free_by_name(struct daxpool_pool *pool, const char *name, int timeout_ms,
+				unsigned int flags);
+
+/**
+ * daxpool_extent_ref() - take a reference on an extent (and on its pool)
+ * @ext: the extent, or NULL
+ *
+ * Return: @ext.
+ */
+struct daxpool_extent *daxpool_extent_ref(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_unref() - drop a reference on an extent (and on its pool)
+ * @ext: the extent, or NULL
+ *
+ * A handle stays a valid object after the extent is freed: getters work,
+ * daxpool_extent_map() fails with -ENOENT.
+ *
+ * Return: NULL.
+ */
+struct daxpool_extent *daxpool_extent_unref(struct daxpool_extent *ext);
+
+/**
+ * typedef daxpool_extent_fn - called by daxpool_extent_foreach()
+ * @ext: an extent; the call holds a reference (take one to keep it)
+ * @userdata: as given
+ *
+ * Return: 0 to go on; anything else stops the iteration and is returned.
+ */
+typedef int (*daxpool_extent_fn)(struct daxpool_extent *ext, void *userdata);
+
+/**
+ * daxpool_extent_foreach() - call a function for each allocated extent
+ * @pool: the pool
+ * @fn: the function
+ * @userdata: passed to @fn
+ *
+ * Visits a snapshot of the extents, in offset order, with no lock held: @fn
+ * may allocate, free and map.
+ *
+ * Return: 0, the first non-zero value of @fn, -EINVAL, or -ENOMEM.
+ */
+int daxpool_extent_foreach(struct daxpool_pool *pool, daxpool_extent_fn fn, void *userdata);
+
+/**
+ * daxpool_extent_map() - map exactly an extent's range
+ * @ext: the extent
+ * @flags: DAXPOOL_MAP_* flags, as for daxpool_map_new()
+ * @ret: on success, the map with one reference (it holds the region, not the
+ *	extent)
+ *
+ * Context: may sleep.
+ * Return: 0; -ENXIO (the extent is being freed); -ENOENT (freed); the errors
+ * of daxpool_map_new().
+ */
+int daxpool_extent_map(struct daxpool_extent *ext, unsigned int flags, struct daxpool_map **ret);
+
+/**
+ * daxpool_extent_get_pool() - the pool of an extent (no reference taken)
+ * @ext: the extent
+ *
+ * Return: the pool, or NULL for NULL.
+ */
+struct daxpool_pool *daxpool_extent_get_pool(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_get_name() - the name of an extent
+ * @ext: the extent
+ *
+ * Return: the name, valid as long as the handle; NULL for NULL.
+ */
+const char *daxpool_extent_get_name(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_get_offset() - region offset of an extent
+ * @ext: the extent
+ *
+ * Return: the offset, or 0 for NULL.
+ */
+uint64_t daxpool_extent_get_offset(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_get_size() - size of an extent (a multiple of the pool's alignment)
+ * @ext: the extent
+ *
+ * Return: the size, or 0 for NULL.
+ */
+uint64_t daxpool_extent_get_size(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_get_alignment() - alignment of an extent's offset
+ * @ext: the extent
+ *
+ * Return: the alignment, or 0 for NULL.
+ */
+uint64_t daxpool_extent_get_alignment(struct daxpool_extent *ext);
+
+/**
+ * daxpool_extent_is_allocated() - whether an extent is still allocated
+ * @ext: the extent
+ *
+ * Return: 1 until its free completes, then 0; -EINVAL for NULL.
+ */
+int daxpool_extent_is_allocated(struct daxpool_extent *ext);
+
+/* ------------------------------------------------------------------------ */
+/* Daemon client                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * daxpoold keeps, per device, which processes hold which maps and pins, and
+ * releases a device (or truncates a file) only after every holder has drained
+ * (see daxpoold(8) and daxpoolctl). A context takes part when the application
+ * opts in: daxpool_ctx_connect_daemon(), or the environment variable
+ * DAXPOOL_DAEMON read by daxpool_ctx_new() with secure_getenv() ("1": the
+ * default socket /run/daxpool/daxpoold.sock; an absolute path: that socket).
+ *
+ * Once connected, the context registers every region, map and pin with the
+ * daemon and keeps that up to date from a client thread of its own: map and
+ * pin calls only queue an event (no socket I/O on those paths). When the
+ * daemon revokes a range (a release, a truncate or a hole punch), the client
+ * thread zaps it with daxpool_region_zap_range() -- so the revoke functions of
+ * maps and pins run in that thread, and new maps and pins of the range fail
+ * with -ENXIO -- and reports back once daxpool_region_wait_idle() says idle.
+ * If the request ends without a release (a timeout, a refusal, or the daemon
+ * went away), the range is reopened with daxpool_region_unzap_range() as soon
+ * as it is idle. After a daemon restart the client reconnects (every 100 ms)
+ * and registers everything again.
+ */
+
+/**
+ * daxpool_ctx_connect_daemon() - register this context with daxpoold
+ * @ctx: the context
+ * @socket_path: the daemon's socket, or NULL for /run/daxpool/daxpoold.sock
+ *
+ * Connects and says hello synchronously (up to 2 s), registers the regions,
+ * maps and pins that already exist, then starts the client thread. On
+ * failure the context works on without the daemon.
+ *
+ * Context: may sleep. Call it once per context.
+ * Return: 0; -EALREADY (already connected, also through DAXPOOL_DAEMON);
+ * -ENOENT or -ECONNREFUSED (no daemon listens there); -EACCES (the socket's
+ * permissions); -ETIMEDOUT or -EPROTO (the daemon did not answer, or not as a
+ * daxpoold of this protocol version); -ENAMETOOLONG; -ENOMEM; -EINVAL.
+ */
+int daxpool_ctx_connect_daemon(struct daxpool_ctx *ctx, const char *socket_path);
+
+/**
+ * daxpool_ctx_is_daemon_connected() - whether the daemon connection is up
+ * @ctx: the context
+ *
+ * Return: 1 connected (and registered); 0 reconnecting; -ENOTCONN if the
+ * context never connected; -EINVAL for NULL.
+ */
+int daxpool_ctx_is_daemon_connected(struct daxpool_ctx *ctx);
+
+/**
+ * daxpool_region_truncate() - change a file region's file size, safely
+ * @region: a read-write file or fsdax region
+ * @size: the new file size in bytes
+ * @timeout_ms: how long to wait for holders of the range that goes: 0 not at
+ *	all, -1 without limit
+ *
+ * Shrinking zaps [@size, end of region) (revoke functions run in this thread),
+ * waits until no map or pin of this process holds it, then ftruncate()s. The
+ * region's size is fixed when it is opened: after a shrink that tail stays
+ * zapped (a map there would only fault past the end of the file); growing
+ * does not grow the region (open the file again to use the new space). Only
+ * this process's holders are drained: with other processes, use daxpoold
+ * (daxpoolctl truncate).
+ *
+ * Context: may sleep. Must not be called from a revoke function.
+ * Return: 0; -ETIMEDOUT (still held: nothing changed, the tail stays zapped
+ * until daxpool_region_unzap_range() after its holders are gone);
+ * -EOPNOTSUPP on devdax; -EACCES read-only; -ENXIO released; -EINVAL; or the
+ * error of ftruncate(2) (then the tail is reopened).
+ */
+int daxpool_region_truncate(struct daxpool_region *region, uint64_t size, int timeout_ms);
+
+/**
+ * daxpool_region_punch_hole() - deallocate a range of a file region, safely
+ * @region: a read-write file or fsdax region
+ * @offset: start of the range
+ * @length: its length (> 0), inside the region
+ * @timeout_ms: as for daxpool_region_truncate()
+ *
+ * Zaps the range, waits until this process holds nothing of it,
+ * fallocate(PUNCH_HOLE | KEEP_SIZE), then reopens the range (it reads zeros).
+ *
+ * Context: may sleep. Must not be called from a revoke function.
+ * Return: as daxpool_region_truncate(), or the error of fallocate(2).
+ */
+int daxpool_region_punch_hole(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			      int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -42,7 +42,13 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 	if (!ctx)
 		return -ENOMEM;
 	dp_refcnt_init(&ctx->ref, 1);
+	dp_fork_init();
+	ctx->fork_gen = atomic_load_explicit(&dp_fork_generation, memory_order_relaxed);
+	atomic_init(&ctx->fork_protection, DAXPOOL_FORK_PROTECT_AUTO);
 	atomic_init(&ctx->log_priority, LOG_ERR);
+	for (size_t i = 0; i < sizeof(ctx->uring_regbuf) / sizeof(ctx->uring_regbuf[0]); i++)
+		atomic_init(&ctx->uring_regbuf[i], 0);
+	pthread_mutex_init(&ctx->rdma_lock, NULL);
 	if (dp_registry_new(&ctx->registry) < 0) {
 		free(ctx);
 		return -ENOMEM;
@@ -57,6 +63,7 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 			log_err(ctx, "DAXPOOL_LOG=\"%s\" is not a priority (0-7 or err, info, debug...)",
 				env);
 	}
+	dp_client_ctx_init(ctx); /* daxpoold client: DAXPOOL_DAEMON (client.c) */
 	log_info(ctx, "context %p created, log priority %d", (void *)ctx,
 		 atomic_load(&ctx->log_priority));
 	*ret = ctx;
@@ -66,7 +73,10 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 static void ctx_free(struct daxpool_ctx *ctx)
 {
 	log_info(ctx, "context %p freed", (void *)ctx);
+	dp_client_ctx_fini(ctx); /* daxpoold client (client.c) */
 	dp_registry_free(ctx->registry);
+	dp_rdma_caps_free(ctx->rdma_caps);
+	pthread_mutex_destroy(&ctx->rdma_lock);
 	free(ctx);
 }
 

@@ -58,6 +58,7 @@ _public_ int daxpool_region_get_state(struct daxpool_region *region)
 	int state;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	pthread_mutex_lock(&region->lock);
 	if (region->released)
 		state = DAXPOOL_STATE_RELEASED;
@@ -95,6 +96,7 @@ _public_ int daxpool_region_get_map_count(struct daxpool_region *region)
 	int n;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	pthread_mutex_lock(&region->lock);
 	n = (int)region->n_maps;
 	pthread_mutex_unlock(&region->lock);
@@ -116,6 +118,7 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	int n = 0;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(offset < region->size, -EINVAL);
 	if (length == 0)
 		length = region->size - offset;
@@ -147,7 +150,7 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 		if (atomic_exchange_explicit(&pin->revoked, true, memory_order_acq_rel))
 			continue;
 		n++;
-		if (!pin->revoke_fn || !dp_refcnt_get_unless_zero(&pin->ref))
+		if ((!pin->revoke_fn && !pin->io_revoke) || !dp_refcnt_get_unless_zero(&pin->ref))
 			continue;
 		/* Copied under the lock: the holder may change it once we unlock. */
 		pin->revoke_call_fn = pin->revoke_fn;
@@ -188,7 +191,11 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	while (pin_list) {
 		pin = pin_list;
 		pin_list = pin->revoke_next;
-		pin->revoke_call_fn(pin, pin->revoke_call_data);
+		/* The application first (retire the rkey, stop posting), then the I/O itself. */
+		if (pin->revoke_call_fn)
+			pin->revoke_call_fn(pin, pin->revoke_call_data);
+		if (pin->io_revoke)
+			pin->io_revoke(pin);
 		daxpool_pin_unref(pin);
 	}
 	while (revoke_list) {
@@ -254,6 +261,7 @@ _public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout
 	int r = 0;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(timeout_ms >= -1, -EINVAL);
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -321,6 +329,7 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	int n = 0;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(offset < region->size, -EINVAL);
 	if (length == 0)
 		length = region->size - offset;
@@ -363,6 +372,7 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 _public_ int daxpool_region_release(struct daxpool_region *region)
 {
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 
 	pthread_mutex_lock(&region->lock);
 	if (region->released) {

@@ -13,7 +13,12 @@
 	(DAXPOOL_COPY_NOFLUSH | DAXPOOL_COPY_NODRAIN | DAXPOOL_COPY_NONTEMPORAL |                   \
 	 DAXPOOL_COPY_TEMPORAL)
 
-pthread_rwlock_t dp_pmem2_map_lock = PTHREAD_RWLOCK_INITIALIZER;
+/*
+ * Writer-preferring: the page-granularity persist path holds it for reading
+ * (msync), often and from many threads; mapping, unmapping and fork() must
+ * not starve behind them.
+ */
+pthread_rwlock_t dp_pmem2_map_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 /* pmem2_map_delete() under dp_pmem2_map_lock. */
 static void map_pmem2_delete(struct pmem2_map **pmap)
@@ -134,6 +139,7 @@ static void map_free(struct daxpool_map *map)
 	pthread_mutex_lock(&region->lock);
 	dp_list_del(&map->node);
 	region->n_maps--;
+	dp_client_map_event(map, false); /* daxpoold client (client.c) */
 	if (region->whole_zapped || region->n_zaps)
 		pthread_cond_broadcast(&region->idle_cond);
 	pthread_mutex_unlock(&region->lock);
@@ -173,6 +179,7 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	int r;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(ret, -EINVAL);
 
 	r = map_check_args(region, offset, &length, flags);
@@ -192,6 +199,7 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	map->owner_tid = (pid_t)syscall(SYS_gettid);
 	clock_gettime(CLOCK_MONOTONIC, &map->created);
 	atomic_init(&map->revoked, false);
+	atomic_init(&map->exclusive, true);
 
 	/*
 	 * Reserve: the map goes on the region's list, pending, before the
@@ -225,6 +233,7 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	}
 	if (r == 0) {
 		map->pending = false;
+		dp_client_map_event(map, true); /* daxpoold client (client.c) */
 		daxpool_region_ref(region);
 	} else {
 		dp_list_del(&map->node);
@@ -282,6 +291,7 @@ _public_ pid_t daxpool_map_get_owner_pid(struct daxpool_map *map)
 _public_ int daxpool_map_is_valid(struct daxpool_map *map)
 {
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	return !atomic_load_explicit(&map->revoked, memory_order_acquire);
 }
 
@@ -289,6 +299,7 @@ _public_ int daxpool_map_set_revoke_fn(struct daxpool_map *map, daxpool_revoke_f
 				       void *userdata)
 {
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	pthread_mutex_lock(&map->region->lock);
 	map->revoke_fn = revoke_fn;
 	map->revoke_data = userdata;
@@ -299,6 +310,7 @@ _public_ int daxpool_map_set_revoke_fn(struct daxpool_map *map, daxpool_revoke_f
 _public_ int daxpool_map_set_tag(struct daxpool_map *map, const char *tag)
 {
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	pthread_mutex_lock(&map->region->lock);
 	snprintf(map->tag, sizeof(map->tag), "%s", tag ? tag : "");
 	pthread_mutex_unlock(&map->region->lock);
@@ -345,6 +357,7 @@ _public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size
 	int r;
 
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	r = map_check_range(map, addr, length);
 	if (r < 0)
 		return r;
@@ -359,6 +372,7 @@ _public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t
 	int r;
 
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	r = map_check_range(map, addr, length);
 	if (r < 0)
 		return r;
@@ -371,6 +385,7 @@ _public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t
 _public_ int daxpool_map_drain(struct daxpool_map *map)
 {
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	map_registry_enter(map);
 	map->drain_fn();
 	map_registry_exit(map);
@@ -412,6 +427,7 @@ _public_ int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *
 	int r;
 
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	assert_return(src || length == 0, -EINVAL);
 	r = map_check_write(map, dst, length, flags);
 	if (r < 0)
@@ -428,6 +444,7 @@ _public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_
 	int r;
 
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	r = map_check_write(map, dst, length, flags);
 	if (r < 0)
 		return r;

@@ -20,7 +20,11 @@ static void pin_free(struct daxpool_pin *pin)
 	struct daxpool_map *map = pin->map;
 	struct daxpool_region *region = map->region;
 
-	/* Nobody new finds it from here on; lookups in flight skip it. */
+	/*
+	 * No new reference from a lookup from here on. Lookups still report
+	 * the pin until it leaves the registry below: the device may use the
+	 * range until the range is persisted and the I/O object released.
+	 */
 	atomic_store_explicit(&pin->dead, true, memory_order_release);
 
 	/*
@@ -34,15 +38,22 @@ static void pin_free(struct daxpool_pin *pin)
 			(unsigned long long)(pin->end - pin->start));
 	}
 
+	if (pin->io_release)
+		pin->io_release(pin);
+	dp_registry_remove(pin->ctx->registry, pin);
+
 	pthread_mutex_lock(&region->lock);
 	dp_list_del(&pin->node);
+	dp_client_pin_event(pin, false); /* daxpoold client (client.c) */
 	atomic_fetch_sub_explicit(&region->pin_count[pin->kind], 1, memory_order_relaxed);
+	if (pin->dontfork)
+		dp_fork_protect_pin(map, false);
 	if (region->whole_zapped || region->n_zaps)
 		pthread_cond_broadcast(&region->idle_cond);
 	pthread_mutex_unlock(&region->lock);
 
-	dp_registry_remove_and_free(pin->ctx->registry, pin);
 	/* The pin's memory lives until a grace period ends; its map does not need to. */
+	dp_registry_defer_free(pin->ctx->registry, pin);
 	daxpool_map_unref(map);
 }
 
@@ -55,7 +66,7 @@ DP_DEFINE_REF_UNREF(pin, struct daxpool_pin, pin_free, ctx_of_pin)
 
 _public_ struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin)
 {
-	if (!pin || atomic_load_explicit(&pin->dead, memory_order_acquire))
+	if (!pin || dp_ctx_foreign(pin->ctx) || atomic_load_explicit(&pin->dead, memory_order_acquire))
 		return NULL;
 	return dp_refcnt_get_unless_zero(&pin->ref) ? pin : NULL;
 }
@@ -63,14 +74,24 @@ _public_ struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin)
 _public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length, int kind,
 			     unsigned int access, struct daxpool_pin **ret)
 {
+	return dp_pin_new_io(map, addr, length, kind, access, NULL, NULL, NULL, 0, ret);
+}
+
+int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
+		  unsigned int access, void (*io_revoke)(struct daxpool_pin *),
+		  void (*io_release)(struct daxpool_pin *), const void *io, size_t io_len,
+		  struct daxpool_pin **ret)
+{
 	struct daxpool_region *region;
 	struct daxpool_pin *pin;
 	uintptr_t start = (uintptr_t)addr, base = (uintptr_t)(map ? map->addr : NULL);
-	uintptr_t first, last;
+	unsigned int level;
+	uintptr_t first;
 	size_t n_nodes;
 	int r = 0;
 
 	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
 	assert_return(ret, -EINVAL);
 	assert_return(length > 0, -EINVAL);
 	assert_return(kind == DAXPOOL_PIN_TRANSIENT || kind == DAXPOOL_PIN_LONGTERM, -EINVAL);
@@ -87,9 +108,7 @@ _public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length,
 		return -EACCES;
 	}
 
-	first = start >> DP_GRANULE_SHIFT;
-	last = (start + length - 1) >> DP_GRANULE_SHIFT;
-	n_nodes = last - first + 1;
+	dp_registry_place(start, length, &level, &first, &n_nodes);
 	pin = calloc(1, sizeof(*pin) + n_nodes * sizeof(pin->nodes[0]));
 	if (!pin)
 		return -ENOMEM;
@@ -106,9 +125,18 @@ _public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length,
 	atomic_init(&pin->revoked, false);
 	atomic_init(&pin->dead, false);
 	dp_list_init(&pin->node);
+	/* A private map's pinned pages could move at fork: keep the map out of children. */
+	pin->dontfork = (map->flags & DAXPOOL_MAP_PRIVATE) && dp_fork_protect_needed(region->ctx);
+	pin->io_revoke = io_revoke;
+	pin->io_release = io_release;
+	if (io_len)
+		memcpy(&pin->io, io, io_len < sizeof(pin->io) ? io_len : sizeof(pin->io));
 	pin->n_nodes = n_nodes;
 	for (size_t i = 0; i < n_nodes; i++) {
 		pin->nodes[i].granule = first + i;
+		pin->nodes[i].start = start;
+		pin->nodes[i].end = start + length;
+		pin->nodes[i].level = level;
 	}
 
 	/*
@@ -123,7 +151,10 @@ _public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length,
 		r = -ENXIO;
 	else {
 		dp_list_add_tail(&region->pins, &pin->node);
+		dp_client_pin_event(pin, true); /* daxpoold client (client.c) */
 		atomic_fetch_add_explicit(&region->pin_count[kind], 1, memory_order_relaxed);
+		if (pin->dontfork)
+			dp_fork_protect_pin(map, true);
 	}
 	pthread_mutex_unlock(&region->lock);
 	if (r < 0) {
@@ -142,6 +173,7 @@ _public_ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revo
 				       void *userdata)
 {
 	assert_return(pin, -EINVAL);
+	assert_owned(pin->ctx);
 	pthread_mutex_lock(&pin->map->region->lock);
 	pin->revoke_fn = revoke_fn;
 	pin->revoke_data = userdata;
@@ -152,6 +184,7 @@ _public_ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revo
 _public_ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner)
 {
 	assert_return(pin, -EINVAL);
+	assert_owned(pin->ctx);
 	pthread_mutex_lock(&pin->map->region->lock);
 	snprintf(pin->owner, sizeof(pin->owner), "%s", owner ? owner : "");
 	pthread_mutex_unlock(&pin->map->region->lock);
@@ -208,12 +241,14 @@ _public_ uint64_t daxpool_pin_get_age_ns(struct daxpool_pin *pin)
 _public_ int daxpool_pin_is_valid(struct daxpool_pin *pin)
 {
 	assert_return(pin, -EINVAL);
+	assert_owned(pin->ctx);
 	return !atomic_load_explicit(&pin->revoked, memory_order_acquire);
 }
 
 _public_ int daxpool_region_get_pin_count(struct daxpool_region *region, int kind)
 {
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(kind >= 0 && kind <= DAXPOOL_PIN_LONGTERM, -EINVAL);
 	if (kind)
 		return atomic_load_explicit(&region->pin_count[kind], memory_order_relaxed);
@@ -228,6 +263,7 @@ _public_ int daxpool_region_foreach_pin(struct daxpool_region *region, daxpool_p
 	int n = 0;
 
 	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
 	assert_return(visit, -EINVAL);
 	pthread_mutex_lock(&region->lock);
 	dp_list_for_each(pos, &region->pins) {

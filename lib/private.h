@@ -35,17 +35,39 @@
 			return (r);                                                                \
 	} while (0)
 
+/* ---- fork (fork.c) ---- */
+
+/* Bumped in the child at every fork: handles made before belong to the parent. */
+extern atomic_ulong dp_fork_generation;
+void dp_fork_init(void);
+
 /* ---- context and logging (ctx.c, log.c) ---- */
 
 struct dp_registry;
 
 struct daxpool_ctx {
 	struct dp_refcnt ref;
+	unsigned long fork_gen;	 /* dp_fork_generation when made: owned by this process iff equal */
+	atomic_int fork_protection; /* enum daxpool_fork_protection */
 	atomic_int log_priority;
 	daxpool_log_fn log_fn;
 	void *userdata;
 	struct dp_registry *registry; /* the pin registry (registry.c) */
+
+	/* daxpoold client (client.c): every open region, and the connection if any. */
+	pthread_mutex_t regions_lock; /* protects regions; taken before a region's lock */
+	struct dp_list regions;	      /* struct daxpool_region.ctx_node */
+	struct dp_client *_Atomic client; /* set once by the connect call, acquire-loaded */
+
+	/* Whether the kernel takes io_uring registered buffers, per region kind: 0 unknown, 1, -1. */
+	atomic_int uring_regbuf[4];
+	/* RDMA device capabilities, probed once per device context (rdma.c). */
+	pthread_mutex_t rdma_lock;
+	struct dp_rdma_caps *rdma_caps;
 };
+
+struct dp_rdma_caps;
+void dp_rdma_caps_free(struct dp_rdma_caps *caps);
 
 void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
 	    const char *format, ...) _printf_(6, 7);
@@ -56,6 +78,21 @@ void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, c
 		if (atomic_load_explicit(&_c->log_priority, memory_order_relaxed) >= (prio))       \
 			dp_log(_c, (prio), __FILE__, __LINE__, __func__, __VA_ARGS__);             \
 	} while (0)
+
+/* Whether a context (and every object under it) was inherited from a parent process. */
+static inline bool dp_ctx_foreign(const struct daxpool_ctx *ctx)
+{
+	return ctx->fork_gen != atomic_load_explicit(&dp_fork_generation, memory_order_relaxed);
+}
+
+/* Refuse operations on handles inherited across fork(). */
+#define assert_owned(ctx)                                                                          \
+	do {                                                                                       \
+		if (_unlikely_(dp_ctx_foreign(ctx)))                                               \
+			return -ESTALE;                                                            \
+	} while (0)
+
+bool dp_fork_protect_needed(struct daxpool_ctx *ctx);
 
 #define log_err(ctx, ...) dp_log_cond(ctx, LOG_ERR, __VA_ARGS__)
 #define log_warn(ctx, ...) dp_log_cond(ctx, LOG_WARNING, __VA_ARGS__)
@@ -75,8 +112,8 @@ void dp_refcnt_report(struct daxpool_ctx *ctx, enum dp_refcnt_status st, const c
 	_public_ type *daxpool_##name##_ref(type *obj)                                             \
 	{                                                                                          \
 		enum dp_refcnt_status st;                                                          \
-		if (!obj)                                                                          \
-			return NULL;                                                               \
+		if (!obj || dp_ctx_foreign(ctx_of(obj)))                                           \
+			return obj;                                                                \
 		st = dp_refcnt_inc(&obj->ref);                                                     \
 		if (_unlikely_(st != DP_REFCNT_OK))                                                \
 			dp_refcnt_report(ctx_of(obj), st, #name, obj);                             \
@@ -85,7 +122,8 @@ void dp_refcnt_report(struct daxpool_ctx *ctx, enum dp_refcnt_status st, const c
 	_public_ type *daxpool_##name##_unref(type *obj)                                           \
 	{                                                                                          \
 		enum dp_refcnt_status st;                                                          \
-		if (!obj)                                                                          \
+		/* An inherited handle is the parent's: the child leaves it alone. */            \
+		if (!obj || dp_ctx_foreign(ctx_of(obj)))                                           \
 			return NULL;                                                               \
 		st = dp_refcnt_dec(&obj->ref);                                                     \
 		if (st == DP_REFCNT_FREE)                                                          \
@@ -140,6 +178,10 @@ struct daxpool_region {
 	size_t n_zaps;
 	bool whole_zapped;
 	bool released;
+
+	/* daxpoold client (client.c): on ctx->regions under ctx->regions_lock. */
+	struct dp_list ctx_node;
+	uint64_t client_id; /* daxpoold id; written with regions_lock and lock held */
 };
 
 struct dp_backing {
@@ -198,10 +240,13 @@ struct daxpool_map {
 
 	/* Set once, with release ordering, when a zap covers the map. */
 	atomic_bool revoked;
+	/* The exclusive-owner bit: this process made the map (and owns it outright). */
+	atomic_bool exclusive;
 
 	/* Protected by region->lock. */
 	struct dp_list node;
 	bool pending; /* reserved by daxpool_map_new(), not yet published */
+	unsigned int dontfork_pins; /* pins that keep a private map out of children (fork.c) */
 	daxpool_revoke_fn revoke_fn;
 	void *revoke_data;
 	char tag[64];
@@ -209,6 +254,7 @@ struct daxpool_map {
 	struct daxpool_map *revoke_next;
 	daxpool_revoke_fn revoke_call_fn;
 	void *revoke_call_data;
+	uint64_t client_id; /* daxpoold id (client.c), 0 until registered; region->lock */
 };
 
 static inline bool dp_map_overlaps(const struct daxpool_map *map, uint64_t start, uint64_t end)
@@ -226,12 +272,24 @@ static inline uint64_t dp_now_ns(void)
 
 /* ---- pins and the registry (pin.c, registry.c) ---- */
 
-/* The registry hashes pins by 2 MiB granule of address; a pin is in every granule it covers. */
-#define DP_GRANULE_SHIFT 21
+/*
+ * The registry hashes each pin by granule of address, in one of three levels
+ * of granule size (4 KiB, 2 MiB, 1 GiB): the smallest level at which the pin
+ * covers at most DP_LEVEL_FANOUT granules. A pin has one node per granule it
+ * covers at its level (registry.c).
+ */
+#define DP_LEVELS 3
+#define DP_LEVEL_FANOUT 4
+
+/* The level of a pin and the granules it covers there. */
+void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
+		       uintptr_t *ret_first, size_t *ret_n);
 
 struct dp_pin_node {
 	struct cds_lfht_node lfnode;
 	uintptr_t granule;
+	uintptr_t start, end; /* the pin's range, copied so a miss never touches the pin */
+	unsigned int level;
 	/*
 	 * Stored with release ordering just before the node is added, loaded
 	 * with acquire by lookups: the publication is then visible to
@@ -254,7 +312,8 @@ struct daxpool_pin {
 	uint64_t created_ns;
 
 	atomic_bool revoked; /* set once, with release ordering, by a zap */
-	atomic_bool dead;    /* set when unpinning starts: lookups skip it */
+	atomic_bool dead;    /* set when unpinning starts: daxpool_pin_try_ref() fails */
+	bool dontfork;	     /* counted in map->dontfork_pins (fork.c) */
 
 	/* Protected by region->lock. */
 	struct dp_list node;
@@ -264,18 +323,70 @@ struct daxpool_pin {
 	struct daxpool_pin *revoke_next;
 	daxpool_pin_revoke_fn revoke_call_fn;
 	void *revoke_call_data;
+	uint64_t client_id; /* daxpoold id (client.c), 0 until registered; region->lock */
 
-	struct rcu_head rcu;
+	/*
+	 * Pins made by the I/O helpers (uring.c, rdma.c) stop their I/O
+	 * themselves: io_revoke runs on a zap after the application's revoke
+	 * function; io_release runs when the pin goes, before its map is
+	 * dropped. Both are set before the pin is published and never change.
+	 */
+	void (*io_revoke)(struct daxpool_pin *pin);
+	void (*io_release)(struct daxpool_pin *pin);
+	union {
+		struct {
+			struct io_uring *ring;
+			uint64_t user_data;
+			atomic_bool registered; /* a registered buffer still registered */
+		} uring;
+		struct {
+			_Atomic(struct ibv_mr *) mr; /* NULL once deregistered */
+		} rdma;
+	} io;
+
+	struct daxpool_pin *defer_next; /* the registry's list of pins to free after a grace period */
 	size_t n_nodes;
 	struct dp_pin_node nodes[];
 };
+
+/*
+ * Create a pin as daxpool_pin_new(), with the I/O helpers' revoke and release
+ * functions set before it is published (pin.c).
+ */
+int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
+		  unsigned int access, void (*io_revoke)(struct daxpool_pin *),
+		  void (*io_release)(struct daxpool_pin *), const void *io, size_t io_len,
+		  struct daxpool_pin **ret);
+
+/* A pin was added to (or removed from) a private map that must not move at fork. region->lock held. */
+void dp_fork_protect_pin(struct daxpool_map *map, bool add);
 
 int dp_registry_new(struct dp_registry **ret);
 void dp_registry_free(struct dp_registry *reg);
 /* Insert a pin's granule nodes; the pin is visible to lookups on return. */
 void dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin);
-/* Remove a pin's nodes and free the pin after a grace period. */
-void dp_registry_remove_and_free(struct dp_registry *reg, struct daxpool_pin *pin);
+/* Remove a pin's nodes: from here on lookups do not report it. */
+void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin);
+/* Free a removed pin after a grace period (batched); the caller no longer touches it. */
+void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin);
+
+/* ---- the daxpoold client (client.c) ---- */
+
+struct dp_client;
+
+/* ctx setup and teardown: the region list, DAXPOOL_DAEMON. */
+void dp_client_ctx_init(struct daxpool_ctx *ctx);
+void dp_client_ctx_fini(struct daxpool_ctx *ctx);
+/* A region was opened (end of daxpool_region_open) / is being freed. No lock held. */
+void dp_client_region_added(struct daxpool_region *region);
+void dp_client_region_removed(struct daxpool_region *region);
+/*
+ * A map or pin was published (add) or unlinked (!add). Called with
+ * region->lock held; never sleeps: queues an event for the client thread
+ * (nothing at all when no daemon is connected).
+ */
+void dp_client_map_event(struct daxpool_map *map, bool add);
+void dp_client_pin_event(struct daxpool_pin *pin, bool add);
 
 /* ---- pools (pool.c, extent.c; the rest is in pool.h) ---- */
 

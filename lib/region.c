@@ -75,6 +75,7 @@ static int region_check_type(struct daxpool_ctx *ctx, const char *path, const st
 static void region_free(struct daxpool_region *region)
 {
 	log_dbg(region->ctx, "%s: region freed", region->path);
+	dp_client_region_removed(region); /* daxpoold client (client.c) */
 	if (region->src)
 		pmem2_source_delete(&region->src);
 	if (region->fd >= 0)
@@ -104,6 +105,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	int r;
 
 	assert_return(ctx, -EINVAL);
+	assert_owned(ctx);
 	assert_return(path && *path, -EINVAL);
 	assert_return(ret, -EINVAL);
 	assert_return(!(flags & ~DAXPOOL_REGION_RDONLY), -EINVAL);
@@ -197,6 +199,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		 (unsigned long long)region->alignment,
 		 daxpool_granularity_name(region->granularity), region->devname[0] ? ", device " : "",
 		 region->devname);
+	dp_client_region_added(region); /* daxpoold client (client.c) */
 	*ret = region;
 	return 0;
 

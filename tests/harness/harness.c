@@ -134,6 +134,41 @@ const char *fixture_backing(uint64_t min_size)
 	}
 }
 
+static int odirect_in(const char *dir, uint64_t size)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/odirect-%d-%u", dir, (int)getpid(), scratch_files++);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (ftruncate(fd, (off_t)size) < 0)
+		dp_test_fail(__FILE__, __LINE__, "size %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int fixture_odirect_file(uint64_t size)
+{
+	const char *dirs = getenv("DAXPOOL_TEST_FSDAX_DIRS");
+	char dir[PATH_MAX];
+	int fd = odirect_in(scratch_dir, size);
+
+	while (fd == -EINVAL && dirs && *dirs) {
+		size_t n = strcspn(dirs, ":");
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)n, dirs);
+		fd = odirect_in(dir, size);
+		dirs += n + (dirs[n] == ':');
+	}
+	if (fd == -EINVAL)
+		fixture_missing("a filesystem that takes O_DIRECT");
+	if (fd < 0)
+		dp_test_fail(__FILE__, __LINE__, "O_DIRECT file: %s", strerror(-fd));
+	return fd;
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

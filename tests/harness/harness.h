@@ -114,6 +114,14 @@ const char *fixture_backing(uint64_t min_size);
 /* A new file of @size bytes in the test's directory on the host filesystem. */
 const char *fixture_plain_file(uint64_t size);
 
+/*
+ * A file of @size bytes opened O_RDWR | O_DIRECT, on the first filesystem that
+ * takes O_DIRECT: the test's directory, else an fsdax mount of the vm tier
+ * (DAXPOOL_TEST_FSDAX_DIRS). The file is already unlinked: closing the fd
+ * removes it. Skips (fails under DAXPOOL_TEST_REQUIRE=1) if none does.
+ */
+int fixture_odirect_file(uint64_t size);
+
 /* The test's own scratch directory (exists for the test's lifetime). */
 const char *fixture_dir(void);
 

@@ -85,16 +85,7 @@ static void teardown(struct fixture *f)
 /* A file opened with O_DIRECT, IO_SIZE * 4 bytes, on a filesystem that allows it. */
 static int odirect_file(void)
 {
-	char path[4096];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/odirect", fixture_dir());
-	fd = open(path, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EINVAL)
-		SKIP("the filesystem of %s refuses O_DIRECT", fixture_dir());
-	CHECK(fd >= 0);
-	CHECK_EQ(ftruncate(fd, IO_SIZE * 4), 0);
-	return fd;
+	return fixture_odirect_file(IO_SIZE * 4);
 }
 
 TEST(pread_pins_the_destination_for_the_io_and_persists)

@@ -334,3 +334,56 @@ TEST(a_pin_keeps_its_map_and_region)
 	daxpool_pin_unref(p);
 	daxpool_ctx_unref(f.ctx);
 }
+
+/*
+ * Exactness against brute force: random pins of every size class (one byte
+ * to 8 MiB, so every registry level and both lookup strategies are used) and
+ * random queries; the registry's count must equal the count of overlapping
+ * live pins, every time.
+ */
+TEST(lookup_matches_brute_force)
+{
+	struct fixture f = setup();
+	enum { NPINS = 600, QUERIES = 3000 };
+	struct daxpool_pin *pins[NPINS] = { 0 };
+	uintptr_t s[NPINS], e[NPINS];
+	unsigned int seed = 12345;
+
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < NPINS; i++) {
+			if (pins[i] && rand_r(&seed) % 2) {
+				pins[i] = daxpool_pin_unref(pins[i]);
+				continue;
+			}
+			if (pins[i])
+				continue;
+			size_t len = (rand_r(&seed) % 4) == 0 ? 1 + (size_t)rand_r(&seed) % (8u << 20)
+							       : 1 + (size_t)rand_r(&seed) % 20000;
+			if (len > f.len)
+				len = f.len;
+			size_t off = (size_t)rand_r(&seed) % (f.len - len + 1);
+
+			CHECK_OK(daxpool_pin_new(f.map, f.base + off, len, DAXPOOL_PIN_TRANSIENT,
+						 DAXPOOL_PIN_DEVICE_READ, &pins[i]));
+			s[i] = (uintptr_t)f.base + off;
+			e[i] = s[i] + len;
+		}
+		for (int q = 0; q < QUERIES; q++) {
+			size_t qlen = (q % 3) == 0 ? 1 + (size_t)rand_r(&seed) % f.len
+						   : 1 + (size_t)rand_r(&seed) % 65536;
+			if (qlen > f.len)
+				qlen = f.len;
+			uintptr_t qs = (uintptr_t)f.base + (size_t)rand_r(&seed) % (f.len - qlen + 1);
+			int want = 0;
+
+			for (int i = 0; i < NPINS; i++)
+				if (pins[i] && s[i] < qs + qlen && qs < e[i])
+					want++;
+			CHECK_EQ(daxpool_ctx_lookup_pins(f.ctx, (void *)qs, qlen, NULL, NULL), want);
+		}
+	}
+	for (int i = 0; i < NPINS; i++)
+		daxpool_pin_unref(pins[i]);
+	CHECK_EQ(daxpool_ctx_lookup_pins(f.ctx, f.base, f.len, NULL, NULL), 0);
+	teardown(&f);
+}

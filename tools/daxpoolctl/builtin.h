@@ -8,7 +8,8 @@
 /* Exit codes of daxpoolctl, also listed in its --help. */
 enum {
 	DAXPOOLCTL_EXIT_OK = 0,
-	DAXPOOLCTL_EXIT_FAILURE = 1, /* the operation failed (bad region, device error) */
+	DAXPOOLCTL_EXIT_FAILURE = 1, /* the operation failed (bad region, device error), or
+				      * check found a problem in a pool */
 	DAXPOOLCTL_EXIT_USAGE = 2,   /* bad command line */
 };
 
@@ -21,5 +22,31 @@ struct daxpoolctl_cmd {
 };
 
 int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_create(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_check(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_repair(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_extents(int argc, char **argv, struct daxpool_ctx *ctx);
+/* daxpoold subcommands (status.c, pins.c, release.c, truncate.c, punch.c; daemon.c). */
+int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_pins(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_release(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_truncate(int argc, char **argv, struct daxpool_ctx *ctx);
+int cmd_punch(int argc, char **argv, struct daxpool_ctx *ctx);
+
+/* Pool printing shared by the pool subcommands (pool-print.c). */
+struct daxpool_pool;
+struct daxpool_region;
+struct json_object;
+
+struct daxpoolctl_problems {
+	bool json;
+	struct json_object *list; /* JSON array the problems are added to */
+};
+
+struct json_object *daxpoolctl_pool_json(struct daxpool_pool *pool);
+void daxpoolctl_pool_human(struct daxpool_pool *pool);
+/* A daxpool_pool_problem_fn: prints a line, or adds to the JSON list. */
+void daxpoolctl_problem(struct daxpool_region *region, const char *where, int err,
+			const char *message, int repaired, void *userdata);
 
 #endif /* DAXPOOLCTL_BUILTIN_H */

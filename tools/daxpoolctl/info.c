@@ -14,7 +14,8 @@ static void info_usage(FILE *f)
 {
 	fprintf(f, "Usage: daxpoolctl info [--json] PATH\n\n"
 		   "Describe PATH as a daxpool region: a device-dax device (/dev/daxX.Y), a file\n"
-		   "on a DAX mount, or a plain file. The region is opened read-only.\n\n"
+		   "on a DAX mount, or a plain file, and the pool it holds, if any. The region\n"
+		   "is opened read-only.\n\n"
 		   "  -j, --json  print one JSON object\n"
 		   "  -h, --help  this help\n");
 }
@@ -70,8 +71,9 @@ int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daxpool_region *region = NULL;
+	struct daxpool_pool *pool = NULL;
 	bool json = false;
-	int c, r;
+	int c, r, pool_r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -97,15 +99,31 @@ int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx)
 		fprintf(stderr, "daxpoolctl info: %s: %s\n", argv[optind], strerror(-r));
 		return DAXPOOLCTL_EXIT_FAILURE;
 	}
+	/* A pool in the region: its fields; none: say so; damaged: say how. */
+	pool_r = daxpool_pool_open(region, DAXPOOL_POOL_RDONLY, &pool);
 	if (json) {
 		json_object *o = info_json(region);
+
+		json_object_object_add(o, "pool", pool ? daxpoolctl_pool_json(pool) : NULL);
+		json_object_object_add(o, "pool_error",
+				       pool_r < 0 && pool_r != -ENOMSG
+					       ? json_object_new_string(strerrorname_np(-pool_r) ?: "?")
+					       : NULL);
 
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
 		info_human(region);
+		if (pool)
+			daxpoolctl_pool_human(pool);
+		else if (pool_r == -ENOMSG)
+			printf("pool:                    none\n");
+		else
+			printf("pool:                    unusable (%s): see 'daxpoolctl check'\n",
+			       strerror(-pool_r));
 	}
+	daxpool_pool_unref(pool);
 	daxpool_region_unref(region);
 	return DAXPOOLCTL_EXIT_OK;
 }

@@ -11,6 +11,16 @@
 static const struct daxpoolctl_cmd commands[] = {
 	{ "info", "describe a region: kind, size, alignment, DAX, persistence granularity",
 	  cmd_info },
+	{ "create", "format a region as an empty pool", cmd_create },
+	{ "check", "check a pool's headers and extent table without writing", cmd_check },
+	{ "repair", "repair a pool: restore a header copy, drop bad extent entries", cmd_repair },
+	{ "extents", "list a pool's extents", cmd_extents },
+	/* daxpoold (tools/daxpoold): who holds what; release after the pins drain. */
+	{ "status", "daxpoold: processes, regions, maps and pins; outside holders", cmd_status },
+	{ "pins", "daxpoold: every registered pin of a device or file", cmd_pins },
+	{ "release", "daxpoold: drain every holder, then release a device", cmd_release },
+	{ "truncate", "daxpoold: drain a file's tail in every process, then truncate", cmd_truncate },
+	{ "punch", "daxpoold: drain a range in every process, then punch a hole", cmd_punch },
 };
 
 static void usage(FILE *f)
@@ -22,7 +32,8 @@ static void usage(FILE *f)
 		   "  -v, --verbose  log library messages down to debug\n"
 		   "  -h, --help     this help; 'daxpoolctl COMMAND --help' for a command\n"
 		   "  -V, --version  print the version\n"
-		   "\nExit status: 0 success, 1 the operation failed, 2 bad usage.\n");
+		   "\nExit status: 0 success, 1 the operation failed (or check found a problem),\n"
+		   "2 bad usage.\n");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daxpoold client: tells the daemon which regions, maps and pins this
+ * process holds, and carries out the daemon's revoke requests.
+ *
+ * Hot path: a map or pin event (called with the region's lock held) encodes
+ * one small message into the client's queue under the queue mutex and, only
+ * when the queue was empty, wakes the client thread through an eventfd. No
+ * socket I/O, no sleeping. The client thread sends the queue in batches (many
+ * messages per datagram).
+ *
+ * Consistency across reconnects: events are queued only while connected. On
+ * (re)connect the thread marks itself connected, clears the queue, then takes
+ * a snapshot of every region, map and pin (under ctx->regions_lock and each
+ * region's lock) and sends it before the queue. An object published or
+ * unlinked concurrently is either in the snapshot or has its event queued
+ * after it, or both: the daemon treats a second ADD of an id as a replace and
+ * a DEL of an unknown id as nothing. Ids are never reused.
+ *
+ * Revoke: the daemon sends REVOKE(req, region, range). The thread zaps the
+ * range (revoke functions run in the client thread) and, once
+ * daxpool_region_wait_idle() says idle, answers REVOKE_DONE. UNZAP ends a
+ * request that did not release: the range is reopened as soon as it is idle
+ * (at once if it already is). RELEASED ends a request that did: the range
+ * stays zapped. If the connection drops, every open request is treated as
+ * UNZAP: a release that never completed must not leave the region unusable.
+ *
+ * Lifetime: a region holds its ctx; the client thread takes region references
+ * while it works on one, so its unref may free the ctx. dp_client_ctx_fini()
+ * called from the client thread itself only marks the client orphaned; the
+ * thread checks that after every unref and then frees the client and exits.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "private.h"
+#include "util/protocol.h"
+
+#define CLIENT_QUEUE_MAX (64u << 20) /* beyond this the queue is dropped and a resync forced */
+#define CLIENT_RECONNECT_MS 100
+#define CLIENT_HELLO_TIMEOUT_MS 2000
+
+struct dp_request {
+	uint64_t req, region_id, offset, end;
+	bool cancelled; /* reopen when idle, report nothing */
+	bool reported;	/* REVOKE_DONE sent; waiting for UNZAP or RELEASED */
+	struct dp_request *next;
+};
+
+struct dp_client {
+	struct daxpool_ctx *ctx; /* NULL once orphaned */
+	char *path;
+	pthread_t thread;
+	bool thread_started;
+	int efd;
+	int sock; /* client thread only (and the connect call before the thread starts) */
+	uint32_t seq;
+	atomic_bool connected;
+	atomic_bool stop;
+	atomic_bool orphaned;
+	_Atomic uint64_t next_id;
+	unsigned long fork_gen; /* dp_fork_generation of the process that connected */
+
+	pthread_mutex_t qlock;
+	uint8_t *q;
+	size_t qlen, qcap;
+	bool overflow;
+
+	struct dp_request *requests; /* client thread only */
+	uint64_t reconnect_at;
+};
+
+static void client_wake(struct dp_client *c)
+{
+	uint64_t one = 1;
+
+	if (write(c->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, the thread will wake. */
+	}
+}
+
+/* Append an encoded message to the queue. With or without a region lock held. */
+static void client_queue(struct dp_client *c, const struct dp_msg *m)
+{
+	uint8_t buf[128];
+	bool was_empty;
+	int n;
+
+	n = dp_proto_encode(m, 0, buf, sizeof(buf));
+	if (n < 0)
+		return;
+	pthread_mutex_lock(&c->qlock);
+	if (c->qlen + (size_t)n > c->qcap) {
+		size_t cap = c->qcap ? c->qcap * 2 : 4096;
+		uint8_t *q = cap <= CLIENT_QUEUE_MAX ? realloc(c->q, cap) : NULL;
+
+		if (!q) {
+			/* Drop everything: the thread reconnects and sends a snapshot. */
+			c->overflow = true;
+			c->qlen = 0;
+			pthread_mutex_unlock(&c->qlock);
+			client_wake(c);
+			return;
+		}
+		c->q = q;
+		c->qcap = cap;
+	}
+	was_empty = c->qlen == 0;
+	memcpy(c->q + c->qlen, buf, (size_t)n);
+	c->qlen += (size_t)n;
+	pthread_mutex_unlock(&c->qlock);
+	if (was_empty)
+		client_wake(c);
+}
+
+static struct dp_client *client_of(struct daxpool_ctx *ctx)
+{
+	struct dp_client *c = atomic_load_explicit(&ctx->client, memory_order_acquire);
+
+	if (!c || !atomic_load_explicit(&c->connected, memory_order_acquire))
+		return NULL;
+	/*
+	 * A child of fork() inherits the ctx but not the client thread: it
+	 * queues nothing (the daemon knows the parent, and the child's pins are
+	 * not registered). One relaxed load (fork.c's generation).
+	 */
+	if (c->fork_gen != atomic_load_explicit(&dp_fork_generation, memory_order_relaxed))
+		return NULL;
+	return c;
+}
+
+static void fill_region_add(struct daxpool_region *region, struct dp_msg *m)
+{
+	struct stat st;
+
+	memset(m, 0, sizeof(*m));
+	m->type = DP_MSG_REGION_ADD;
+	if (region->fd < 0 || fstat(region->fd, &st) < 0)
+		return;
+	m->region_add.id = region->client_id;
+	m->region_add.dev = st.st_dev;
+	m->region_add.ino = st.st_ino;
+	m->region_add.rdev = st.st_rdev;
+	m->region_add.size = region->size;
+	m->region_add.kind = (uint32_t)region->kind;
+	if (!realpath(region->path, m->region_add.path))
+		snprintf(m->region_add.path, sizeof(m->region_add.path), "%s", region->path);
+	snprintf(m->region_add.devname, sizeof(m->region_add.devname), "%s", region->devname);
+}
+
+/* An encoded REGION_ADD is too big for client_queue()'s buffer: queue it through the heap. */
+static void client_queue_big(struct dp_client *c, const struct dp_msg *m)
+{
+	uint8_t *buf = malloc(DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH);
+	bool was_empty;
+	int n;
+
+	if (!buf)
+		return;
+	n = dp_proto_encode(m, 0, buf, DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH);
+	pthread_mutex_lock(&c->qlock);
+	if (n > 0 && c->qlen + (size_t)n > c->qcap) {
+		size_t cap = c->qcap ? c->qcap : 4096;
+		uint8_t *q;
+
+		while (cap < c->qlen + (size_t)n)
+			cap *= 2;
+		q = realloc(c->q, cap);
+		if (!q) {
+			c->overflow = true;
+			c->qlen = 0;
+			n = -ENOMEM;
+		} else {
+			c->q = q;
+			c->qcap = cap;
+		}
+	}
+	was_empty = c->qlen == 0;
+	if (n > 0) {
+		memcpy(c->q + c->qlen, buf, (size_t)n);
+		c->qlen += (size_t)n;
+	}
+	pthread_mutex_unlock(&c->qlock);
+	free(buf);
+	if (was_empty)
+		client_wake(c);
+}
+
+void dp_client_region_added(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	struct dp_client *c = atomic_load_explicit(&ctx->client, memory_order_acquire);
+	struct dp_msg *m;
+
+	pthread_mutex_lock(&ctx->regions_lock);
+	/* No map exists yet: nobody else reads client_id, region->lock not needed. */
+	if (c)
+		region->client_id = atomic_fetch_add(&c->next_id, 1);
+	dp_list_add_tail(&ctx->regions, &region->ctx_node);
+	pthread_mutex_unlock(&ctx->regions_lock);
+
+	c = client_of(ctx);
+	if (!c)
+		return;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return;
+	fill_region_add(region, m);
+	if (m->region_add.id)
+		client_queue_big(c, m);
+	free(m);
+}
+
+void dp_client_region_removed(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	struct dp_client *c;
+
+	/* region_free() runs for a region that failed to open too: it was never listed. */
+	if (!region->ctx_node.next || region->ctx_node.next == &region->ctx_node)
+		return;
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_del(&region->ctx_node);
+	pthread_mutex_unlock(&ctx->regions_lock);
+	c = client_of(ctx);
+	if (c && region->client_id)
+		client_queue(c, &(struct dp_msg){ .type = DP_MSG_REGION_DEL,
+						  .del.id = region->client_id });
+}
+
+void dp_client_map_event(struct daxpool_map *map, bool add)
+{
+	struct dp_client *c = client_of(map->region->ctx);
+	struct dp_msg m;
+
+	if (!c || !map->region->client_id)
+		return;
+	if (!add) {
+		if (map->client_id)
+			client_queue(c, &(struct dp_msg){ .type = DP_MSG_MAP_DEL,
+							  .del.id = map->client_id });
+		return;
+	}
+	if (!map->client_id)
+		map->client_id = atomic_fetch_add_explicit(&c->next_id, 1, memory_order_relaxed);
+	m.type = DP_MSG_MAP_ADD;
+	m.map_add.id = map->client_id;
+	m.map_add.region_id = map->region->client_id;
+	m.map_add.offset = map->offset;
+	m.map_add.length = map->length;
+	m.map_add.created_ns =
+		(uint64_t)map->created.tv_sec * 1000000000u + (uint64_t)map->created.tv_nsec;
+	m.map_add.tid = (uint32_t)map->owner_tid;
+	client_queue(c, &m);
+}
+
+static void fill_pin_add(struct daxpool_pin *pin, struct dp_msg *m)
+{
+	m->type = DP_MSG_PIN_ADD;
+	m->pin_add.id = pin->client_id;
+	m->pin_add.region_id = pin->map->region->client_id;
+	m->pin_add.offset = pin->offset;
+	m->pin_add.length = pin->end - pin->start;
+	m->pin_add.created_ns = pin->created_ns;
+	m->pin_add.kind = (uint32_t)pin->kind;
+	m->pin_add.access = pin->access;
+	m->pin_add.tid = (uint32_t)pin->owner_tid;
+}
+
+void dp_client_pin_event(struct daxpool_pin *pin, bool add)
+{
+	struct dp_client *c = client_of(pin->ctx);
+	struct dp_msg m;
+
+	if (!c || !pin->map->region->client_id)
+		return;
+	if (!add) {
+		if (pin->client_id)
+			client_queue(c, &(struct dp_msg){ .type = DP_MSG_PIN_DEL,
+							  .del.id = pin->client_id });
+		return;
+	}
+	if (!pin->client_id)
+		pin->client_id = atomic_fetch_add_explicit(&c->next_id, 1, memory_order_relaxed);
+	fill_pin_add(pin, &m);
+	client_queue(c, &m);
+}
+
+/* ---- sending ---- */
+
+/* Send @len bytes of whole messages in datagrams of at most DP_PROTO_MAX_DGRAM. */
+static int client_send_batch(struct dp_client *c, const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t n = 0;
+		ssize_t s;
+
+		/* Whole messages only: each header says its payload length. */
+		while (off + n < len) {
+			const uint8_t *h = buf + off + n;
+			size_t mlen = DP_PROTO_HDR_SIZE + ((size_t)h[8] | (size_t)h[9] << 8 |
+							   (size_t)h[10] << 16 | (size_t)h[11] << 24);
+
+			if (n + mlen > DP_PROTO_MAX_DGRAM)
+				break;
+			n += mlen;
+		}
+		do
+			s = send(c->sock, buf + off, n, MSG_NOSIGNAL);
+		while (s < 0 && errno == EINTR);
+		if (s < 0)
+			return -errno;
+		off += n;
+	}
+	return 0;
+}
+
+static int client_flush(struct dp_client *c)
+{
+	uint8_t *q;
+	size_t len;
+	bool overflow;
+	int r;
+
+	pthread_mutex_lock(&c->qlock);
+	q = c->q;
+	len = c->qlen;
+	overflow = c->overflow;
+	c->q = NULL;
+	c->qlen = c->qcap = 0;
+	c->overflow = false;
+	pthread_mutex_unlock(&c->qlock);
+	if (overflow) {
+		free(q);
+		return -ENOBUFS;
+	}
+	r = c->sock >= 0 && len ? client_send_batch(c, q, len) : 0;
+	free(q);
+	return r;
+}
+
+/* A growable buffer of encoded messages, for the snapshot. */
+struct obuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void obuf_add(struct obuf *o, const struct dp_msg *m)
+{
+	if (o->err)
+		return;
+	if (o->cap - o->len < DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH) {
+		size_t cap = o->cap ? o->cap * 2 : 65536;
+		uint8_t *p = realloc(o->p, cap);
+
+		if (!p) {
+			o->err = -ENOMEM;
+			return;
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+	int n = dp_proto_encode(m, 0, o->p + o->len, o->cap - o->len);
+	if (n < 0)
+		o->err = n;
+	else
+		o->len += (size_t)n;
+}
+
+/* Register every region, map and pin of the ctx (see the top of the file). */
+static int client_snapshot(struct dp_client *c)
+{
+	struct daxpool_ctx *ctx = c->ctx;
+	struct obuf o = { 0 };
+	struct dp_msg *m = malloc(sizeof(*m));
+	struct dp_list *pos, *p2;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(pos, &ctx->regions) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+
+		pthread_mutex_lock(&region->lock);
+		if (region->released) {
+			pthread_mutex_unlock(&region->lock);
+			continue;
+		}
+		if (!region->client_id)
+			region->client_id = atomic_fetch_add(&c->next_id, 1);
+		fill_region_add(region, m);
+		obuf_add(&o, m);
+		dp_list_for_each(p2, &region->maps) {
+			struct daxpool_map *map = dp_container_of(p2, struct daxpool_map, node);
+
+			if (map->pending)
+				continue;
+			if (!map->client_id)
+				map->client_id = atomic_fetch_add(&c->next_id, 1);
+			memset(m, 0, sizeof(m->map_add) + offsetof(struct dp_msg, map_add));
+			m->type = DP_MSG_MAP_ADD;
+			m->map_add.id = map->client_id;
+			m->map_add.region_id = region->client_id;
+			m->map_add.offset = map->offset;
+			m->map_add.length = map->length;
+			m->map_add.created_ns = (uint64_t)map->created.tv_sec * 1000000000u +
+						(uint64_t)map->created.tv_nsec;
+			m->map_add.tid = (uint32_t)map->owner_tid;
+			obuf_add(&o, m);
+		}
+		dp_list_for_each(p2, &region->pins) {
+			struct daxpool_pin *pin = dp_container_of(p2, struct daxpool_pin, node);
+
+			if (!pin->client_id)
+				pin->client_id = atomic_fetch_add(&c->next_id, 1);
+			fill_pin_add(pin, m);
+			obuf_add(&o, m);
+		}
+		pthread_mutex_unlock(&region->lock);
+	}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	free(m);
+	r = o.err ? o.err : client_send_batch(c, o.p, o.len);
+	free(o.p);
+	return r;
+}
+
+/* Connect, say hello, register everything. The thread (or the connect call) only. */
+static int client_connect(struct dp_client *c)
+{
+	int fd, r;
+
+	fd = dp_proto_connect(c->path, DP_ROLE_CLIENT, CLIENT_HELLO_TIMEOUT_MS);
+	if (fd < 0)
+		return fd;
+	c->sock = fd;
+	/* From here on events are queued; drop what an older connection left. */
+	atomic_store_explicit(&c->connected, true, memory_order_release);
+	pthread_mutex_lock(&c->qlock);
+	c->qlen = 0;
+	c->overflow = false;
+	pthread_mutex_unlock(&c->qlock);
+	r = client_snapshot(c);
+	if (r == 0)
+		r = client_flush(c);
+	if (r < 0) {
+		atomic_store(&c->connected, false);
+		close(c->sock);
+		c->sock = -1;
+		return r;
+	}
+	log_info(c->ctx, "connected to daxpoold at %s", c->path);
+	return 0;
+}
+
+/* ---- requests from the daemon ---- */
+
+/* Find a region by daemon id and take a reference, or NULL. */
+static struct daxpool_region *client_get_region(struct dp_client *c, uint64_t id)
+{
+	struct daxpool_region *found = NULL;
+	struct dp_list *pos;
+
+	pthread_mutex_lock(&c->ctx->regions_lock);
+	dp_list_for_each(pos, &c->ctx->regions) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+
+		if (region->client_id == id) {
+			if (dp_refcnt_get_unless_zero(&region->ref))
+				found = region;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->ctx->regions_lock);
+	return found;
+}
+
+/* Drop a region reference; true if that freed the ctx (the thread must exit at once). */
+static bool client_put_region(struct dp_client *c, struct daxpool_region *region)
+{
+	daxpool_region_unref(region);
+	return atomic_load_explicit(&c->orphaned, memory_order_acquire);
+}
+
+/* Clamp a request's range to a region; false if nothing of it lies inside. */
+static bool clamp_range(struct daxpool_region *region, uint64_t offset, uint64_t end,
+			uint64_t *ret_len)
+{
+	if (offset >= region->size)
+		return false;
+	if (end == 0 || end > region->size)
+		end = region->size;
+	*ret_len = end - offset;
+	return true;
+}
+
+/* Reopen a request's range; the part past the file's current end stays zapped. */
+static int client_unzap(struct daxpool_region *region, struct dp_request *rq)
+{
+	uint64_t end = rq->end, len;
+	struct stat st;
+
+	if (region->kind != DAXPOOL_REGION_DEVDAX && region->fd >= 0 && fstat(region->fd, &st) == 0 &&
+	    (uint64_t)st.st_size < (end ? end : region->size))
+		end = (uint64_t)st.st_size;
+	if (end != 0 && end <= rq->offset)
+		return 0;
+	if (!clamp_range(region, rq->offset, end, &len))
+		return 0;
+	return daxpool_region_unzap_range(region, rq->offset, len);
+}
+
+static void client_send(struct dp_client *c, const struct dp_msg *m)
+{
+	if (c->sock < 0)
+		return;
+	if (dp_proto_send(c->sock, m, ++c->seq) < 0)
+		shutdown(c->sock, SHUT_RDWR); /* the poll loop sees the hangup and reconnects */
+}
+
+/*
+ * Move requests on: report idle ones, reopen cancelled idle ones. Return true
+ * if the ctx went away under us (orphaned).
+ */
+static bool client_check_requests(struct dp_client *c)
+{
+	struct dp_request **pp = &c->requests;
+
+	while (*pp) {
+		struct dp_request *rq = *pp;
+		struct daxpool_region *region;
+		bool drop = false;
+		int r;
+
+		if (rq->reported && !rq->cancelled) {
+			pp = &rq->next;
+			continue;
+		}
+		region = client_get_region(c, rq->region_id);
+		if (!region) {
+			drop = true; /* the region is gone: nothing to wait for or reopen */
+		} else {
+			r = daxpool_region_wait_idle(region, 0, NULL);
+			if (r == 0 || r == -ESRCH) {
+				if (rq->cancelled) {
+					r = client_unzap(region, rq);
+					if (r == -EBUSY) {
+						/* A map of the range still exists: try later. */
+					} else {
+						drop = true;
+					}
+				} else {
+					struct dp_msg m = { .type = DP_MSG_REVOKE_DONE };
+
+					m.revoke_done.req = rq->req;
+					m.revoke_done.region_id = rq->region_id;
+					client_send(c, &m);
+					rq->reported = true;
+				}
+			}
+			if (client_put_region(c, region))
+				return true;
+		}
+		if (drop) {
+			*pp = rq->next;
+			free(rq);
+		} else {
+			pp = &rq->next;
+		}
+	}
+	return false;
+}
+
+static struct dp_request *client_find_request(struct dp_client *c, uint64_t req, uint64_t region)
+{
+	for (struct dp_request *rq = c->requests; rq; rq = rq->next)
+		if (rq->req == req && rq->region_id == region)
+			return rq;
+	return NULL;
+}
+
+/* Handle one message from the daemon. Return < 0 on a protocol error, 1 if orphaned. */
+static int client_handle(struct dp_client *c, const struct dp_msg *m)
+{
+	struct daxpool_region *region;
+	struct dp_request *rq;
+	uint64_t len = 0;
+	int r;
+
+	switch (m->type) {
+	case DP_MSG_REVOKE:
+		if (client_find_request(c, m->revoke.req, m->revoke.region_id))
+			return 0; /* a duplicate */
+		region = client_get_region(c, m->revoke.region_id);
+		r = 0;
+		if (region && clamp_range(region, m->revoke.offset,
+					  m->revoke.length ? m->revoke.offset + m->revoke.length : 0,
+					  &len)) {
+			rq = calloc(1, sizeof(*rq));
+			if (rq) {
+				rq->req = m->revoke.req;
+				rq->region_id = m->revoke.region_id;
+				rq->offset = m->revoke.offset;
+				rq->end = m->revoke.offset + len;
+				rq->next = c->requests;
+				c->requests = rq;
+				log_notice(c->ctx, "%s: daxpoold revokes [%#llx, +%#llx) (request %llu)",
+					   region->path, (unsigned long long)rq->offset,
+					   (unsigned long long)len, (unsigned long long)rq->req);
+				/* Runs the revoke functions of the range, in this thread. */
+				r = daxpool_region_zap_range(region, rq->offset, len);
+			} else {
+				r = -ENOMEM;
+			}
+		}
+		if (region && client_put_region(c, region))
+			return 1;
+		if (!region || r < 0 || len == 0) {
+			/* Nothing of ours there (or the zap failed): answer at once. */
+			struct dp_msg d = { .type = DP_MSG_REVOKE_DONE };
+
+			d.revoke_done.req = m->revoke.req;
+			d.revoke_done.region_id = m->revoke.region_id;
+			d.revoke_done.status = r < 0 ? r : 0;
+			client_send(c, &d);
+		}
+		return 0;
+	case DP_MSG_UNZAP:
+	case DP_MSG_RELEASED:
+		rq = client_find_request(c, m->revoke.req, m->revoke.region_id);
+		if (!rq)
+			return 0;
+		if (m->type == DP_MSG_UNZAP) {
+			rq->cancelled = true; /* reopened by client_check_requests() once idle */
+		} else {
+			for (struct dp_request **pp = &c->requests; *pp; pp = &(*pp)->next) {
+				if (*pp == rq) {
+					*pp = rq->next;
+					break;
+				}
+			}
+			free(rq);
+		}
+		return 0;
+	default:
+		log_err(c->ctx, "daxpoold sent an unexpected %s", dp_proto_type_name(m->type));
+		return -EPROTO;
+	}
+}
+
+static void client_disconnect(struct dp_client *c, int why)
+{
+	if (c->sock < 0)
+		return;
+	atomic_store(&c->connected, false);
+	close(c->sock);
+	c->sock = -1;
+	pthread_mutex_lock(&c->qlock);
+	c->qlen = 0;
+	pthread_mutex_unlock(&c->qlock);
+	/* A request the daemon can no longer finish must not leave the range zapped. */
+	for (struct dp_request *rq = c->requests; rq; rq = rq->next)
+		rq->cancelled = true;
+	c->reconnect_at = dp_now_ns() + CLIENT_RECONNECT_MS * 1000000ull;
+	log_notice(c->ctx, "lost the connection to daxpoold (%s); reconnecting", strerror(-why));
+}
+
+/* Read and handle one datagram. Return < 0 to disconnect, 1 if orphaned. */
+static int client_receive(struct dp_client *c, uint8_t *buf)
+{
+	struct dp_msg *m;
+	ssize_t n;
+	size_t off = 0;
+	int r = 0;
+
+	n = recv(c->sock, buf, DP_PROTO_MAX_DGRAM, MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	if (n > DP_PROTO_MAX_DGRAM)
+		return -EMSGSIZE;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	while (off < (size_t)n && r == 0) {
+		r = dp_proto_decode(buf + off, (size_t)n - off, m);
+		if (r < 0)
+			break;
+		off += (size_t)r;
+		r = client_handle(c, m);
+	}
+	free(m);
+	return r;
+}
+
+static void client_free(struct dp_client *c)
+{
+	while (c->requests) {
+		struct dp_request *rq = c->requests;
+
+		c->requests = rq->next;
+		free(rq);
+	}
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->efd >= 0)
+		close(c->efd);
+	pthread_mutex_destroy(&c->qlock);
+	free(c->q);
+	free(c->path);
+	free(c);
+}
+
+static void *client_thread(void *arg)
+{
+	struct dp_client *c = arg;
+	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
+	int r;
+
+	if (!buf)
+		return NULL; /* the library works on without the daemon */
+	while (!atomic_load(&c->stop)) {
+		struct pollfd pfd[2] = { { .fd = c->efd, .events = POLLIN },
+					 { .fd = c->sock, .events = POLLIN } };
+		int timeout = -1;
+		uint64_t now;
+
+		if (c->requests)
+			timeout = 50; /* cancelled requests wait for idle without events */
+		if (c->sock < 0) {
+			now = dp_now_ns();
+			if (now >= c->reconnect_at) {
+				r = client_connect(c);
+				if (r < 0)
+					c->reconnect_at = now + CLIENT_RECONNECT_MS * 1000000ull;
+			}
+			if (c->sock < 0)
+				timeout = CLIENT_RECONNECT_MS;
+		}
+		r = poll(pfd, c->sock >= 0 ? 2 : 1, timeout);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+
+			if (read(c->efd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: woken by someone else's read; nothing to do. */
+			}
+		}
+		if (c->sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			r = client_receive(c, buf);
+			if (r == 1)
+				goto orphaned;
+			if (r < 0)
+				client_disconnect(c, r);
+		}
+		if (c->sock >= 0) {
+			r = client_flush(c);
+			if (r < 0)
+				client_disconnect(c, r);
+		}
+		if (client_check_requests(c))
+			goto orphaned;
+	}
+	free(buf);
+	return NULL;
+
+orphaned:
+	/* The ctx is gone (freed by our own unref); so is everything but the client. */
+	free(buf);
+	pthread_detach(pthread_self());
+	client_free(c);
+	return NULL;
+}
+
+static int client_start(struct daxpool_ctx *ctx, const char *path)
+{
+	struct dp_client *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ctx = ctx;
+	c->sock = -1;
+	c->fork_gen = atomic_load_explicit(&dp_fork_generation, memory_order_relaxed);
+	atomic_init(&c->next_id, 1);
+	pthread_mutex_init(&c->qlock, NULL);
+	c->path = strdup(path ? path : DP_DAEMON_SOCKET_DEFAULT);
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!c->path || c->efd < 0) {
+		r = c->path ? -errno : -ENOMEM;
+		client_free(c);
+		return r;
+	}
+	/* Published before the first snapshot, so regions opened from now on get ids. */
+	atomic_store_explicit(&ctx->client, c, memory_order_release);
+	r = client_connect(c);
+	if (r < 0) {
+		atomic_store_explicit(&ctx->client, NULL, memory_order_release);
+		client_free(c);
+		return r;
+	}
+	r = -pthread_create(&c->thread, NULL, client_thread, c);
+	if (r < 0) {
+		atomic_store_explicit(&ctx->client, NULL, memory_order_release);
+		client_free(c);
+		return r;
+	}
+	c->thread_started = true;
+	return 0;
+}
+
+_public_ int daxpool_ctx_connect_daemon(struct daxpool_ctx *ctx, const char *socket_path)
+{
+	int r;
+
+	assert_return(ctx, -EINVAL);
+	assert_owned(ctx);
+	assert_return(!socket_path || *socket_path, -EINVAL);
+	if (atomic_load(&ctx->client))
+		return -EALREADY;
+	r = client_start(ctx, socket_path);
+	if (r < 0)
+		log_err(ctx, "cannot connect to daxpoold at %s: %s; working without it",
+			socket_path ? socket_path : DP_DAEMON_SOCKET_DEFAULT, strerror(-r));
+	return r;
+}
+
+_public_ int daxpool_ctx_is_daemon_connected(struct daxpool_ctx *ctx)
+{
+	struct dp_client *c;
+
+	assert_return(ctx, -EINVAL);
+	c = atomic_load_explicit(&ctx->client, memory_order_acquire);
+	if (!c)
+		return -ENOTCONN;
+	return atomic_load(&c->connected) ? 1 : 0;
+}
+
+void dp_client_ctx_init(struct daxpool_ctx *ctx)
+{
+	const char *env;
+
+	pthread_mutex_init(&ctx->regions_lock, NULL);
+	dp_list_init(&ctx->regions);
+	atomic_init(&ctx->client, NULL);
+	env = secure_getenv("DAXPOOL_DAEMON");
+	if (!env || !*env || strcmp(env, "0") == 0)
+		return;
+	if (strcmp(env, "1") != 0 && env[0] != '/') {
+		log_err(ctx, "DAXPOOL_DAEMON=\"%s\": expected 1 or a socket path", env);
+		return;
+	}
+	/* Logged by the call; the ctx works without the daemon. */
+	daxpool_ctx_connect_daemon(ctx, strcmp(env, "1") == 0 ? NULL : env);
+}
+
+void dp_client_ctx_fini(struct daxpool_ctx *ctx)
+{
+	struct dp_client *c = atomic_load(&ctx->client);
+
+	if (c) {
+		if (c->fork_gen != atomic_load(&dp_fork_generation)) {
+			/* Inherited across fork(): the thread is the parent's; free our copy. */
+			c->sock = c->sock >= 0 ? (close(c->sock), -1) : -1;
+			client_free(c);
+		} else if (pthread_equal(pthread_self(), c->thread)) {
+			/* Our own unref freed the ctx: the thread cleans up (see the top). */
+			c->ctx = NULL;
+			atomic_store_explicit(&c->orphaned, true, memory_order_release);
+		} else {
+			atomic_store(&c->stop, true);
+			client_wake(c);
+			pthread_join(c->thread, NULL);
+			client_free(c);
+		}
+	}
+	pthread_mutex_destroy(&ctx->regions_lock);
+}

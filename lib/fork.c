@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fork() safety.
+ *
+ * An application may fork at any moment, from any thread, while other threads
+ * pin and unpin. The rules (from the exclusive-ownership discussion: a bit
+ * set when you own the memory outright, cleared at fork; counts are not
+ * ownership):
+ *
+ * - In the child every inherited handle is foreign. Each context records the
+ *   process's fork generation when it is made; the child handler bumps the
+ *   generation, so "is this handle mine?" is one load and a compare, with
+ *   nothing purged or walked. Operations on foreign handles fail with
+ *   -ESTALE; ref and unref of them do nothing (the child's copies are dropped
+ *   with its address space), so a child can never deregister its parent's
+ *   MR or unregister its parent's io_uring buffers.
+ * - The locks a child could need are consistent: the prepare handler takes
+ *   daxpool's global lock first (no thread is inside libpmem2's mapping
+ *   registry at the fork), then liburcu's fork protocol for the urcu-bp
+ *   flavour. Locks of individual objects are never needed in the child:
+ *   those objects are foreign there.
+ * - Pinned pages must not move. MAP_SHARED mappings (all DAX) are never
+ *   copied on write. Private mappings can be: where the kernel does not copy
+ *   pinned pages at fork itself, a private map that carries pins is marked
+ *   MADV_DONTFORK while pinned (the whole map, which is its own VMA: no
+ *   split), and MADV_DOFORK again when its last pin goes. Detected once.
+ * - vfork() and posix_spawn() run no handler; fork() (also before exec)
+ *   runs these, which take two locks: O(1) in the number of pins.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+
+#ifdef DAXPOOL_HAVE_RDMA
+#include <infiniband/verbs.h>
+#endif
+
+#include "private.h"
+
+atomic_ulong dp_fork_generation;
+
+/*
+ * daxpool uses no call_rcu and no lfht resize thread (registry.c), so of
+ * liburcu's fork protocol only the urcu-bp part applies: its reader registry
+ * lock, which must not be held by another thread at the fork.
+ */
+static void fork_prepare(void)
+{
+	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+	rcu_bp_before_fork();
+}
+
+static void fork_parent(void)
+{
+	rcu_bp_after_fork_parent();
+	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+}
+
+static void fork_child(void)
+{
+	/* Everything made before this point belongs to the parent. */
+	atomic_fetch_add_explicit(&dp_fork_generation, 1, memory_order_relaxed);
+	rcu_bp_after_fork_child();
+	/*
+	 * The lock was write-locked by the forking thread, which lives on as
+	 * the child's only thread but under a new thread id, which glibc's
+	 * rwlock unlock checks: start the child with a fresh lock instead.
+	 */
+	{
+		pthread_rwlockattr_t attr;
+
+		pthread_rwlockattr_init(&attr);
+		pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&dp_pmem2_map_lock, &attr);
+		pthread_rwlockattr_destroy(&attr);
+	}
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void dp_fork_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, fork_register);
+}
+
+/*
+ * Whether this kernel copies pinned pages into the child at fork, so that a
+ * pinned page stays with the parent. The RDMA core reports it (netlink
+ * COPY_ON_FORK, read by ibv_is_fork_initialized(), which never applies
+ * MADV_DONTFORK itself; ibv_fork_init() would, and daxpool never calls it),
+ * but only while the RDMA core is loaded. Otherwise: the report appeared
+ * with 5.13, and every kernel since copies pinned pages.
+ */
+static bool kernel_copies_pinned_pages(void)
+{
+	struct utsname u;
+	unsigned int major = 0, minor = 0;
+
+#ifdef DAXPOOL_HAVE_RDMA
+	if (ibv_is_fork_initialized() == IBV_FORK_UNNEEDED)
+		return true;
+#endif
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return false;
+	return major > 5 || (major == 5 && minor >= 13);
+}
+
+static int kernel_copies_cached(void)
+{
+	static atomic_int cached; /* 0 unknown, 1 copies, -1 does not */
+	int v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (!v) {
+		v = kernel_copies_pinned_pages() ? 1 : -1;
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
+	}
+	return v;
+}
+
+bool dp_fork_protect_needed(struct daxpool_ctx *ctx)
+{
+	switch (atomic_load_explicit(&ctx->fork_protection, memory_order_relaxed)) {
+	case DAXPOOL_FORK_PROTECT_ALWAYS:
+		return true;
+	case DAXPOOL_FORK_PROTECT_NEVER:
+		return false;
+	default:
+		return kernel_copies_cached() < 0;
+	}
+}
+
+/* Called with the map's region lock held, for each pin added to or removed from a private map. */
+void dp_fork_protect_pin(struct daxpool_map *map, bool add)
+{
+	struct daxpool_ctx *ctx = map->region->ctx;
+	int advice;
+
+	if (add ? map->dontfork_pins++ > 0 : --map->dontfork_pins > 0)
+		return;
+	advice = add ? MADV_DONTFORK : MADV_DOFORK;
+	if (madvise(map->addr, map->length, advice) < 0)
+		log_err(ctx, "%s: madvise(%s) of a pinned private map: %s", map->region->path,
+			add ? "MADV_DONTFORK" : "MADV_DOFORK", strerror(errno));
+	else
+		log_dbg(ctx, "%s: private map [%#llx, +%#llx) %s", map->region->path,
+			(unsigned long long)map->offset, (unsigned long long)map->length,
+			add ? "kept out of children (MADV_DONTFORK) while pinned"
+			    : "inherited by children again");
+}
+
+_public_ int daxpool_ctx_set_fork_protection(struct daxpool_ctx *ctx, int mode)
+{
+	assert_return(ctx, -EINVAL);
+	assert_owned(ctx);
+	assert_return(mode == DAXPOOL_FORK_PROTECT_AUTO || mode == DAXPOOL_FORK_PROTECT_ALWAYS ||
+			      mode == DAXPOOL_FORK_PROTECT_NEVER,
+		      -EINVAL);
+	atomic_store_explicit(&ctx->fork_protection, mode, memory_order_relaxed);
+	return 0;
+}
+
+_public_ int daxpool_ctx_get_fork_protection(struct daxpool_ctx *ctx)
+{
+	assert_return(ctx, -EINVAL);
+	assert_owned(ctx);
+	return dp_fork_protect_needed(ctx);
+}
+
+_public_ int daxpool_map_is_exclusive(struct daxpool_map *map)
+{
+	assert_return(map, -EINVAL);
+	if (dp_ctx_foreign(map->region->ctx))
+		return 0;
+	return atomic_load_explicit(&map->exclusive, memory_order_acquire);
+}

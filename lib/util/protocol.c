@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Encoding and validating decoding of daxpoold messages (see protocol.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+struct wbuf {
+	uint8_t *p;
+	size_t cap, off;
+	int err;
+};
+
+struct rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	int err;
+};
+
+static void w_bytes(struct wbuf *w, const void *src, size_t n)
+{
+	if (w->err)
+		return;
+	if (n > w->cap - w->off) {
+		w->err = -ENOBUFS;
+		return;
+	}
+	memcpy(w->p + w->off, src, n);
+	w->off += n;
+}
+
+static void w_u16(struct wbuf *w, uint16_t v)
+{
+	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+
+	w_bytes(w, b, 2);
+}
+
+static void w_u32(struct wbuf *w, uint32_t v)
+{
+	uint8_t b[4];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	w_bytes(w, b, 4);
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	w_bytes(w, b, 8);
+}
+
+static void w_str(struct wbuf *w, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n > max) {
+		w->err = -EINVAL;
+		return;
+	}
+	w_u16(w, (uint16_t)n);
+	w_bytes(w, s, n);
+}
+
+static void r_bytes(struct rbuf *r, void *dst, size_t n)
+{
+	if (r->err)
+		return;
+	if (n > r->len - r->off) {
+		r->err = -EINVAL;
+		return;
+	}
+	memcpy(dst, r->p + r->off, n);
+	r->off += n;
+}
+
+static uint16_t r_u16(struct rbuf *r)
+{
+	uint8_t b[2] = { 0, 0 };
+
+	r_bytes(r, b, 2);
+	return (uint16_t)(b[0] | (b[1] << 8));
+}
+
+static uint32_t r_u32(struct rbuf *r)
+{
+	uint8_t b[4] = { 0 };
+	uint32_t v = 0;
+
+	r_bytes(r, b, 4);
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)b[i] << (8 * i);
+	return v;
+}
+
+static uint64_t r_u64(struct rbuf *r)
+{
+	uint8_t b[8] = { 0 };
+	uint64_t v = 0;
+
+	r_bytes(r, b, 8);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+/* A string of at most @max bytes, no NUL inside, into @dst (room for max + 1). */
+static void r_str(struct rbuf *r, char *dst, size_t max)
+{
+	uint16_t n = r_u16(r);
+
+	dst[0] = '\0';
+	if (r->err)
+		return;
+	if (n > max) {
+		r->err = -EINVAL;
+		return;
+	}
+	r_bytes(r, dst, n);
+	if (r->err)
+		return;
+	dst[n] = '\0';
+	if (memchr(dst, '\0', n))
+		r->err = -EINVAL;
+}
+
+const char *dp_proto_type_name(unsigned int type)
+{
+	static const char *const names[] = {
+		[DP_MSG_HELLO] = "HELLO",	    [DP_MSG_HELLO_OK] = "HELLO_OK",
+		[DP_MSG_REGION_ADD] = "REGION_ADD", [DP_MSG_REGION_DEL] = "REGION_DEL",
+		[DP_MSG_MAP_ADD] = "MAP_ADD",	    [DP_MSG_MAP_DEL] = "MAP_DEL",
+		[DP_MSG_PIN_ADD] = "PIN_ADD",	    [DP_MSG_PIN_DEL] = "PIN_DEL",
+		[DP_MSG_REVOKE] = "REVOKE",	    [DP_MSG_REVOKE_DONE] = "REVOKE_DONE",
+		[DP_MSG_UNZAP] = "UNZAP",	    [DP_MSG_STATUS] = "STATUS",
+		[DP_MSG_OP] = "OP",		    [DP_MSG_REPLY] = "REPLY",
+		[DP_MSG_RELEASED] = "RELEASED",
+	};
+
+	if (type == 0 || type >= DP_MSG_TYPE_END)
+		return "?";
+	return names[type];
+}
+
+static void encode_payload(struct wbuf *w, const struct dp_msg *m)
+{
+	switch (m->type) {
+	case DP_MSG_HELLO:
+		w_u32(w, m->hello.role);
+		break;
+	case DP_MSG_HELLO_OK:
+		w_u32(w, m->hello_ok.version);
+		break;
+	case DP_MSG_REGION_ADD:
+		w_u64(w, m->region_add.id);
+		w_u64(w, m->region_add.dev);
+		w_u64(w, m->region_add.ino);
+		w_u64(w, m->region_add.rdev);
+		w_u64(w, m->region_add.size);
+		w_u32(w, m->region_add.kind);
+		w_str(w, m->region_add.path, DP_PROTO_MAX_PATH);
+		w_str(w, m->region_add.devname, DP_PROTO_MAX_DEVNAME);
+		break;
+	case DP_MSG_REGION_DEL:
+	case DP_MSG_MAP_DEL:
+	case DP_MSG_PIN_DEL:
+		w_u64(w, m->del.id);
+		break;
+	case DP_MSG_MAP_ADD:
+		w_u64(w, m->map_add.id);
+		w_u64(w, m->map_add.region_id);
+		w_u64(w, m->map_add.offset);
+		w_u64(w, m->map_add.length);
+		w_u64(w, m->map_add.created_ns);
+		w_u32(w, m->map_add.tid);
+		break;
+	case DP_MSG_PIN_ADD:
+		w_u64(w, m->pin_add.id);
+		w_u64(w, m->pin_add.region_id);
+		w_u64(w, m->pin_add.offset);
+		w_u64(w, m->pin_add.length);
+		w_u64(w, m->pin_add.created_ns);
+		w_u32(w, m->pin_add.kind);
+		w_u32(w, m->pin_add.access);
+		w_u32(w, m->pin_add.tid);
+		break;
+	case DP_MSG_REVOKE:
+	case DP_MSG_UNZAP:
+	case DP_MSG_RELEASED:
+		w_u64(w, m->revoke.req);
+		w_u64(w, m->revoke.region_id);
+		w_u64(w, m->revoke.offset);
+		w_u64(w, m->revoke.length);
+		break;
+	case DP_MSG_REVOKE_DONE:
+		w_u64(w, m->revoke_done.req);
+		w_u64(w, m->revoke_done.region_id);
+		w_u32(w, (uint32_t)m->revoke_done.status);
+		break;
+	case DP_MSG_STATUS:
+		w_str(w, m->status.target, DP_PROTO_MAX_PATH);
+		break;
+	case DP_MSG_OP:
+		w_u32(w, m->op.op);
+		w_u32(w, m->op.flags);
+		w_u32(w, (uint32_t)m->op.timeout_ms);
+		w_u64(w, m->op.offset);
+		w_u64(w, m->op.length);
+		w_str(w, m->op.target, DP_PROTO_MAX_PATH);
+		break;
+	case DP_MSG_REPLY:
+		w_u32(w, (uint32_t)m->reply.status);
+		w_u32(w, m->reply.flags);
+		if (m->reply.text_len > DP_PROTO_MAX_TEXT) {
+			w->err = -EINVAL;
+			break;
+		}
+		w_u32(w, m->reply.text_len);
+		w_bytes(w, m->reply.text, m->reply.text_len);
+		break;
+	default:
+		w->err = -EINVAL;
+	}
+}
+
+/* Range checks of the fields of a decoded message. */
+static int validate(const struct dp_msg *m)
+{
+	switch (m->type) {
+	case DP_MSG_HELLO:
+		return m->hello.role == DP_ROLE_CLIENT || m->hello.role == DP_ROLE_CTL ? 0 : -EINVAL;
+	case DP_MSG_HELLO_OK:
+		return m->hello_ok.version == DP_PROTO_VERSION ? 0 : -EINVAL;
+	case DP_MSG_REGION_ADD:
+		if (m->region_add.id == 0 || m->region_add.kind < 1 || m->region_add.kind > 3 ||
+		    m->region_add.path[0] != '/' || m->region_add.size == 0)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REGION_DEL:
+	case DP_MSG_MAP_DEL:
+	case DP_MSG_PIN_DEL:
+		return m->del.id ? 0 : -EINVAL;
+	case DP_MSG_MAP_ADD:
+		if (!m->map_add.id || !m->map_add.region_id || !m->map_add.length ||
+		    m->map_add.offset + m->map_add.length < m->map_add.offset)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_PIN_ADD:
+		if (!m->pin_add.id || !m->pin_add.region_id || !m->pin_add.length ||
+		    m->pin_add.offset + m->pin_add.length < m->pin_add.offset ||
+		    m->pin_add.kind < 1 || m->pin_add.kind > 2 || !m->pin_add.access ||
+		    (m->pin_add.access & ~3u))
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REVOKE:
+	case DP_MSG_UNZAP:
+	case DP_MSG_RELEASED:
+		if (!m->revoke.req || !m->revoke.region_id ||
+		    m->revoke.offset + m->revoke.length < m->revoke.offset)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REVOKE_DONE:
+		if (!m->revoke_done.req || !m->revoke_done.region_id ||
+		    m->revoke_done.status > 0 || m->revoke_done.status < -4095)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_STATUS:
+		return 0;
+	case DP_MSG_OP:
+		if (m->op.op < DP_OP_RELEASE || m->op.op > DP_OP_PUNCH || (m->op.flags & ~DP_OP_FLAGS) ||
+		    m->op.timeout_ms < -1 || !m->op.target[0] ||
+		    m->op.offset + m->op.length < m->op.offset ||
+		    (m->op.op == DP_OP_PUNCH && m->op.length == 0))
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REPLY:
+		if (m->reply.status > 0 || m->reply.status < -4095 || (m->reply.flags & ~DP_REPLY_MORE))
+			return -EINVAL;
+		return 0;
+	default:
+		return -ENOMSG;
+	}
+}
+
+int dp_proto_encode(const struct dp_msg *m, uint32_t seq, uint8_t *buf, size_t cap)
+{
+	struct wbuf w = { buf, cap, DP_PROTO_HDR_SIZE, 0 };
+	struct wbuf h = { buf, cap, 0, 0 };
+	size_t plen;
+	int r;
+
+	r = validate(m);
+	if (r < 0)
+		return -EINVAL;
+	if (cap < DP_PROTO_HDR_SIZE)
+		return -ENOBUFS;
+	encode_payload(&w, m);
+	if (w.err)
+		return w.err;
+	plen = w.off - DP_PROTO_HDR_SIZE;
+	if (plen > DP_PROTO_MAX_PAYLOAD)
+		return -ENOBUFS;
+	w_u32(&h, DP_PROTO_MAGIC);
+	w_u16(&h, DP_PROTO_VERSION);
+	w_u16(&h, m->type);
+	w_u32(&h, (uint32_t)plen);
+	w_u32(&h, seq);
+	return (int)w.off;
+}
+
+int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m)
+{
+	struct rbuf h = { buf, len, 0, 0 };
+	struct rbuf r;
+	uint32_t magic, plen;
+	uint16_t version;
+
+	if (len < DP_PROTO_HDR_SIZE)
+		return -ENODATA;
+	memset(m, 0, offsetof(struct dp_msg, region_add));
+	magic = r_u32(&h);
+	version = r_u16(&h);
+	m->type = r_u16(&h);
+	plen = r_u32(&h);
+	m->seq = r_u32(&h);
+	if (magic != DP_PROTO_MAGIC)
+		return -EBADMSG;
+	if (version != DP_PROTO_VERSION)
+		return -EPROTO;
+	if (plen > DP_PROTO_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (plen > len - DP_PROTO_HDR_SIZE)
+		return -ENODATA;
+	if (m->type == 0 || m->type >= DP_MSG_TYPE_END)
+		return -ENOMSG;
+
+	r = (struct rbuf){ buf + DP_PROTO_HDR_SIZE, plen, 0, 0 };
+	switch (m->type) {
+	case DP_MSG_HELLO:
+		m->hello.role = r_u32(&r);
+		break;
+	case DP_MSG_HELLO_OK:
+		m->hello_ok.version = r_u32(&r);
+		break;
+	case DP_MSG_REGION_ADD:
+		m->region_add.id = r_u64(&r);
+		m->region_add.dev = r_u64(&r);
+		m->region_add.ino = r_u64(&r);
+		m->region_add.rdev = r_u64(&r);
+		m->region_add.size = r_u64(&r);
+		m->region_add.kind = r_u32(&r);
+		r_str(&r, m->region_add.path, DP_PROTO_MAX_PATH);
+		r_str(&r, m->region_add.devname, DP_PROTO_MAX_DEVNAME);
+		break;
+	case DP_MSG_REGION_DEL:
+	case DP_MSG_MAP_DEL:
+	case DP_MSG_PIN_DEL:
+		m->del.id = r_u64(&r);
+		break;
+	case DP_MSG_MAP_ADD:
+		m->map_add.id = r_u64(&r);
+		m->map_add.region_id = r_u64(&r);
+		m->map_add.offset = r_u64(&r);
+		m->map_add.length = r_u64(&r);
+		m->map_add.created_ns = r_u64(&r);
+		m->map_add.tid = r_u32(&r);
+		break;
+	case DP_MSG_PIN_ADD:
+		m->pin_add.id = r_u64(&r);
+		m->pin_add.region_id = r_u64(&r);
+		m->pin_add.offset = r_u64(&r);
+		m->pin_add.length = r_u64(&r);
+		m->pin_add.created_ns = r_u64(&r);
+		m->pin_add.kind = r_u32(&r);
+		m->pin_add.access = r_u32(&r);
+		m->pin_add.tid = r_u32(&r);
+		break;
+	case DP_MSG_REVOKE:
+	case DP_MSG_UNZAP:
+	case DP_MSG_RELEASED:
+		m->revoke.req = r_u64(&r);
+		m->revoke.region_id = r_u64(&r);
+		m->revoke.offset = r_u64(&r);
+		m->revoke.length = r_u64(&r);
+		break;
+	case DP_MSG_REVOKE_DONE:
+		m->revoke_done.req = r_u64(&r);
+		m->revoke_done.region_id = r_u64(&r);
+		m->revoke_done.status = (int32_t)r_u32(&r);
+		break;
+	case DP_MSG_STATUS:
+		r_str(&r, m->status.target, DP_PROTO_MAX_PATH);
+		break;
+	case DP_MSG_OP:
+		m->op.op = r_u32(&r);
+		m->op.flags = r_u32(&r);
+		m->op.timeout_ms = (int32_t)r_u32(&r);
+		m->op.offset = r_u64(&r);
+		m->op.length = r_u64(&r);
+		r_str(&r, m->op.target, DP_PROTO_MAX_PATH);
+		break;
+	case DP_MSG_REPLY:
+		m->reply.status = (int32_t)r_u32(&r);
+		m->reply.flags = r_u32(&r);
+		m->reply.text_len = r_u32(&r);
+		if (!r.err && (m->reply.text_len > DP_PROTO_MAX_TEXT ||
+			       m->reply.text_len > r.len - r.off)) {
+			r.err = -EINVAL;
+			break;
+		}
+		m->reply.text = (const char *)r.p + r.off;
+		r.off += m->reply.text_len;
+		break;
+	}
+	if (r.err)
+		return r.err;
+	if (r.off != r.len)
+		return -EINVAL;
+	if (validate(m) < 0)
+		return -EINVAL;
+	return (int)(DP_PROTO_HDR_SIZE + plen);
+}
+
+int dp_proto_send(int fd, const struct dp_msg *m, uint32_t seq)
+{
+	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
+	ssize_t n;
+	int len;
+
+	if (!buf)
+		return -ENOMEM;
+	len = dp_proto_encode(m, seq, buf, DP_PROTO_MAX_DGRAM);
+	if (len < 0) {
+		free(buf);
+		return len;
+	}
+	do
+		n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	len = n < 0 ? -errno : 0;
+	free(buf);
+	return len;
+}
+
+int dp_proto_connect(const char *path, uint32_t role, int timeout_ms)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dp_msg m = { .type = DP_MSG_HELLO };
+	uint8_t buf[256];
+	struct pollfd pfd;
+	ssize_t n;
+	int fd, r;
+
+	if (!path)
+		path = DP_DAEMON_SOCKET_DEFAULT;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	m.hello.role = role;
+	r = dp_proto_send(fd, &m, 0);
+	if (r < 0)
+		goto fail;
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		r = r == 0 ? -ETIMEDOUT : -errno;
+		goto fail;
+	}
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n <= 0) {
+		r = n == 0 ? -ECONNRESET : -errno;
+		goto fail;
+	}
+	r = dp_proto_decode(buf, (size_t)n, &m);
+	if (r != n || m.type != DP_MSG_HELLO_OK) {
+		r = -EPROTO;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return r;
+}

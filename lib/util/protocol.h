@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daxpoold wire protocol, shared by the library's client (lib/client.c),
+ * the daemon (tools/daxpoold/) and daxpoolctl. Linked statically into each.
+ *
+ * Transport: a SOCK_SEQPACKET unix socket. One datagram carries one or more
+ * whole messages back to back (the client batches its events); a datagram is
+ * at most DP_PROTO_MAX_DGRAM bytes. Every message is
+ *
+ *	u32 magic    DP_PROTO_MAGIC
+ *	u16 version  DP_PROTO_VERSION (exact match)
+ *	u16 type     enum dp_msg_type
+ *	u32 length   payload bytes that follow (<= DP_PROTO_MAX_PAYLOAD)
+ *	u32 seq      sender's sequence number (informational)
+ *	payload      the fields of the type, in order, little-endian; a string is
+ *	             u16 length + bytes (no NUL inside, bounded per field); a text
+ *	             is u32 length + bytes (<= DP_PROTO_MAX_TEXT)
+ *
+ * The decoder checks everything: magic, version, type, that the length fits
+ * both the limit and the datagram, that the payload is consumed exactly, and
+ * each field's range. Any failure is a protocol error: the receiver closes
+ * that connection (and only that one).
+ *
+ * Conversation:
+ *	library client:  HELLO(role CLIENT) -> HELLO_OK; then REGION/MAP/PIN
+ *	                 ADD/DEL events at any time; the daemon sends REVOKE
+ *	                 (zap a range, report REVOKE_DONE when idle) and UNZAP
+ *	                 (the request ended without release: reopen the range
+ *	                 when idle) or RELEASED (it ended with the release: the
+ *	                 range stays zapped; forget the request).
+ *	daxpoolctl:      HELLO(role CTL) -> HELLO_OK; STATUS or OP; the daemon
+ *	                 answers with REPLY messages (JSON text in chunks, the last
+ *	                 one without DP_REPLY_MORE) and the connection is done.
+ */
+#ifndef DAXPOOL_UTIL_PROTOCOL_H
+#define DAXPOOL_UTIL_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DP_PROTO_MAGIC 0x44585044u /* "DPXD" read as little-endian bytes D P X D */
+#define DP_PROTO_VERSION 1
+#define DP_PROTO_HDR_SIZE 16
+#define DP_PROTO_MAX_DGRAM 65536
+#define DP_PROTO_MAX_PAYLOAD (DP_PROTO_MAX_DGRAM - DP_PROTO_HDR_SIZE)
+#define DP_PROTO_MAX_PATH 4095 /* bytes of a path string */
+#define DP_PROTO_MAX_DEVNAME 31
+#define DP_PROTO_MAX_TEXT 60000 /* bytes of one REPLY chunk */
+
+#define DP_DAEMON_SOCKET_DEFAULT "/run/daxpool/daxpoold.sock"
+
+enum dp_msg_type {
+	DP_MSG_HELLO = 1,
+	DP_MSG_HELLO_OK = 2,
+	DP_MSG_REGION_ADD = 3,
+	DP_MSG_REGION_DEL = 4,
+	DP_MSG_MAP_ADD = 5,
+	DP_MSG_MAP_DEL = 6,
+	DP_MSG_PIN_ADD = 7,
+	DP_MSG_PIN_DEL = 8,
+	DP_MSG_REVOKE = 9,
+	DP_MSG_REVOKE_DONE = 10,
+	DP_MSG_UNZAP = 11,
+	DP_MSG_STATUS = 12,
+	DP_MSG_OP = 13,
+	DP_MSG_REPLY = 14,
+	DP_MSG_RELEASED = 15,
+	DP_MSG_TYPE_END
+};
+
+enum dp_role {
+	DP_ROLE_CLIENT = 1, /* a process using libdaxpool */
+	DP_ROLE_CTL = 2,    /* daxpoolctl: one request, then done */
+};
+
+enum dp_op {
+	DP_OP_RELEASE = 1,  /* drain every holder, then disable the device */
+	DP_OP_TRUNCATE = 2, /* drain [offset, end), ftruncate(offset), reopen */
+	DP_OP_PUNCH = 3,    /* drain [offset, +length), punch a hole, reopen */
+};
+
+#define DP_OP_FORCE (1u << 0)	 /* proceed despite holders outside daxpool */
+#define DP_OP_FLAGS DP_OP_FORCE
+#define DP_REPLY_MORE (1u << 0) /* more REPLY chunks follow */
+
+struct dp_msg {
+	uint16_t type;
+	uint32_t seq;
+	union {
+		struct {
+			uint32_t role;
+		} hello;
+		struct {
+			uint32_t version;
+		} hello_ok;
+		struct {
+			uint64_t id, dev, ino, rdev, size;
+			uint32_t kind; /* enum daxpool_region_kind */
+			char path[DP_PROTO_MAX_PATH + 1];
+			char devname[DP_PROTO_MAX_DEVNAME + 1];
+		} region_add;
+		struct {
+			uint64_t id;
+		} del; /* REGION_DEL, MAP_DEL, PIN_DEL */
+		struct {
+			uint64_t id, region_id, offset, length, created_ns;
+			uint32_t tid;
+		} map_add;
+		struct {
+			uint64_t id, region_id, offset, length, created_ns;
+			uint32_t kind, access, tid;
+		} pin_add;
+		struct {
+			uint64_t req, region_id, offset, length; /* length 0: to the end */
+		} revoke; /* REVOKE, UNZAP, RELEASED */
+		struct {
+			uint64_t req, region_id;
+			int32_t status; /* 0: idle; < 0: the zap failed */
+		} revoke_done;
+		struct {
+			char target[DP_PROTO_MAX_PATH + 1]; /* "" for everything */
+		} status;
+		struct {
+			uint32_t op, flags;
+			int32_t timeout_ms; /* -1: the daemon's default */
+			uint64_t offset, length;
+			char target[DP_PROTO_MAX_PATH + 1];
+		} op;
+		struct {
+			int32_t status; /* 0 or a negative errno */
+			uint32_t flags;
+			uint32_t text_len;
+			const char *text; /* points into the decoded buffer; not NUL-terminated */
+		} reply;
+	};
+};
+
+/*
+ * Encode @m at @buf (room for @cap bytes). Return: bytes written, -ENOBUFS if
+ * it does not fit, -EINVAL if @m itself is invalid (would not decode).
+ */
+int dp_proto_encode(const struct dp_msg *m, uint32_t seq, uint8_t *buf, size_t cap);
+
+/*
+ * Decode the message at the start of @buf (@len bytes left in the datagram).
+ * Return: bytes consumed (> 0), or
+ *	-ENODATA  fewer bytes than the header or than its length says (truncated);
+ *	-EBADMSG  wrong magic;
+ *	-EPROTO   another version;
+ *	-EMSGSIZE length over DP_PROTO_MAX_PAYLOAD;
+ *	-ENOMSG   unknown type;
+ *	-EINVAL   a field out of range, a bad string, or bytes left over.
+ */
+int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m);
+
+/* Encode one message and send it as one datagram. Return: 0 or -errno. */
+int dp_proto_send(int fd, const struct dp_msg *m, uint32_t seq);
+
+/*
+ * Connect to the daemon at @path (NULL: the default), say HELLO as @role and
+ * wait up to @timeout_ms for HELLO_OK. Return: a SOCK_CLOEXEC socket, or
+ * -ENOENT / -ECONNREFUSED (no daemon), -EACCES, -ETIMEDOUT, -EPROTO (not a
+ * daxpoold, or another version), -ENAMETOOLONG.
+ */
+int dp_proto_connect(const char *path, uint32_t role, int timeout_ms);
+
+/* The name of a message type, "?" if unknown. */
+const char *dp_proto_type_name(unsigned int type);
+
+#endif /* DAXPOOL_UTIL_PROTOCOL_H */

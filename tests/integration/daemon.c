@@ -1,0 +1,932 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * daxpoold end to end: the real daemon on a private socket in the test's
+ * directory, real client processes using the library, daxpoolctl as a user
+ * runs it, file-backed regions (the host's stand-in for a device).
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "daxpool.h"
+#include "harness.h"
+#include "util/protocol.h"
+
+#define REGION_SIZE (8u << 20)
+
+static char sock_path[100];
+static pid_t daemon_pid;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void msleep(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Start daxpoold on the test's socket with @config (may be NULL); wait until it answers. */
+static void daemon_start(const char *config)
+{
+	char cfg[512];
+
+	if (!sock_path[0])
+		snprintf(sock_path, sizeof(sock_path), "%s/daxpoold.sock", fixture_dir());
+	if (!config)
+		config = "";
+	snprintf(cfg, sizeof(cfg), "%s/daxpoold.conf", fixture_dir());
+	FILE *f = fopen(cfg, "w");
+	CHECK(f);
+	fputs(config, f);
+	fclose(f);
+	daemon_pid = fork();
+	CHECK(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test does not leave it behind */
+		execl(DAXPOOLD_PATH, "daxpoold", "-f", "-c", cfg, "-s", sock_path, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 1000);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		msleep(10);
+	}
+	dp_test_fail(__FILE__, __LINE__, "daxpoold did not come up on %s", sock_path);
+}
+
+static void daemon_kill(int sig)
+{
+	int status;
+
+	kill(daemon_pid, sig);
+	waitpid(daemon_pid, &status, 0);
+	if (sig == SIGTERM)
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Ask the daemon directly (as daxpoolctl does). Returns the reply status; *ret_doc the JSON. */
+static int daemon_ask(const struct dp_msg *req, json_object **ret_doc)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	static struct dp_msg m;
+	char *text = NULL;
+	size_t len = 0;
+	int fd, status = 0;
+	bool more = true;
+
+	fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 5000);
+	if (fd < 0)
+		return fd;
+	CHECK_OK(dp_proto_send(fd, req, 1));
+	while (more) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n <= 0) {
+			close(fd);
+			free(text);
+			return -ECONNRESET;
+		}
+		CHECK_EQ(dp_proto_decode(buf, (size_t)n, &m), n);
+		CHECK_EQ(m.type, DP_MSG_REPLY);
+		text = realloc(text, len + m.reply.text_len + 1);
+		CHECK(text);
+		memcpy(text + len, m.reply.text, m.reply.text_len);
+		len += m.reply.text_len;
+		text[len] = '\0';
+		status = m.reply.status;
+		more = m.reply.flags & DP_REPLY_MORE;
+	}
+	close(fd);
+	*ret_doc = json_tokener_parse(text);
+	CHECK(*ret_doc);
+	free(text);
+	return status;
+}
+
+/* Status counts: clients, pins, maps (of everything visible). */
+static int daemon_counts(int *ret_clients, int *ret_pins, int *ret_maps)
+{
+	struct dp_msg req = { .type = DP_MSG_STATUS };
+	json_object *doc;
+	int r = daemon_ask(&req, &doc);
+
+	if (r < 0)
+		return r;
+	*ret_clients = (int)json_object_array_length(json_object_object_get(doc, "clients"));
+	*ret_pins = json_object_get_int(json_object_object_get(doc, "pins"));
+	*ret_maps = json_object_get_int(json_object_object_get(doc, "maps"));
+	json_object_put(doc);
+	return 0;
+}
+
+/* Wait until the daemon sees @clients clients, @pins pins and @maps maps; the ms it took. */
+static long wait_counts(int clients, int pins, int maps, unsigned int timeout_ms)
+{
+	uint64_t t0 = now_ns();
+	int c = -1, p = -1, m = -1;
+
+	while (now_ns() - t0 < (uint64_t)timeout_ms * 1000000u) {
+		if (daemon_counts(&c, &p, &m) == 0 && c == clients && p == pins && m == maps)
+			return (long)((now_ns() - t0) / 1000000u);
+		msleep(2);
+	}
+	dp_test_fail(__FILE__, __LINE__, "daemon sees %d clients %d pins %d maps; expected %d %d %d",
+		     c, p, m, clients, pins, maps);
+}
+
+/* Run daxpoolctl with @argv (NULL-terminated, after the subcommand); stdout into @out. */
+static int ctl(char *out, size_t out_size, const char *const *argv)
+{
+	const char *args[32] = { "daxpoolctl" };
+	int pfd[2], status;
+	size_t n = 1, len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	for (size_t i = 0; argv[i]; i++)
+		args[n++] = argv[i];
+	args[n++] = "--socket";
+	args[n++] = sock_path;
+	args[n] = NULL;
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execv(DAXPOOLCTL_PATH, (char *const *)args);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (len + 1 < out_size && (r = read(pfd[0], out + len, out_size - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- client processes ---- */
+
+enum client_mode {
+	COOPERATIVE, /* revoke functions drop the pins and the map at once */
+	STUBBORN,    /* no revoke functions: holds until told to drop */
+};
+
+struct shared {
+	_Atomic uint64_t last_drop_ns;
+	atomic_int ready;
+	atomic_int pins_held[8];
+	atomic_int map_result[8]; /* 1 + the result of a map_new after a command */
+};
+
+static struct shared *shm;
+
+static struct shared *shared_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	memset(p, 0, sizeof(struct shared));
+	return p;
+}
+
+struct client {
+	pid_t pid;
+	int cmd; /* write end: 'm' try a map, 'd' drop everything, 'q' quit */
+};
+
+struct client_state {
+	pthread_mutex_t lock; /* the revoke functions run in the library's client thread */
+	int idx;
+	struct daxpool_map *map;
+	struct daxpool_pin *pins[1000];
+	int n_pins;
+};
+
+static void record_drop(void)
+{
+	atomic_store(&shm->last_drop_ns, now_ns());
+}
+
+static void pin_revoke(struct daxpool_pin *pin, void *userdata)
+{
+	struct client_state *st = userdata;
+
+	pthread_mutex_lock(&st->lock);
+	for (int i = 0; i < st->n_pins; i++) {
+		if (st->pins[i] == pin) {
+			st->pins[i] = daxpool_pin_unref(pin);
+			atomic_fetch_sub(&shm->pins_held[st->idx], 1);
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void map_revoke(struct daxpool_map *map, void *userdata)
+{
+	struct client_state *st = userdata;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->map == map) {
+		st->map = daxpool_map_unref(map);
+		record_drop();
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void client_drop(struct client_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	for (int i = 0; i < st->n_pins; i++) {
+		if (st->pins[i]) {
+			st->pins[i] = daxpool_pin_unref(st->pins[i]);
+			atomic_fetch_sub(&shm->pins_held[st->idx], 1);
+		}
+	}
+	st->map = daxpool_map_unref(st->map);
+	record_drop();
+	pthread_mutex_unlock(&st->lock);
+}
+
+static struct client client_start(int idx, const char *path, enum client_mode mode, int n_pins,
+				  const char *name)
+{
+	struct client cl;
+	int pfd[2];
+
+	CHECK(pipe(pfd) == 0);
+	cl.pid = fork();
+	CHECK(cl.pid >= 0);
+	if (cl.pid == 0) {
+		static struct client_state st;
+		struct daxpool_region *region;
+		struct daxpool_ctx *ctx;
+		char c;
+
+		close(pfd[1]);
+		prctl(PR_SET_NAME, name);
+		pthread_mutex_init(&st.lock, NULL);
+		pthread_mutex_lock(&st.lock);
+		st.idx = idx;
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+		CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+		CHECK_OK(daxpool_map_new(region, 0, 1u << 20, 0, &st.map));
+		if (mode == COOPERATIVE)
+			daxpool_map_set_revoke_fn(st.map, map_revoke, &st);
+		for (int i = 0; i < n_pins; i++) {
+			char *a = (char *)daxpool_map_get_address(st.map) + (size_t)i * 512;
+
+			CHECK_OK(daxpool_pin_new(st.map, a, 512, i % 2 ? DAXPOOL_PIN_LONGTERM
+									: DAXPOOL_PIN_TRANSIENT,
+						 DAXPOOL_PIN_DEVICE_READ, &st.pins[i]));
+			if (mode == COOPERATIVE)
+				daxpool_pin_set_revoke_fn(st.pins[i], pin_revoke, &st);
+		}
+		st.n_pins = n_pins;
+		pthread_mutex_unlock(&st.lock);
+		atomic_store(&shm->pins_held[idx], n_pins);
+		atomic_fetch_add(&shm->ready, 1);
+		while (read(pfd[0], &c, 1) == 1) {
+			struct daxpool_map *m = NULL;
+			int r;
+
+			if (c == 'd') {
+				client_drop(&st);
+			} else if (c == 'm') {
+				r = daxpool_map_new(region, 0, 1u << 20, 0, &m);
+				daxpool_map_unref(m);
+				atomic_store(&shm->map_result[idx], 1 + r);
+			} else {
+				break;
+			}
+		}
+		client_drop(&st);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		_exit(0);
+	}
+	close(pfd[0]);
+	cl.cmd = pfd[1];
+	return cl;
+}
+
+/* Ask a client to try daxpool_map_new() and return its result. */
+static int client_try_map(struct client *cl, int idx)
+{
+	atomic_store(&shm->map_result[idx], -1000);
+	CHECK(write(cl->cmd, "m", 1) == 1);
+	for (int i = 0; i < 2000 && atomic_load(&shm->map_result[idx]) == -1000; i++)
+		msleep(1);
+	return atomic_load(&shm->map_result[idx]) - 1;
+}
+
+/* Poll until the client's map_new gives @want (the unzap happens in its thread). */
+static void client_wait_map(struct client *cl, int idx, int want)
+{
+	int r = -1;
+
+	for (int i = 0; i < 200; i++) {
+		r = client_try_map(cl, idx);
+		if (r == want)
+			return;
+		msleep(10);
+	}
+	dp_test_fail(__FILE__, __LINE__, "client %d: map_new gives %d, expected %d", idx, r, want);
+}
+
+static void client_stop(struct client *cl)
+{
+	int status;
+
+	CHECK(write(cl->cmd, "q", 1) == 1);
+	close(cl->cmd);
+	waitpid(cl->pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void wait_ready(int n)
+{
+	for (int i = 0; i < 5000 && atomic_load(&shm->ready) < n; i++)
+		msleep(1);
+	CHECK_EQ(atomic_load(&shm->ready), n);
+}
+
+static json_object *parse_out(const char *out)
+{
+	json_object *doc = json_tokener_parse(out);
+
+	if (!doc)
+		dp_test_fail(__FILE__, __LINE__, "not JSON: %s", out);
+	return doc;
+}
+
+static const char *jget(json_object *o, const char *k)
+{
+	return json_object_get_string(json_object_object_get(o, k));
+}
+
+static char out[1 << 20];
+
+/* ---- tests ---- */
+
+TEST(no_daemon)
+{
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/nobody.sock", fixture_dir());
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	daxpool_ctx_set_log_priority(ctx, 0);
+	CHECK_ERR(daxpool_ctx_connect_daemon(ctx, path), ENOENT);
+	CHECK_ERR(daxpool_ctx_is_daemon_connected(ctx), ENOTCONN);
+	CHECK_OK(daxpool_region_open(ctx, fixture_plain_file(REGION_SIZE), 0, &region));
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+TEST(env_opt_in)
+{
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_pin *pin;
+	struct daxpool_ctx *ctx;
+
+	daemon_start(NULL);
+	setenv("DAXPOOL_DAEMON", sock_path, 1);
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	unsetenv("DAXPOOL_DAEMON");
+	CHECK_EQ(daxpool_ctx_is_daemon_connected(ctx), 1);
+	CHECK_ERR(daxpool_ctx_connect_daemon(ctx, sock_path), EALREADY);
+	CHECK_OK(daxpool_region_open(ctx, fixture_plain_file(REGION_SIZE), 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 0, 0, &map));
+	CHECK_OK(daxpool_pin_new(map, daxpool_map_get_address(map), 4096, DAXPOOL_PIN_LONGTERM,
+				 DAXPOOL_PIN_DEVICE_WRITE, &pin));
+	wait_counts(1, 1, 1, 2000);
+	daxpool_pin_unref(pin);
+	daxpool_map_unref(map);
+	wait_counts(1, 0, 0, 2000);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	wait_counts(0, 0, 0, 2000);
+	daemon_kill(SIGTERM);
+}
+
+TEST(release_drain_cooperative)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client cl[3];
+	json_object *doc;
+	uint64_t done, last;
+	int rc;
+
+	shm = shared_new();
+	daemon_start(NULL);
+	for (int i = 0; i < 3; i++)
+		cl[i] = client_start(i, path, COOPERATIVE, 10, "coop");
+	wait_ready(3);
+	wait_counts(3, 30, 3, 2000);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--json", path, NULL });
+	doc = parse_out(out);
+	if (rc != 0)
+		dp_test_fail(__FILE__, __LINE__, "release failed: %s", out);
+	CHECK(strcmp(jget(doc, "result"), "released") == 0);
+	CHECK(strstr(jget(doc, "message"), "file-backed"));
+	CHECK_EQ(json_object_get_int(json_object_object_get(doc, "clients_revoked")), 3);
+	done = json_object_get_uint64(json_object_object_get(doc, "completed_ns"));
+	last = atomic_load(&shm->last_drop_ns);
+	CHECK(last > 0 && done >= last);
+	printf("# drain-to-release: %.3f ms from the last pin/map dropping to the release "
+	       "completing (3 clients x 10 pins)\n",
+	       (double)(done - last) / 1e6);
+	json_object_put(doc);
+	wait_counts(3, 0, 0, 2000);
+	/* Released: the region stays zapped in every client. */
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(client_try_map(&cl[i], i), -ENXIO);
+		client_stop(&cl[i]);
+	}
+	daemon_kill(SIGTERM);
+}
+
+TEST(release_timeout_stubborn)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client coop, stub;
+	json_object *doc, *holders;
+	char pidstr[16];
+	int rc;
+
+	shm = shared_new();
+	daemon_start(NULL);
+	coop = client_start(0, path, COOPERATIVE, 4, "coop");
+	stub = client_start(1, path, STUBBORN, 4, "stubborn");
+	wait_ready(2);
+	wait_counts(2, 8, 2, 2000);
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "release", "--timeout", "0.5", "--json", path, NULL });
+	CHECK_EQ(rc, 1);
+	doc = parse_out(out);
+	CHECK(strcmp(jget(doc, "result"), "timeout") == 0);
+	holders = json_object_object_get(doc, "holders");
+	CHECK_EQ(json_object_array_length(holders), 1);
+	json_object *h = json_object_array_get_idx(holders, 0);
+	CHECK_EQ(json_object_get_int(json_object_object_get(h, "pid")), stub.pid);
+	CHECK(strcmp(jget(h, "comm"), "stubborn") == 0);
+	json_object *reg = json_object_array_get_idx(json_object_object_get(h, "regions"), 0);
+	CHECK_EQ(json_object_array_length(json_object_object_get(reg, "pins")), 4);
+	json_object_put(doc);
+	/* The human report names it too. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "0.2", path, NULL });
+	CHECK_EQ(rc, 1);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)stub.pid);
+	CHECK(strstr(out, "stubborn") && strstr(out, pidstr) && strstr(out, "longterm"));
+	/* Nothing released: the cooperative client maps again; the stubborn one after it lets go. */
+	client_wait_map(&coop, 0, 0);
+	CHECK_EQ(client_try_map(&stub, 1), -ENXIO);
+	CHECK(write(stub.cmd, "d", 1) == 1);
+	client_wait_map(&stub, 1, 0);
+	client_stop(&coop);
+	client_stop(&stub);
+	daemon_kill(SIGTERM);
+}
+
+TEST(dead_client_reclaim)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client cl;
+	uint64_t t0;
+	double ms;
+	int status;
+
+	shm = shared_new();
+	daemon_start(NULL);
+	cl = client_start(0, path, STUBBORN, 1000, "victim");
+	wait_ready(1);
+	wait_counts(1, 1000, 1, 5000);
+	t0 = now_ns();
+	kill(cl.pid, SIGKILL);
+	waitpid(cl.pid, &status, 0);
+	wait_counts(0, 0, 0, 2000);
+	ms = (double)(now_ns() - t0) / 1e6;
+	printf("# dead client (1000 pins) reclaimed %.3f ms after SIGKILL (incl. status polling)\n",
+	       ms);
+	CHECK(ms < 100);
+	close(cl.cmd);
+	daemon_kill(SIGTERM);
+}
+
+TEST(daemon_restart_mid_drain)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client coop, stub;
+	int c, p, m, rc, status;
+	pid_t rel;
+
+	shm = shared_new();
+	daemon_start(NULL);
+	coop = client_start(0, path, COOPERATIVE, 5, "coop");
+	stub = client_start(1, path, STUBBORN, 7, "stubborn");
+	wait_ready(2);
+	wait_counts(2, 12, 2, 2000);
+	rel = fork();
+	CHECK(rel >= 0);
+	if (rel == 0) {
+		static char o2[65536];
+
+		_exit(ctl(o2, sizeof(o2),
+			  (const char *const[]){ "release", "--timeout", "30", path, NULL }));
+	}
+	/* The cooperative client drains; the stubborn one holds: the release is mid-drain. */
+	wait_counts(2, 7, 1, 3000);
+	daemon_kill(SIGKILL);
+	waitpid(rel, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	daemon_start(NULL);
+	/* Both reconnect and register again what they really hold. */
+	wait_counts(2, 7, 1, 3000);
+	CHECK_EQ(atomic_load(&shm->pins_held[0]), 0);
+	CHECK_EQ(atomic_load(&shm->pins_held[1]), 7);
+	/* The interrupted request is undone: the drained client maps again. */
+	client_wait_map(&coop, 0, 0);
+	CHECK(write(stub.cmd, "d", 1) == 1);
+	wait_counts(2, 0, 0, 2000);
+	client_wait_map(&stub, 1, 0);
+	CHECK_OK(daemon_counts(&c, &p, &m));
+	CHECK_EQ(p, 0);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", path, NULL });
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(client_try_map(&coop, 0), -ENXIO);
+	client_stop(&coop);
+	client_stop(&stub);
+	daemon_kill(SIGTERM);
+}
+
+TEST(unauthorized_release)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client cl;
+	pid_t pid;
+	int status;
+
+	shm = shared_new();
+	/* Let "nobody" reach the socket: the daemon's own check must refuse it. */
+	CHECK(chmod(fixture_dir(), 0755) == 0);
+	daemon_start("socket_mode = 0666\n");
+	cl = client_start(0, path, STUBBORN, 3, "rootclient");
+	wait_ready(1);
+	wait_counts(1, 3, 1, 2000);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct dp_msg req = { .type = DP_MSG_OP };
+		struct dp_msg st = { .type = DP_MSG_STATUS };
+		json_object *doc;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(77);
+		req.op.op = DP_OP_RELEASE;
+		req.op.timeout_ms = 1000;
+		snprintf(req.op.target, sizeof(req.op.target), "%s", path);
+		CHECK_EQ(daemon_ask(&req, &doc), -EPERM);
+		CHECK(strstr(jget(doc, "error"), "only root or its owner"));
+		json_object_put(doc);
+		/* Nor does it see root's holdings. */
+		CHECK_EQ(daemon_ask(&st, &doc), 0);
+		CHECK_EQ(json_object_array_length(json_object_object_get(doc, "clients")), 0);
+		CHECK_EQ(json_object_get_int(json_object_object_get(doc, "pins")), 0);
+		json_object_put(doc);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("cannot switch to uid 65534 (not root?)");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Nothing happened to the holder. */
+	wait_counts(1, 3, 1, 2000);
+	CHECK_EQ(client_try_map(&cl, 0), 0);
+	client_stop(&cl);
+	daemon_kill(SIGTERM);
+}
+
+/* Send raw bytes on a new connection; true if the daemon then closed it. */
+static bool raw_closes(const void *data, size_t len, bool hello_first)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd pfd;
+	uint8_t buf[256];
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	CHECK(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	if (hello_first) {
+		struct dp_msg h = { .type = DP_MSG_HELLO, .hello.role = DP_ROLE_CLIENT };
+
+		CHECK_OK(dp_proto_send(fd, &h, 0));
+		CHECK(recv(fd, buf, sizeof(buf), 0) > 0); /* HELLO_OK */
+	}
+	if (send(fd, data, len, MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return true;
+	}
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	CHECK(poll(&pfd, 1, 2000) == 1);
+	n = recv(fd, buf, sizeof(buf), 0);
+	close(fd);
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST(malformed_messages)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct dp_msg hello = { .type = DP_MSG_HELLO, .hello.role = DP_ROLE_CLIENT };
+	struct dp_msg reg = { .type = DP_MSG_PIN_DEL, .del.id = 1 };
+	static uint8_t good[64], bad[64], big[DP_PROTO_MAX_DGRAM + 100];
+	struct client cl;
+	int n;
+
+	shm = shared_new();
+	daemon_start(NULL);
+	cl = client_start(0, path, STUBBORN, 2, "bystander");
+	wait_ready(1);
+	wait_counts(1, 2, 1, 2000);
+
+	n = dp_proto_encode(&hello, 0, good, sizeof(good));
+	CHECK(n > 0);
+	memcpy(bad, good, (size_t)n);
+	bad[0] ^= 0xff; /* wrong magic */
+	CHECK(raw_closes(bad, (size_t)n, false));
+	memcpy(bad, good, (size_t)n);
+	bad[4] = 99; /* wrong version */
+	CHECK(raw_closes(bad, (size_t)n, false));
+	memcpy(bad, good, (size_t)n);
+	bad[8] = 0xff, bad[9] = 0xff, bad[10] = 0xff; /* oversized length */
+	CHECK(raw_closes(bad, (size_t)n, false));
+	CHECK(raw_closes(good, (size_t)n - 2, false)); /* truncated */
+	CHECK(raw_closes(good, 7, false));	       /* shorter than a header */
+	memcpy(bad, good, (size_t)n);
+	bad[12 + 4] = 7; /* a role that does not exist */
+	CHECK(raw_closes(bad, (size_t)n, false));
+	/* Out of order: an event before HELLO, a second HELLO, a CTL request from a client. */
+	n = dp_proto_encode(&reg, 0, bad, sizeof(bad));
+	CHECK(raw_closes(bad, (size_t)n, false));
+	n = dp_proto_encode(&hello, 0, bad, sizeof(bad));
+	CHECK(raw_closes(bad, (size_t)n, true));
+	struct dp_msg st = { .type = DP_MSG_STATUS };
+	n = dp_proto_encode(&st, 0, bad, sizeof(bad));
+	CHECK(raw_closes(bad, (size_t)n, true));
+	/* A map of a region never registered. */
+	struct dp_msg ma = { .type = DP_MSG_MAP_ADD };
+	ma.map_add.id = 5, ma.map_add.region_id = 9, ma.map_add.length = 4096;
+	n = dp_proto_encode(&ma, 0, bad, sizeof(bad));
+	CHECK(raw_closes(bad, (size_t)n, true));
+	/* An oversized datagram. */
+	memcpy(big, good, 16);
+	CHECK(raw_closes(big, sizeof(big), false));
+
+	/* Only those connections closed: the bystander is still registered, the daemon alive. */
+	wait_counts(1, 2, 1, 2000);
+	CHECK_EQ(daxpool_ctx_is_daemon_connected(NULL), -EINVAL);
+	client_stop(&cl);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- 100 clients x 1,000 pins: threads as clients (one ctx and connection each) ---- */
+
+#define N_THREADS 100
+#define N_PINS 1000
+
+struct tclient {
+	pthread_t thread;
+	const char *path;
+	struct daxpool_ctx *ctx;
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_pin *pins[N_PINS];
+	atomic_int dropped;
+};
+
+static void t_pin_revoke(struct daxpool_pin *pin, void *userdata)
+{
+	struct daxpool_pin **slot = userdata;
+
+	if (*slot == pin)
+		*slot = daxpool_pin_unref(pin);
+}
+
+static void t_map_revoke(struct daxpool_map *map, void *userdata)
+{
+	struct tclient *t = userdata;
+
+	if (t->map == map) {
+		t->map = daxpool_map_unref(map);
+		atomic_store(&t->dropped, 1);
+	}
+}
+
+static void *tclient_main(void *arg)
+{
+	struct tclient *t = arg;
+	char *base;
+
+	CHECK_OK(daxpool_ctx_new(&t->ctx));
+	CHECK_OK(daxpool_ctx_connect_daemon(t->ctx, sock_path));
+	CHECK_OK(daxpool_region_open(t->ctx, t->path, 0, &t->region));
+	CHECK_OK(daxpool_map_new(t->region, 0, 1u << 20, 0, &t->map));
+	daxpool_map_set_revoke_fn(t->map, t_map_revoke, t);
+	base = daxpool_map_get_address(t->map);
+	for (int i = 0; i < N_PINS; i++) {
+		CHECK_OK(daxpool_pin_new(t->map, base + (size_t)i * 1024, 1024, DAXPOOL_PIN_TRANSIENT,
+					 DAXPOOL_PIN_DEVICE_WRITE, &t->pins[i]));
+		daxpool_pin_set_revoke_fn(t->pins[i], t_pin_revoke, &t->pins[i]);
+	}
+	return NULL;
+}
+
+TEST_TIMEOUT(many_clients, 300)
+{
+	static struct tclient t[N_THREADS];
+	const char *path = fixture_plain_file(REGION_SIZE);
+	uint64_t t0, t1;
+	long ms;
+	int rc;
+
+	daemon_start(NULL);
+	t0 = now_ns();
+	for (int i = 0; i < N_THREADS; i++) {
+		t[i].path = path;
+		CHECK(pthread_create(&t[i].thread, NULL, tclient_main, &t[i]) == 0);
+	}
+	for (int i = 0; i < N_THREADS; i++)
+		pthread_join(t[i].thread, NULL);
+	t1 = now_ns();
+	ms = wait_counts(N_THREADS, N_THREADS * N_PINS, N_THREADS, 60000);
+	printf("# %d clients (threads, one ctx + connection each) x %d pins: created in %.1f ms; "
+	       "daemon caught up %ld ms later\n",
+	       N_THREADS, N_PINS, (double)(t1 - t0) / 1e6, ms);
+	t0 = now_ns();
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "60", path, NULL });
+	if (rc != 0)
+		dp_test_fail(__FILE__, __LINE__, "release: %.2000s", out);
+	printf("# release with %d clients x %d pins drained in %.1f ms\n", N_THREADS, N_PINS,
+	       (double)(now_ns() - t0) / 1e6);
+	for (int i = 0; i < N_THREADS; i++) {
+		CHECK_EQ(atomic_load(&t[i].dropped), 1);
+		for (int j = 0; j < N_PINS; j++)
+			CHECK(!t[i].pins[j]);
+		daxpool_region_unref(t[i].region);
+		daxpool_ctx_unref(t[i].ctx);
+	}
+	wait_counts(0, 0, 0, 5000);
+	daemon_kill(SIGTERM);
+}
+
+TEST(truncate_and_punch_through_daemon)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_map *head, *tail, *mid;
+	struct daxpool_ctx *ctx;
+	struct stat st;
+	char *p;
+	int rc;
+
+	daemon_start(NULL);
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 1u << 20, 0, &head));
+	CHECK_OK(daxpool_map_new(region, 6u << 20, 2u << 20, 0, &tail));
+	memset(daxpool_map_get_address(head), 0xab, 1u << 20);
+	wait_counts(1, 0, 2, 2000);
+	/* The tail map is held by this (single-threaded) test: the truncate must time out. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "truncate", "--timeout", "0.3", path, "4M", NULL });
+	CHECK_EQ(rc, 1);
+	CHECK(stat(path, &st) == 0 && st.st_size == REGION_SIZE);
+	CHECK_EQ(daxpool_map_is_valid(tail), 0);
+	daxpool_map_unref(tail);
+	/* Reopened after the timeout, once idle. */
+	for (int i = 0; i < 200 && daxpool_map_new(region, 6u << 20, 2u << 20, 0, &tail) < 0; i++)
+		msleep(10);
+	CHECK(tail);
+	daxpool_map_unref(tail);
+	tail = NULL;
+	rc = ctl(out, sizeof(out), (const char *const[]){ "truncate", path, "4M", NULL });
+	if (rc != 0)
+		dp_test_fail(__FILE__, __LINE__, "truncate: %s", out);
+	CHECK(stat(path, &st) == 0 && st.st_size == 4 << 20);
+	CHECK_EQ(daxpool_map_is_valid(head), 1);
+	/* Past the new end stays zapped; below it maps fine. */
+	CHECK_ERR(daxpool_map_new(region, 6u << 20, 1u << 20, 0, &tail), ENXIO);
+	for (int i = 0; i < 200 && daxpool_map_new(region, 2u << 20, 1u << 20, 0, &mid) < 0; i++)
+		msleep(10);
+	daxpool_map_unref(mid);
+	/* Punch the head: revoked, then reopened, and it reads zeros. */
+	daxpool_map_unref(head);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "punch", path, "0", "1M", NULL });
+	if (rc != 0)
+		dp_test_fail(__FILE__, __LINE__, "punch: %s", out);
+	head = NULL;
+	for (int i = 0; i < 200 && daxpool_map_new(region, 0, 1u << 20, 0, &head) < 0; i++)
+		msleep(10);
+	CHECK(head);
+	p = daxpool_map_get_address(head);
+	CHECK(p[0] == 0 && p[(1u << 20) - 1] == 0);
+	daxpool_map_unref(head);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	daemon_kill(SIGTERM);
+}
+
+TEST(local_truncate_and_punch)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_map *head, *tail;
+	struct daxpool_ctx *ctx;
+	struct stat st;
+
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	daxpool_ctx_set_log_priority(ctx, 0);
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 1u << 20, 0, &head));
+	CHECK_OK(daxpool_map_new(region, 6u << 20, 1u << 20, 0, &tail));
+	memset(daxpool_map_get_address(head), 0x5a, 1u << 20);
+	CHECK_ERR(daxpool_region_truncate(region, 4u << 20, 0), ETIMEDOUT);
+	CHECK(stat(path, &st) == 0 && st.st_size == REGION_SIZE);
+	daxpool_map_unref(tail);
+	CHECK_OK(daxpool_region_truncate(region, 4u << 20, 1000));
+	CHECK(stat(path, &st) == 0 && st.st_size == 4 << 20);
+	CHECK_ERR(daxpool_map_new(region, 6u << 20, 1u << 20, 0, &tail), ENXIO);
+	CHECK_ERR(daxpool_region_punch_hole(region, 0, 4096, 0), ETIMEDOUT);
+	daxpool_map_unref(head);
+	CHECK_OK(daxpool_region_unzap_range(region, 0, 4096));
+	CHECK_OK(daxpool_region_punch_hole(region, 0, 1u << 20, 0));
+	CHECK_OK(daxpool_map_new(region, 0, 1u << 20, 0, &head));
+	CHECK(((char *)daxpool_map_get_address(head))[100] == 0);
+	daxpool_map_unref(head);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+TEST(outsider_refuses_release)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	int pfd[2], rc;
+	char c;
+	pid_t pid;
+
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		prctl(PR_SET_NAME, "outsider");
+		CHECK(p != MAP_FAILED);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		pause();
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", path, NULL });
+	CHECK_EQ(rc, 0);
+	CHECK(strstr(out, "outside daxpool") && strstr(out, "outsider"));
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", path, NULL });
+	CHECK_EQ(rc, 1);
+	CHECK(strstr(out, "refused") && strstr(out, "outsider"));
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--force", path, NULL });
+	CHECK_EQ(rc, 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	daemon_kill(SIGTERM);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What one client holds: maps and pins by id, in a chained hash that grows. */
+#include <stdlib.h>
+
+#include "daxpoold.h"
+
+static size_t slot(const struct dd_idmap *m, uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (size_t)(id & (m->nb - 1));
+}
+
+static void idmap_grow(struct dd_idmap *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 64;
+	struct dd_holding **b = calloc(nb, sizeof(*b));
+	struct dd_idmap nm = { b, nb, 0 };
+
+	if (!b)
+		return; /* keep the longer chains */
+	for (size_t i = 0; i < m->nb; i++) {
+		struct dd_holding *h = m->b[i], *next;
+
+		for (; h; h = next) {
+			size_t s = slot(&nm, h->id);
+
+			next = h->hnext;
+			h->hnext = b[s];
+			b[s] = h;
+		}
+	}
+	free(m->b);
+	m->b = b;
+	m->nb = nb;
+}
+
+struct dd_holding *dd_idmap_take(struct dd_idmap *m, uint64_t id)
+{
+	struct dd_holding **pp;
+
+	if (!m->nb)
+		return NULL;
+	for (pp = &m->b[slot(m, id)]; *pp; pp = &(*pp)->hnext) {
+		if ((*pp)->id == id) {
+			struct dd_holding *h = *pp;
+
+			*pp = h->hnext;
+			m->n--;
+			return h;
+		}
+	}
+	return NULL;
+}
+
+void dd_idmap_put(struct dd_idmap *m, struct dd_holding *h)
+{
+	size_t s;
+
+	free(dd_idmap_take(m, h->id));
+	if (m->n >= m->nb)
+		idmap_grow(m);
+	if (!m->nb) {
+		free(h);
+		return;
+	}
+	s = slot(m, h->id);
+	h->hnext = m->b[s];
+	m->b[s] = h;
+	m->n++;
+}
+
+void dd_idmap_clear(struct dd_idmap *m)
+{
+	for (size_t i = 0; i < m->nb; i++) {
+		struct dd_holding *h = m->b[i], *next;
+
+		for (; h; h = next) {
+			next = h->hnext;
+			free(h);
+		}
+	}
+	free(m->b);
+	m->b = NULL;
+	m->nb = m->n = 0;
+}

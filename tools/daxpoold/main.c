@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * daxpoold: knows which process holds which maps and pins of which DAX
+ * device, and releases a device only after its pins drained. See daxpoold(8).
+ *
+ * Startup: the configuration file, then the listening socket -- passed by
+ * systemd (socket activation, sd_listen_fds()) or created here -- then
+ * READY=1 to systemd, then the event loop (server.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef DAXPOOL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "daxpoold.h"
+
+#define DEFAULT_CONFIG "/etc/daxpool/daxpoold.conf"
+
+int dd_log_level = LOG_NOTICE;
+struct dd_config dd_cfg;
+static bool use_syslog;
+
+void dd_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (prio > dd_log_level)
+		return;
+	va_start(ap, fmt);
+	if (use_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		/* "<N>" lets journald keep the priority when stderr goes to it. */
+		fprintf(stderr, "<%d>daxpoold: ", prio);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+uint64_t dd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: daxpoold [-f] [-c CONFIG] [-s SOCKET] [-v]\n\n"
+		   "Track which processes hold maps and pins of DAX devices; release a device only\n"
+		   "after its pins drained (daxpoolctl release).\n\n"
+		   "  -f, --foreground   do not detach (systemd runs it so)\n"
+		   "  -c, --config PATH  configuration file (default " DEFAULT_CONFIG ")\n"
+		   "  -s, --socket PATH  listen on PATH (overrides the configuration)\n"
+		   "  -v, --verbose      log down to debug\n"
+		   "  -h, --help         this help\n"
+		   "  -V, --version      print the version\n");
+}
+
+/* mkdir -p of the socket's directory, 0755 for new levels. */
+static int make_dirs(const char *sock)
+{
+	char tmp[sizeof(dd_cfg.socket_path)];
+	char *dir;
+
+	snprintf(tmp, sizeof(tmp), "%s", sock);
+	dir = dirname(tmp);
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int listen_socket(const char *path, unsigned int mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	r = make_dirs(path);
+	if (r < 0) {
+		dd_log(LOG_ERR, "cannot create the directory of %s: %s", path, strerror(-r));
+		return r;
+	}
+	/* A stale socket from a crash is replaced; a live daemon is not. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			dd_log(LOG_ERR, "%s exists and is not a socket", path);
+			return -EEXIST;
+		}
+		fd = dp_proto_connect(path, DP_ROLE_CTL, 500);
+		if (fd >= 0) {
+			close(fd);
+			dd_log(LOG_ERR, "another daxpoold listens on %s", path);
+			return -EADDRINUSE;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0 ||
+	    listen(fd, 128) < 0) {
+		r = -errno;
+		dd_log(LOG_ERR, "%s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* The socket systemd passed, if any: > 0 the fd, 0 none, < 0 an error. */
+static int activated_socket(void)
+{
+#ifdef DAXPOOL_HAVE_SYSTEMD
+	int n = sd_listen_fds(1);
+
+	if (n < 0) {
+		dd_log(LOG_ERR, "sd_listen_fds: %s", strerror(-n));
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+		dd_log(LOG_ERR, "systemd passed %d sockets; expected one listening SOCK_SEQPACKET "
+				"unix socket (ListenSequentialPacket=)", n);
+		return -EINVAL;
+	}
+	return SD_LISTEN_FDS_START;
+#else
+	if (getenv("LISTEN_FDS")) {
+		dd_log(LOG_ERR, "started with LISTEN_FDS, but this daxpoold was built without "
+				"libsystemd: socket activation is not supported; start it without the "
+				".socket unit");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+#endif
+}
+
+static void notify_ready(void)
+{
+#ifdef DAXPOOL_HAVE_SYSTEMD
+	sd_notify(0, "READY=1\nSTATUS=listening");
+#endif
+}
+
+static int detach(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) ||
+	    !freopen("/dev/null", "w", stderr))
+		return -errno;
+	openlog("daxpoold", LOG_PID, LOG_DAEMON);
+	use_syslog = true;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "foreground", no_argument, NULL, 'f' }, { "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = DEFAULT_CONFIG, *sock = NULL;
+	bool foreground = false, config_given = false;
+	int c, fd, r;
+
+	while ((c = getopt_long(argc, argv, "fc:s:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			foreground = true;
+			break;
+		case 'c':
+			config = optarg;
+			config_given = true;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'v':
+			dd_log_level = LOG_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("daxpoold %s\n", DAXPOOL_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	dd_config_defaults(&dd_cfg);
+	if (dd_config_load(&dd_cfg, config, config_given) < 0)
+		return 1;
+	if (sock) {
+		if (strlen(sock) >= sizeof(dd_cfg.socket_path)) {
+			dd_log(LOG_ERR, "%s: socket path too long", sock);
+			return 2;
+		}
+		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "%s", sock);
+	}
+
+	fd = activated_socket();
+	if (fd < 0)
+		return 1;
+	if (fd > 0) {
+		dd_log(LOG_INFO, "using the socket passed by systemd");
+	} else {
+		fd = listen_socket(dd_cfg.socket_path, dd_cfg.socket_mode);
+		if (fd < 0)
+			return 1;
+		if (!foreground && detach() < 0)
+			return 1;
+	}
+	dd_log(LOG_NOTICE, "listening on %s (mode %04o), release timeout %d s",
+	       dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.release_timeout_ms / 1000);
+#ifndef DAXPOOL_HAVE_SYSTEMD
+	dd_log(LOG_INFO, "built without libsystemd: no readiness notification");
+#endif
+	notify_ready();
+	r = dd_server_run(fd);
+	close(fd);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Operations that need every holder gone first: release (of a devdax device,
+ * or of a file as the host tests' stand-in), truncate and hole punch.
+ *
+ *   1. authorize: root, or the owner of the device or file;
+ *   2. holders outside daxpool (/proc maps, io_uring buffers): refuse unless
+ *      forced;
+ *   3. mark draining: every client that registered the device gets REVOKE
+ *      (it zaps the range: new maps and pins there fail with -ENXIO), and so
+ *      does any client that registers it while the operation runs;
+ *   4. wait for REVOKE_DONE from each (a client whose process dies counts as
+ *      drained: its pins died with it), with a deadline;
+ *   5. check outsiders again, then act: daxctl disable for devdax, nothing
+ *      for a file (the release is the end of the drain), ftruncate, punch;
+ *   6. tell the clients: RELEASED (the range stays zapped) or UNZAP (reopen
+ *      it: after a truncate or punch, and after any failure or timeout).
+ * On timeout nothing is released and the report names every holder.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daxpoold.h"
+
+struct dd_op *dd_ops;
+static uint64_t next_req = 1;
+
+static const char *op_name(uint32_t kind)
+{
+	return kind == DP_OP_RELEASE ? "release" : kind == DP_OP_TRUNCATE ? "truncate" : "punch";
+}
+
+static bool op_matches(const struct dd_op *op, const struct dd_region *r)
+{
+	return r->dev == op->dev && r->ino == op->ino;
+}
+
+bool dd_region_draining(const struct dd_region *r)
+{
+	for (struct dd_op *op = dd_ops; op; op = op->next)
+		if (op_matches(op, r))
+			return true;
+	return false;
+}
+
+static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
+{
+	struct dp_msg m = { .type = DP_MSG_REVOKE };
+	struct dd_pend *p;
+
+	for (p = op->pend; p; p = p->next)
+		if (p->conn == c && p->region_id == r->id)
+			return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->conn = c;
+	p->region_id = r->id;
+	p->next = op->pend;
+	op->pend = p;
+	m.revoke.req = op->req;
+	m.revoke.region_id = r->id;
+	m.revoke.offset = op->offset;
+	m.revoke.length = op->length;
+	dd_conn_send(c, &m);
+}
+
+static json_object *op_doc(struct dd_op *op, const char *result)
+{
+	json_object *o = json_object_new_object();
+	size_t n = 0;
+
+	for (struct dd_pend *p = op->pend; p; p = p->next)
+		n++;
+	json_object_object_add(o, "operation", json_object_new_string(op_name(op->kind)));
+	json_object_object_add(o, "target", json_object_new_string(op->target));
+	json_object_object_add(o, "kind", json_object_new_string(op->devdax ? "devdax" : "file"));
+	json_object_object_add(o, "result", json_object_new_string(result));
+	json_object_object_add(o, "clients_revoked", json_object_new_uint64(n));
+	json_object_object_add(o, "started_ns", json_object_new_uint64(op->started_ns));
+	if (op->last_done_ns)
+		json_object_object_add(o, "last_idle_ns", json_object_new_uint64(op->last_done_ns));
+	return o;
+}
+
+/* End an operation: tell the clients, answer the requester, free it. */
+static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
+{
+	struct dd_op **pp;
+	uint64_t now = dd_now_ns();
+
+	for (struct dd_pend *p = op->pend, *next; p; p = next) {
+		struct dp_msg m = { .type = unzap ? DP_MSG_UNZAP : DP_MSG_RELEASED };
+
+		next = p->next;
+		if (p->conn) {
+			m.revoke.req = op->req;
+			m.revoke.region_id = p->region_id;
+			m.revoke.offset = op->offset;
+			m.revoke.length = op->length;
+			dd_conn_send(p->conn, &m);
+		}
+		free(p);
+	}
+	json_object_object_add(doc, "completed_ns", json_object_new_uint64(now));
+	json_object_object_add(doc, "duration_ms",
+			       json_object_new_double((double)(now - op->started_ns) / 1e6));
+	if (op->last_done_ns)
+		json_object_object_add(doc, "last_idle_to_done_ms",
+				       json_object_new_double((double)(now - op->last_done_ns) / 1e6));
+	if (op->requester) {
+		dd_conn_reply(op->requester, status, doc);
+		op->requester->op = NULL;
+	}
+	dd_log(status < 0 ? LOG_WARNING : LOG_NOTICE, "%s of %s: %s", op_name(op->kind), op->target,
+	       json_object_get_string(json_object_object_get(doc, "result")));
+	json_object_put(doc);
+	for (pp = &dd_ops; *pp; pp = &(*pp)->next) {
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	}
+	json_object_put(op->outsiders_before);
+	free(op);
+}
+
+/* Every holder still pending, for a report. */
+static json_object *op_holders(struct dd_op *op)
+{
+	json_object *arr = json_object_new_array();
+
+	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+		bool pending = false;
+
+		for (struct dd_pend *p = op->pend; p; p = p->next)
+			pending |= p->conn == c && !p->done;
+		if (pending)
+			json_object_array_add(arr, dd_client_json(c, true, op->dev, op->ino));
+	}
+	return arr;
+}
+
+static json_object *op_outsiders(struct dd_op *op)
+{
+	size_t n;
+	pid_t *ex = dd_client_pids(op->dev, op->ino, &n);
+	json_object *o = dd_outsiders_scan(op->dev, op->ino, ex, n);
+
+	free(ex);
+	return o;
+}
+
+/* All clients drained: check outsiders again, then act. */
+static void op_finish(struct dd_op *op)
+{
+	json_object *outs = op_outsiders(op), *doc;
+	char msg[PATH_MAX + 256] = "";
+	int r = 0, fd;
+
+	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
+		doc = op_doc(op, "refused");
+		json_object_object_add(doc, "message",
+				       json_object_new_string("processes outside daxpool map it; "
+							      "nothing was changed (--force overrides)"));
+		json_object_object_add(doc, "outsiders", outs);
+		op_end(op, -EBUSY, doc, true);
+		return;
+	}
+	switch (op->kind) {
+	case DP_OP_RELEASE:
+		if (op->devdax)
+			r = dd_devdax_disable(op->devname, msg, sizeof(msg));
+		else
+			snprintf(msg, sizeof(msg), "file-backed region: there is no device to disable; "
+						   "the release is the end of the drain");
+		break;
+	case DP_OP_TRUNCATE:
+	case DP_OP_PUNCH:
+		fd = open(op->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			r = -errno;
+		} else {
+			struct stat st;
+
+			/* The path may have been replaced since the request: same file only. */
+			if (fstat(fd, &st) < 0 || st.st_dev != op->dev || st.st_ino != op->ino)
+				r = -ESTALE;
+			else if (op->kind == DP_OP_TRUNCATE)
+				r = ftruncate(fd, (off_t)op->offset) < 0 ? -errno : 0;
+			else
+				r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      (off_t)op->offset, (off_t)op->length) < 0
+					    ? -errno
+					    : 0;
+			close(fd);
+		}
+		if (r == 0 && op->kind == DP_OP_TRUNCATE)
+			snprintf(msg, sizeof(msg), "truncated to %llu bytes",
+				 (unsigned long long)op->offset);
+		else if (r == 0)
+			snprintf(msg, sizeof(msg), "punched [%llu, +%llu)",
+				 (unsigned long long)op->offset, (unsigned long long)op->length);
+		else
+			snprintf(msg, sizeof(msg), "%s: %s", op->target, strerror(-r));
+		break;
+	}
+	doc = op_doc(op, r < 0 ? "failed" : op->kind == DP_OP_RELEASE ? "released"
+					 : op->kind == DP_OP_TRUNCATE	  ? "truncated"
+									  : "punched");
+	json_object_object_add(doc, "message", json_object_new_string(msg));
+	json_object_object_add(doc, "outsiders", outs);
+	/* A released device stays zapped in the clients; everything else reopens. */
+	op_end(op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
+}
+
+static void op_check_done(struct dd_op *op)
+{
+	for (struct dd_pend *p = op->pend; p; p = p->next)
+		if (!p->done)
+			return;
+	op_finish(op);
+}
+
+void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
+{
+	struct dd_op *op;
+	struct stat st;
+	char path[PATH_MAX];
+	int r;
+
+	r = dd_resolve_target(m->op.target, path, &st);
+	if (r < 0) {
+		dd_conn_reply_error(c, r, "%s: %s", m->op.target, strerror(-r));
+		return;
+	}
+	if (c->cred.uid != 0 && c->cred.uid != st.st_uid) {
+		dd_log(LOG_WARNING, "%s of %s by uid %u (pid %d) refused: not root nor the owner",
+		       op_name(m->op.op), path, (unsigned)c->cred.uid, (int)c->cred.pid);
+		dd_conn_reply_error(c, -EPERM, "%s: only root or its owner (uid %u) may %s it", path,
+				    (unsigned)st.st_uid, op_name(m->op.op));
+		return;
+	}
+	if (m->op.op != DP_OP_RELEASE && !S_ISREG(st.st_mode)) {
+		dd_conn_reply_error(c, -EINVAL, "%s: %s needs a regular file", path,
+				    op_name(m->op.op));
+		return;
+	}
+	for (op = dd_ops; op; op = op->next) {
+		if (op->dev == st.st_dev && op->ino == st.st_ino) {
+			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", path,
+					    op_name(op->kind));
+			return;
+		}
+	}
+	op = calloc(1, sizeof(*op));
+	if (!op) {
+		dd_conn_reply_error(c, -ENOMEM, "out of memory");
+		return;
+	}
+	op->req = next_req++;
+	op->kind = m->op.op;
+	op->flags = m->op.flags;
+	op->requester = c;
+	snprintf(op->target, sizeof(op->target), "%s", path);
+	op->dev = st.st_dev;
+	op->ino = st.st_ino;
+	op->rdev = st.st_rdev;
+	op->devdax = S_ISCHR(st.st_mode);
+	op->regular = S_ISREG(st.st_mode);
+	if (op->devdax)
+		snprintf(op->devname, sizeof(op->devname), "%s", strrchr(path, '/') + 1);
+	if (op->kind == DP_OP_TRUNCATE) {
+		op->offset = m->op.offset; /* the new size: drain from there to the end */
+		op->length = 0;
+	} else if (op->kind == DP_OP_PUNCH) {
+		op->offset = m->op.offset;
+		op->length = m->op.length;
+	}
+	op->started_ns = dd_now_ns();
+	op->deadline_ns = op->started_ns +
+			  (uint64_t)(m->op.timeout_ms >= 0 ? m->op.timeout_ms : dd_cfg.release_timeout_ms) *
+				  1000000ull;
+	op->next = dd_ops;
+	dd_ops = op;
+	c->op = op;
+
+	op->outsiders_before = op_outsiders(op);
+	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
+		json_object *doc = op_doc(op, "refused");
+
+		json_object_object_add(doc, "message",
+				       json_object_new_string("processes outside daxpool map it; "
+							      "nothing was changed (--force overrides)"));
+		json_object_object_add(doc, "outsiders", json_object_get(op->outsiders_before));
+		op_end(op, -EBUSY, doc, true);
+		return;
+	}
+	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", op_name(op->kind),
+	       op->target, (int)c->cred.pid, (unsigned)c->cred.uid);
+	for (struct dd_conn *cc = dd_conns; cc; cc = cc->next)
+		for (struct dd_region *reg = cc->regions; reg; reg = reg->next)
+			if (cc->role == DP_ROLE_CLIENT && op_matches(op, reg))
+				op_revoke(op, cc, reg);
+	op_check_done(op);
+}
+
+void dd_op_region_added(struct dd_conn *c, struct dd_region *r)
+{
+	for (struct dd_op *op = dd_ops; op; op = op->next)
+		if (op_matches(op, r))
+			op_revoke(op, c, r);
+}
+
+void dd_op_revoke_done(struct dd_conn *c, uint64_t req, uint64_t region_id, int status)
+{
+	for (struct dd_op *op = dd_ops; op; op = op->next) {
+		if (op->req != req)
+			continue;
+		for (struct dd_pend *p = op->pend; p; p = p->next) {
+			if (p->conn != c || p->region_id != region_id || p->done)
+				continue;
+			if (status < 0) {
+				json_object *doc = op_doc(op, "failed");
+				char msg[256];
+
+				snprintf(msg, sizeof(msg), "pid %d (%s) could not zap its region: %s",
+					 (int)c->cred.pid, c->comm, strerror(-status));
+				json_object_object_add(doc, "message", json_object_new_string(msg));
+				op_end(op, status, doc, true);
+				return;
+			}
+			p->done = true;
+			op->last_done_ns = dd_now_ns();
+			op_check_done(op);
+			return;
+		}
+		return;
+	}
+}
+
+void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
+{
+	for (struct dd_op *op = dd_ops, *next; op; op = next) {
+		bool lost = false;
+
+		next = op->next;
+		if (op->requester == c) {
+			/* Nobody waits for the answer: cancel, reopen everything. */
+			op->requester = NULL;
+			dd_log(LOG_WARNING, "%s of %s: the requester went away; cancelled",
+			       op_name(op->kind), op->target);
+			op_end(op, -ECANCELED, op_doc(op, "cancelled"), true);
+			continue;
+		}
+		for (struct dd_pend **pp = &op->pend; *pp;) {
+			struct dd_pend *p = *pp;
+
+			if (p->conn != c) {
+				pp = &p->next;
+				continue;
+			}
+			if (process_dead) {
+				/* Its maps and pins died with it. */
+				*pp = p->next;
+				free(p);
+				op->last_done_ns = dd_now_ns();
+			} else {
+				p->conn = NULL;
+				lost |= !p->done;
+				pp = &p->next;
+			}
+		}
+		if (lost) {
+			json_object *doc = op_doc(op, "failed");
+			char msg[256];
+
+			snprintf(msg, sizeof(msg),
+				 "pid %d (%s) lost its connection while draining; what it holds is "
+				 "unknown, so nothing was changed", (int)c->cred.pid, c->comm);
+			json_object_object_add(doc, "message", json_object_new_string(msg));
+			op_end(op, -ECONNRESET, doc, true);
+		} else {
+			op_check_done(op);
+		}
+	}
+}
+
+int dd_ops_tick(void)
+{
+	uint64_t now = dd_now_ns(), next = UINT64_MAX;
+
+	for (struct dd_op *op = dd_ops, *nop; op; op = nop) {
+		nop = op->next;
+		if (now >= op->deadline_ns) {
+			json_object *doc = op_doc(op, "timeout");
+
+			json_object_object_add(doc, "message",
+					       json_object_new_string("holders did not drain before the "
+								      "deadline: nothing was released; "
+								      "the device stays usable"));
+			json_object_object_add(doc, "holders", op_holders(op));
+			json_object_object_add(doc, "outsiders", op_outsiders(op));
+			op_end(op, -ETIMEDOUT, doc, true);
+			continue;
+		}
+		if (op->deadline_ns < next)
+			next = op->deadline_ns;
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return (int)((next - now + 999999) / 1000000);
+}
