@@ -44,6 +44,19 @@ static void msleep(unsigned int ms)
 }
 
 /* Start daxpoold on the test's socket with @config (may be NULL); wait until it answers. */
+/*
+ * The programs under test: the build's, or (in the vm tier, where the build
+ * is copied elsewhere) the ones on PATH.
+ */
+static void exec_tool(const char *built, const char *name, char *const argv[])
+{
+	if (access(built, X_OK) == 0)
+		execv(built, argv);
+	else
+		execvp(name, argv);
+	_exit(127);
+}
+
 static void daemon_start(const char *config)
 {
 	char cfg[512];
@@ -61,8 +74,10 @@ static void daemon_start(const char *config)
 	CHECK(daemon_pid >= 0);
 	if (daemon_pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test does not leave it behind */
-		execl(DAXPOOLD_PATH, "daxpoold", "-f", "-c", cfg, "-s", sock_path, (char *)NULL);
-		_exit(127);
+		char *const argv[] = { (char *)"daxpoold", (char *)"-f", (char *)"-c", cfg,
+				       (char *)"-s", sock_path, NULL };
+
+		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
 	}
 	for (int i = 0; i < 500; i++) {
 		int fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 1000);
@@ -176,8 +191,7 @@ static int ctl(char *out, size_t out_size, const char *const *argv)
 	if (pid == 0) {
 		dup2(pfd[1], 1);
 		close(pfd[0]);
-		execv(DAXPOOLCTL_PATH, (char *const *)args);
-		_exit(127);
+		exec_tool(DAXPOOLCTL_PATH, "daxpoolctl", (char *const *)args);
 	}
 	close(pfd[1]);
 	while (len + 1 < out_size && (r = read(pfd[0], out + len, out_size - 1 - len)) > 0)
