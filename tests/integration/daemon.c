@@ -944,3 +944,179 @@ TEST(outsider_refuses_release)
 	waitpid(pid, NULL, 0);
 	daemon_kill(SIGTERM);
 }
+
+/* ---- the vm tier: releasing a real devdax device with a live RDMA MR ---- */
+
+#ifdef DAXPOOL_HAVE_RDMA
+#include <infiniband/verbs.h>
+
+#include "kfacts_rdma.h" /* the loopback helpers of the kernel-fact tests */
+
+#define MR_ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
+
+static const char *need_devdax_and_rdma(void)
+{
+	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+
+	if (!dev || !*dev || access(dev, R_OK) != 0)
+		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
+	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
+		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
+	return dev;
+}
+
+/* The device's name (dax0.0) from its path. */
+static const char *devname_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static bool devdax_enabled(const char *name)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
+	return access(p, F_OK) == 0;
+}
+
+static void devdax_enable(const char *name)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
+	if (system(cmd) != 0)
+		printf("# daxctl enable-device %s failed\n", name);
+}
+
+struct mr_client {
+	struct daxpool_map *map;
+	struct daxpool_pin *pin;
+	atomic_int revoked;   /* the revoke function ran */
+	atomic_int mr_live;   /* ... while the MR was still registered */
+};
+
+static void mr_revoke(struct daxpool_pin *pin, void *userdata)
+{
+	struct mr_client *c = userdata;
+
+	/* Retire the rkey: here, only note that the MR is still there to retire. */
+	atomic_store(&c->mr_live, daxpool_pin_get_mr(pin) != NULL);
+	atomic_store(&c->revoked, 1);
+}
+
+/*
+ * The mission's headline: with an RDMA MR registered on the device through
+ * daxpool, daxpoolctl release drains first (the client's revoke runs, the MR
+ * is deregistered, the map is dropped), then disables the device. The guest
+ * checks dmesg for any oops or warning after the run.
+ */
+TEST_TIMEOUT(release_devdax_with_a_live_mr, 120)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int pfd[2], rc, status;
+	char c;
+	pid_t pid;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct mr_client st = { 0 };
+		struct daxpool_region *region;
+		struct daxpool_ctx *ctx;
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+
+		prctl(PR_SET_NAME, "mr-client");
+		CHECK(pd);
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+		CHECK_OK(daxpool_region_open(ctx, dev, 0, &region));
+		CHECK_OK(daxpool_map_new(region, 0, daxpool_region_get_alignment(region), 0, &st.map));
+		CHECK_OK(daxpool_rdma_reg_mr(st.map, pd, daxpool_map_get_address(st.map), 1 << 20,
+					     MR_ACCESS, &st.pin));
+		CHECK_OK(daxpool_pin_set_revoke_fn(st.pin, mr_revoke, &st));
+		CHECK(write(pfd[1], "r", 1) == 1);
+		while (!atomic_load(&st.revoked))
+			msleep(1);
+		/* daxpool deregistered the MR after the revoke function: drop what is left. */
+		CHECK(daxpool_pin_get_mr(st.pin) == NULL);
+		CHECK_OK(daxpool_rdma_dereg_mr(st.pin));
+		daxpool_map_unref(st.map);
+		/* Stay connected until the release is done, then go. */
+		msleep(200);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(atomic_load(&st.mr_live) ? 0 : 3);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	wait_counts(1, 1, 1, 5000);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(!devdax_enabled(name));
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the MR was live at revoke */
+	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
+}
+
+/*
+ * A process outside daxpool that maps the device and registers an MR on it
+ * (a possible pin nobody can revoke): the release is refused and names it,
+ * and the device stays enabled.
+ */
+TEST_TIMEOUT(release_refused_for_an_outsider_mr, 120)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int pfd[2], go[2], rc, status;
+	char c, pidstr[32];
+	pid_t pid;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		int fd = open(dev, O_RDWR);
+		void *p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, "outsider-mr");
+		CHECK(pd && p != MAP_FAILED);
+		mr = ibv_reg_mr(pd, p, 1 << 20, MR_ACCESS);
+		CHECK(mr);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		/* Deregister while the device is still there: the safe order. */
+		ibv_dereg_mr(mr);
+		munmap(p, 2 << 20);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	CHECK(strstr(out, pidstr) || strstr(out, "outsider-mr"));
+	CHECK(devdax_enabled(name));
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+}
+#endif /* DAXPOOL_HAVE_RDMA */

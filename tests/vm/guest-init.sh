@@ -283,7 +283,7 @@ if [ -n "$VMTEST_POWERCUT" ]; then
 else
 	[ -f "$MANIFEST" ] || setup_fail "$MANIFEST missing"
 	sed -e 's/\r$//' "$MANIFEST" >/tmp/manifest
-	while read -r name backings _; do
+	while read -r name backings args; do
 		case $name in '' | '#'*) continue ;; esac
 		for label in $(labels_for "${backings:-none}"); do
 			if [ -n "$VMTEST_ONLY" ] &&
@@ -299,7 +299,8 @@ else
 				echo "[$name:$label] /daxpool/tests/bin/$name not found"
 				count FAIL "$label" "$name"
 			else
-				run_test "$name" "$label"
+				# shellcheck disable=SC2086 # the test names are words
+				run_test "$name" "$label" $args
 			fi
 		done
 	done </tmp/manifest
