@@ -1255,6 +1255,15 @@ int daxpool_pool_create(struct daxpool_region *region, const char *layout,
 /* Flags for daxpool_pool_open(). */
 #define DAXPOOL_POOL_RDONLY (1u << 0) /* read-only snapshot; no writer lock */
 
+/*
+ * A pool is a holder of its region like any other: it keeps a map of its
+ * header and extent table. A zap of the region revokes that map too; from then
+ * on allocations and frees fail with -ENXIO, and the region becomes idle only
+ * when the pool's last reference (and those of its extents) is dropped: the
+ * application drops them when it is told to let go (a revoke function of one
+ * of its maps or pins).
+ */
+
 /**
  * daxpool_pool_open() - open the pool a region holds
  * @region: the region; the pool takes a reference on it. A writer needs a

@@ -252,6 +252,11 @@ _public_ int daxpool_extent_alloc(struct daxpool_pool *pool, const char *name, u
 	size = (size + pool->hdr.alignment - 1) & ~(pool->hdr.alignment - 1);
 
 	pthread_mutex_lock(&pool->lock);
+	if (!daxpool_map_is_valid(pool->meta)) {
+		/* The region was zapped under the pool: no more writes to its media. */
+		r = -ENXIO;
+		goto out;
+	}
 	if (extent_find(pool, name)) {
 		r = -EEXIST;
 		goto out;
@@ -396,7 +401,11 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 		timeout_ms = 0;
 
 	pthread_mutex_lock(&pool->lock);
-	switch (ext->state) {
+	switch (daxpool_map_is_valid(pool->meta) ? ext->state : -1) {
+	case -1:
+		/* The region was zapped under the pool: no more writes to its media. */
+		r = -ENXIO;
+		break;
 	case DP_EXTENT_FREED:
 		r = -ENOENT;
 		break;
