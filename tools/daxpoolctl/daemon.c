@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* daxpoolctl's side of the daxpoold protocol: one request, a JSON answer. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "builtin.h"
 #include "daemon.h"
 
 int daemon_request(const char *cmd, const struct daemon_opts *o, const struct dp_msg *req,
@@ -217,4 +219,51 @@ int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_
 	}
 	json_object_put(doc);
 	return status < 0 ? 1 : 0;
+}
+
+int daemon_parse_op(const char *cmd, uint32_t op, int argc, char **argv, void (*usage)(FILE *),
+		    struct daemon_opts *o, struct dp_msg *m)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },	     { "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+	};
+	char *end;
+	double t;
+	int c;
+
+	memset(m, 0, sizeof(*m));
+	m->type = DP_MSG_OP;
+	m->op.op = op;
+	m->op.timeout_ms = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:fjs:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			t = strtod(optarg, &end);
+			if (*end || t < 0 || t > 86400) {
+				fprintf(stderr, "daxpoolctl %s: bad timeout '%s'\n", cmd, optarg);
+				return DAXPOOLCTL_EXIT_USAGE;
+			}
+			m->op.timeout_ms = (int)(t * 1000);
+			break;
+		case 'f':
+			m->op.flags |= DP_OP_FORCE;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return DAXPOOLCTL_EXIT_OK;
+		default:
+			usage(stderr);
+			return DAXPOOLCTL_EXIT_USAGE;
+		}
+	}
+	return -1;
 }

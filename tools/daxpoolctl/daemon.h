@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <json-c/json.h>
 
@@ -37,6 +38,16 @@ int daemon_parse_size(const char *s, uint64_t *ret);
 /* Tables: the holdings of a "clients" array, and the "outsiders" array. */
 void daemon_print_pins(json_object *clients, bool with_maps);
 void daemon_print_outsiders(json_object *outsiders);
+
+/*
+ * Parse the options of an operation subcommand (release, truncate, punch):
+ * --timeout S, --force, --json, --socket PATH, --help, into @o and the OP
+ * message @m (of operation @op). @usage prints the subcommand's help.
+ * Return: -1 to go on with the arguments from argv[optind]; otherwise the
+ * exit code to return at once (help printed, or bad usage).
+ */
+int daemon_parse_op(const char *cmd, uint32_t op, int argc, char **argv, void (*usage)(FILE *),
+		    struct daemon_opts *o, struct dp_msg *m);
 
 /* Run an OP request and print its outcome. Return: the exit code (0, or 1 if refused or failed). */
 int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_msg *req);

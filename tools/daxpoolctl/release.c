@@ -34,38 +34,15 @@ static void release_usage(FILE *f)
 
 int cmd_release(int argc, char **argv, struct daxpool_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'j' },	     { "socket", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
-	};
 	struct daemon_opts o = { 0 };
-	struct dp_msg m = { .type = DP_MSG_OP };
-	char buf[4096], *end;
-	double t;
-	int c;
+	struct dp_msg m;
+	char buf[4096];
+	int r;
 
 	(void)ctx;
-	m.op.op = DP_OP_RELEASE;
-	m.op.timeout_ms = -1;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:fjs:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			t = strtod(optarg, &end);
-			if (*end || t < 0 || t > 86400) {
-				fprintf(stderr, "daxpoolctl release: bad timeout '%s'\n", optarg);
-				return DAXPOOLCTL_EXIT_USAGE;
-			}
-			m.op.timeout_ms = (int)(t * 1000);
-			break;
-		case 'f': m.op.flags |= DP_OP_FORCE; break;
-		case 'j': o.json = true; break;
-		case 's': o.socket = optarg; break;
-		case 'h': release_usage(stdout); return DAXPOOLCTL_EXIT_OK;
-		default: release_usage(stderr); return DAXPOOLCTL_EXIT_USAGE;
-		}
-	}
+	r = daemon_parse_op("release", DP_OP_RELEASE, argc, argv, release_usage, &o, &m);
+	if (r >= 0)
+		return r;
 	if (argc - optind != 1) {
 		release_usage(stderr);
 		return DAXPOOLCTL_EXIT_USAGE;
