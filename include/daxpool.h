@@ -387,6 +387,19 @@ int daxpool_region_get_state(struct daxpool_region *region);
 const char *daxpool_state_name(int state);
 
 /**
+ * daxpool_region_is_dead() - whether a region's backing went away
+ * @region: the region
+ *
+ * Set when one of daxpool's guarded accesses faulted (see
+ * daxpool_map_memcpy()): the device was disabled or the file truncated
+ * without daxpool. New maps and pins fail with -ENXIO; the holders should
+ * drop theirs. Final.
+ *
+ * Return: 1 or 0; -EINVAL for NULL; -ESTALE in a child.
+ */
+int daxpool_region_is_dead(struct daxpool_region *region);
+
+/**
  * daxpool_region_get_generation() - generation number of a region
  * @region: the region
  *
@@ -696,6 +709,24 @@ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t length);
  */
 int daxpool_map_drain(struct daxpool_map *map);
 
+/**
+ * daxpool_map_read() - copy out of a map, surviving a mapping that went away
+ * @map: the source map
+ * @dst: destination (ordinary memory)
+ * @src: source, inside the map
+ * @length: bytes to copy
+ *
+ * A plain load from a mapping that the kernel tore down (a devdax device
+ * disabled behind daxpool's back, a file truncated by another process, a
+ * memory error) kills the process with SIGBUS. This copy does not: see the
+ * guard described at daxpool_map_memcpy().
+ *
+ * Return: 0; -EFAULT if the source is not inside the map; -ENXIO if the
+ * mapping went away (the region is then dead: daxpool_region_is_dead());
+ * -EIO on a memory error; -EINVAL for NULL.
+ */
+int daxpool_map_read(struct daxpool_map *map, void *dst, const void *src, size_t length);
+
 /* Flags for daxpool_map_memcpy() and daxpool_map_memset(), as libpmem2's. */
 #define DAXPOOL_COPY_NOFLUSH (1u << 0)	   /* do not flush (the caller persists later) */
 #define DAXPOOL_COPY_NODRAIN (1u << 1)	   /* flush but do not drain */
@@ -713,10 +744,20 @@ int daxpool_map_drain(struct daxpool_map *map);
  * Through libpmem2's memcpy function for this mapping: the data is persistent
  * on return unless NOFLUSH or NODRAIN was given.
  *
+ * The copy, fill, read and persist helpers run under a SIGBUS guard: if the
+ * mapping goes away under them (the device was disabled, the file truncated
+ * by someone else, a memory error), they return -ENXIO (or -EIO for a memory
+ * error) instead of the process being killed, and the region is marked dead:
+ * new maps and pins of it fail with -ENXIO. The guard's handler is installed
+ * the first time a helper runs and passes every other SIGBUS on to the
+ * handler that was there before (or to the default action). A handler the
+ * application installs afterwards replaces it.
+ *
  * Return: 0; -EINVAL for NULL or an unknown flag; -EFAULT if the destination
  * is not inside the map; -EACCES on a read-only map; -ENXIO if the map was
  * revoked when the call began (nothing is copied; a zap that lands during the
- * copy does not interrupt it).
+ * copy does not interrupt it), or if the mapping went away (the region is
+ * then dead); -EIO on a memory error.
  */
 int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *src, size_t length,
 		       unsigned int flags);

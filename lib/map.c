@@ -160,6 +160,10 @@ DP_DEFINE_REF_UNREF(map, struct daxpool_map, map_free, ctx_of_map)
 
 static int region_refuse(struct daxpool_region *region, uint64_t start, uint64_t end)
 {
+	if (atomic_load_explicit(&region->dead, memory_order_acquire)) {
+		log_err(region->ctx, "%s: the region is dead (its mapping went away)", region->path);
+		return -ENXIO;
+	}
 	if (region->released) {
 		log_err(region->ctx, "%s: the region is released", region->path);
 		return -ENXIO;
@@ -352,8 +356,61 @@ static int map_check_range(struct daxpool_map *map, const void *addr, size_t len
 	return -EFAULT;
 }
 
+/* One access to mapped memory, run under the SIGBUS guard (sigbus.c). */
+struct map_access {
+	struct daxpool_map *map;
+	enum { ACCESS_PERSIST, ACCESS_FLUSH, ACCESS_MEMCPY, ACCESS_MEMSET, ACCESS_READ } op;
+	void *dst;
+	const void *src;
+	size_t length;
+	int c;
+	unsigned int flags; /* PMEM2_F_MEM_* */
+};
+
+static void map_access_run(void *arg)
+{
+	struct map_access *a = arg;
+	struct daxpool_map *map = a->map;
+
+	switch (a->op) {
+	case ACCESS_PERSIST:
+		map->persist_fn(a->dst, a->length);
+		break;
+	case ACCESS_FLUSH:
+		map->flush_fn(a->dst, a->length);
+		break;
+	case ACCESS_MEMCPY:
+		map->memcpy_fn(a->dst, a->src, a->length, a->flags);
+		break;
+	case ACCESS_MEMSET:
+		map->memset_fn(a->dst, a->c, a->length, a->flags);
+		break;
+	case ACCESS_READ:
+		memcpy(a->dst, a->src, a->length);
+		break;
+	}
+}
+
+/*
+ * Run an access of [addr, addr + length) of the map under the SIGBUS guard,
+ * with libpmem2's registry lock around it where the page-granularity path
+ * needs it: taken outside the guard, so an unwinding never leaks it.
+ */
+static int map_access(struct map_access *a, const void *addr)
+{
+	int r;
+
+	if (a->length == 0)
+		return 0;
+	map_registry_enter(a->map);
+	r = dp_sigbus_guard(a->map->region, addr, a->length, map_access_run, a);
+	map_registry_exit(a->map);
+	return r;
+}
+
 _public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size_t length)
 {
+	struct map_access a = { map, ACCESS_PERSIST, (void *)addr, NULL, length, 0, 0 };
 	int r;
 
 	assert_return(map, -EINVAL);
@@ -361,14 +418,12 @@ _public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size
 	r = map_check_range(map, addr, length);
 	if (r < 0)
 		return r;
-	map_registry_enter(map);
-	map->persist_fn(addr, length);
-	map_registry_exit(map);
-	return 0;
+	return map_access(&a, addr);
 }
 
 _public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t length)
 {
+	struct map_access a = { map, ACCESS_FLUSH, (void *)addr, NULL, length, 0, 0 };
 	int r;
 
 	assert_return(map, -EINVAL);
@@ -376,10 +431,7 @@ _public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t
 	r = map_check_range(map, addr, length);
 	if (r < 0)
 		return r;
-	map_registry_enter(map);
-	map->flush_fn(addr, length);
-	map_registry_exit(map);
-	return 0;
+	return map_access(&a, addr);
 }
 
 _public_ int daxpool_map_drain(struct daxpool_map *map)
@@ -390,6 +442,23 @@ _public_ int daxpool_map_drain(struct daxpool_map *map)
 	map->drain_fn();
 	map_registry_exit(map);
 	return 0;
+}
+
+_public_ int daxpool_map_read(struct daxpool_map *map, void *dst, const void *src, size_t length)
+{
+	struct map_access a = { map, ACCESS_READ, dst, src, length, 0, 0 };
+	int r;
+
+	assert_return(map, -EINVAL);
+	assert_owned(map->region->ctx);
+	assert_return(dst || length == 0, -EINVAL);
+	r = map_check_range(map, src, length);
+	if (r < 0)
+		return r;
+	if (length == 0)
+		return 0;
+	r = dp_sigbus_guard(map->region, src, length, map_access_run, &a);
+	return r;
 }
 
 static unsigned int copy_flags_pmem2(unsigned int flags)
@@ -432,10 +501,12 @@ _public_ int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *
 	r = map_check_write(map, dst, length, flags);
 	if (r < 0)
 		return r;
-	map_registry_enter(map);
-	map->memcpy_fn(dst, src, length, copy_flags_pmem2(flags));
-	map_registry_exit(map);
-	return 0;
+	{
+		struct map_access a = { map, ACCESS_MEMCPY, dst, src, length, 0,
+					copy_flags_pmem2(flags) };
+
+		return map_access(&a, dst);
+	}
 }
 
 _public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_t length,
@@ -448,8 +519,10 @@ _public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_
 	r = map_check_write(map, dst, length, flags);
 	if (r < 0)
 		return r;
-	map_registry_enter(map);
-	map->memset_fn(dst, c, length, copy_flags_pmem2(flags));
-	map_registry_exit(map);
-	return 0;
+	{
+		struct map_access a = { map, ACCESS_MEMSET, dst, NULL, length, c,
+					copy_flags_pmem2(flags) };
+
+		return map_access(&a, dst);
+	}
 }

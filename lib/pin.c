@@ -147,6 +147,7 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 	pin->map = daxpool_map_ref(map);
 	pthread_mutex_lock(&region->lock);
 	if (atomic_load_explicit(&map->revoked, memory_order_acquire) ||
+	    atomic_load_explicit(&region->dead, memory_order_acquire) ||
 	    dp_region_range_zapped(region, pin->offset, pin->offset + length))
 		r = -ENXIO;
 	else {

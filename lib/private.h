@@ -162,6 +162,9 @@ struct daxpool_region {
 	/* Incremented (release) on every zap and on release. */
 	_Atomic uint64_t generation;
 
+	/* Set once when a guarded access faulted (sigbus.c): the backing is gone. */
+	atomic_bool dead;
+
 	/* Pins per kind (index 0 unused), changed under lock, read without it. */
 	atomic_int pin_count[3];
 
@@ -200,6 +203,15 @@ int dp_backing_check_chardev(struct daxpool_ctx *ctx, const char *path, const st
 /* Find what an open fd is and describe it (backing.c). */
 int dp_backing_probe(struct daxpool_ctx *ctx, const char *path, int fd, struct pmem2_source *src,
 		     struct dp_backing *ret);
+
+/*
+ * Run fn(arg), which touches [addr, addr + length) of a mapping of @region,
+ * with a SIGBUS there turned into -ENXIO (the mapping went away) or -EIO (a
+ * memory error); the region is then marked dead. Returns 0 when fn returned.
+ * fn must hold no lock that the unwinding would leak.
+ */
+int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t length,
+		    void (*fn)(void *), void *arg);
 
 /* Whether [start, end) overlaps a zapped range. Called with region->lock held. */
 bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end);

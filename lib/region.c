@@ -128,6 +128,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	region->fd = -1;
 	region->rdonly = flags & DAXPOOL_REGION_RDONLY;
 	atomic_init(&region->generation, 1);
+	atomic_init(&region->dead, false);
 	dp_list_init(&region->maps);
 	dp_list_init(&region->pins);
 	for (size_t i = 0; i < sizeof(region->pin_count) / sizeof(region->pin_count[0]); i++)

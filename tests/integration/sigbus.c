@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A mapping that goes away under the application: daxpool's helpers return
+ * an error instead of the process dying of SIGBUS, the region is marked
+ * dead, and SIGBUS that is not daxpool's still reaches the application (or
+ * kills it, as it would without daxpool).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "daxpool.h"
+#include "harness.h"
+
+#define SIZE (1u << 20)
+
+struct fixture {
+	struct daxpool_ctx *ctx;
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	char *base;
+	const char *path;
+};
+
+static struct fixture setup_file(void)
+{
+	struct fixture f = { 0 };
+
+	CHECK_OK(daxpool_ctx_new(&f.ctx));
+	CHECK_OK(daxpool_ctx_set_log_priority(f.ctx, LOG_CRIT));
+	f.path = fixture_plain_file(SIZE);
+	CHECK_OK(daxpool_region_open(f.ctx, f.path, 0, &f.region));
+	CHECK_OK(daxpool_map_new(f.region, 0, SIZE, 0, &f.map));
+	f.base = daxpool_map_get_address(f.map);
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	daxpool_map_unref(f->map);
+	daxpool_region_unref(f->region);
+	daxpool_ctx_unref(f->ctx);
+}
+
+TEST(copy_into_a_file_truncated_underneath_fails_instead_of_killing)
+{
+	struct fixture f = setup_file();
+	struct daxpool_map *m = NULL;
+	struct daxpool_pin *p = NULL;
+	char buf[64] = "written before the truncate";
+
+	CHECK_OK(daxpool_map_memcpy(f.map, f.base, buf, sizeof(buf), 0));
+	CHECK_EQ(daxpool_region_is_dead(f.region), 0);
+	/* Another process (here: this one, without daxpool) truncates the file. */
+	CHECK_EQ(truncate(f.path, 0), 0);
+	CHECK_ERR(daxpool_map_memcpy(f.map, f.base + 4096, buf, sizeof(buf), 0), ENXIO);
+	CHECK_EQ(daxpool_region_is_dead(f.region), 1);
+	/* Dead: nothing new, and every helper says so. */
+	CHECK_ERR(daxpool_map_new(f.region, 0, 4096, 0, &m), ENXIO);
+	CHECK_ERR(daxpool_pin_new(f.map, f.base, 1, DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_READ,
+				  &p), ENXIO);
+	CHECK_ERR(daxpool_map_memset(f.map, f.base, 0, 1, 0), ENXIO);
+	CHECK_ERR(daxpool_map_persist(f.map, f.base, 1), ENXIO);
+	CHECK_ERR(daxpool_map_read(f.map, buf, f.base, 1), ENXIO);
+	CHECK(m == NULL && p == NULL);
+	teardown(&f);
+}
+
+TEST(read_and_persist_of_a_vanished_mapping_fail)
+{
+	struct fixture f = setup_file();
+	char buf[16];
+
+	CHECK_OK(daxpool_map_read(f.map, buf, f.base, sizeof(buf)));
+	CHECK_ERR(daxpool_map_read(f.map, buf, f.base - 1, 2), EFAULT);
+	CHECK_ERR(daxpool_map_read(f.map, NULL, f.base, 1), EINVAL);
+	CHECK_EQ(truncate(f.path, 0), 0);
+	CHECK_ERR(daxpool_map_read(f.map, buf, f.base + 8192, sizeof(buf)), ENXIO);
+	CHECK_EQ(daxpool_region_is_dead(f.region), 1);
+	teardown(&f);
+
+	/* persist (msync of a page past the end of the file) on another region. */
+	f = setup_file();
+	memset(f.base, 1, SIZE); /* dirty pages the truncate drops */
+	CHECK_EQ(truncate(f.path, 0), 0);
+	{
+		int r = daxpool_map_persist(f.map, f.base, SIZE);
+
+		/* msync of pages beyond the end of a file is not always a fault: both are fine. */
+		CHECK(r == 0 || r == -ENXIO || r == -ENOMEM);
+	}
+	CHECK_ERR(daxpool_map_memset(f.map, f.base, 2, 64, 0), ENXIO);
+	teardown(&f);
+}
+
+static sigjmp_buf app_jmp;
+static volatile sig_atomic_t app_caught;
+
+static void app_handler(int sig)
+{
+	app_caught++;
+	siglongjmp(app_jmp, 1);
+}
+
+TEST(a_sigbus_outside_daxpool_reaches_the_application_handler)
+{
+	struct fixture f = setup_file();
+	char buf[8] = "x";
+
+	/* The application's handler first, then daxpool's guard is installed on top of it. */
+	signal(SIGBUS, app_handler);
+	CHECK_OK(daxpool_map_memcpy(f.map, f.base, buf, 1, 0));
+	CHECK_EQ(truncate(f.path, 0), 0);
+	if (sigsetjmp(app_jmp, 1) == 0)
+		*(volatile char *)(f.base + 4096) = 1; /* not through daxpool */
+	CHECK_EQ(app_caught, 1);
+	/* And a guarded access still returns an error. */
+	CHECK_ERR(daxpool_map_memcpy(f.map, f.base, buf, 1, 0), ENXIO);
+	CHECK_EQ(app_caught, 1);
+	teardown(&f);
+}
+
+TEST_SIGNAL(a_sigbus_outside_daxpool_still_kills_without_a_handler, SIGBUS)
+{
+	struct fixture f = setup_file();
+	char buf[8] = "x";
+
+	CHECK_OK(daxpool_map_memcpy(f.map, f.base, buf, 1, 0)); /* installs the guard */
+	CHECK_EQ(truncate(f.path, 0), 0);
+	*(volatile char *)(f.base + 4096) = 1;
+	printf("# survived a SIGBUS that should have killed\n");
+}
+
+/* vm tier: a devdax device disabled without daxpool (no pins: never with pins). */
+TEST(devdax_disabled_underneath)
+{
+	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	struct daxpool_map *map;
+	char cmd[128], buf[32] = "before the unplug";
+	const char *name;
+
+	if (fixture_backing_kind() != FIXTURE_DEVDAX)
+		SKIP("runs on the devdax backing only");
+	if (!dev || !*dev)
+		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
+	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_ctx_set_log_priority(ctx, LOG_CRIT));
+	CHECK_OK(daxpool_region_open(ctx, dev, 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, daxpool_region_get_alignment(region), 0, &map));
+	CHECK_OK(daxpool_map_memcpy(map, daxpool_map_get_address(map), buf, sizeof(buf), 0));
+	snprintf(cmd, sizeof(cmd), "daxctl disable-device %s >/dev/null 2>&1", name);
+	CHECK_EQ(system(cmd), 0);
+	CHECK_ERR(daxpool_map_memcpy(map, daxpool_map_get_address(map), buf, sizeof(buf), 0), ENXIO);
+	CHECK_ERR(daxpool_map_read(map, buf, daxpool_map_get_address(map), sizeof(buf)), ENXIO);
+	CHECK_EQ(daxpool_region_is_dead(region), 1);
+	/* No new mapping of the disabled node: the kernel would oops (KERNEL-FACTS 1). */
+	{
+		struct daxpool_map *m = NULL;
+
+		CHECK_ERR(daxpool_map_new(region, 0, daxpool_region_get_alignment(region), 0, &m),
+			  ENXIO);
+	}
+	daxpool_map_unref(map);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
+	CHECK_EQ(system(cmd), 0);
+}
