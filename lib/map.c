@@ -398,13 +398,18 @@ static void map_access_run(void *arg)
  */
 static int map_access(struct map_access *a, const void *addr)
 {
+	/* A copy that does not flush never reaches libpmem2's page-granularity persist path. */
+	bool registry = !(a->op == ACCESS_MEMCPY || a->op == ACCESS_MEMSET) ||
+			!(a->flags & PMEM2_F_MEM_NOFLUSH);
 	int r;
 
 	if (a->length == 0)
 		return 0;
-	map_registry_enter(a->map);
+	if (registry)
+		map_registry_enter(a->map);
 	r = dp_sigbus_guard(a->map->region, addr, a->length, map_access_run, a);
-	map_registry_exit(a->map);
+	if (registry)
+		map_registry_exit(a->map);
 	return r;
 }
 

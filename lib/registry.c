@@ -166,15 +166,15 @@ void dp_registry_free(struct dp_registry *reg)
 	free(reg);
 }
 
-/* Keep chains short: double a level's table when it holds twice as many nodes as buckets. */
+/* Keep chains short: grow a level's table fourfold when it holds more nodes than buckets. */
 static void level_maybe_grow(struct dp_registry *reg, struct dp_level *lv)
 {
 	unsigned long nodes = (unsigned long)atomic_load_explicit(&lv->count, memory_order_relaxed);
 
-	if (nodes <= 2 * __atomic_load_n(&lv->size, __ATOMIC_RELAXED))
+	if (nodes <= __atomic_load_n(&lv->size, __ATOMIC_RELAXED))
 		return;
 	pthread_mutex_lock(&reg->grow_lock);
-	if (nodes > 2 * lv->size) {
+	if (nodes > lv->size) {
 		lv->size *= 4;
 		/* Called outside any read-side critical section, as liburcu requires. */
 		cds_lfht_resize(lv->ht, lv->size);

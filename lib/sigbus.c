@@ -77,7 +77,13 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 	g.lo = (uintptr_t)addr;
 	g.hi = g.lo + length;
 	g.outer = guard_current;
-	err = sigsetjmp(g.jmp, 1);
+	/*
+	 * No signal mask saved here (that is a system call on every access):
+	 * the handler runs with SA_NODEFER and an empty sa_mask, so the kernel
+	 * blocks nothing. Something in between (a sanitizer's runtime) may
+	 * block SIGBUS while it runs the handler: unblocked after a fault below.
+	 */
+	err = sigsetjmp(g.jmp, 0);
 	if (err == 0) {
 		guard_current = &g;
 		fn(arg);
@@ -85,6 +91,13 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 		return 0;
 	}
 	guard_current = g.outer;
+	{
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGBUS);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
 	atomic_store_explicit(&region->dead, true, memory_order_release);
 	log_err(region->ctx, "%s: %s at %p: the region is dead; its maps and pins must go",
 		region->path,
