@@ -231,7 +231,10 @@ static int scan_headers(struct pool_scan *sc, const uint8_t *base, uint64_t mapl
 		/* Both bad: this is not a usable pool. Say why for each copy. */
 		int r = hdr_worst(sc->st[0], sc->st[1]);
 
-		dp_log_cond(sc->region->ctx, sc->log_prio, "%s: no valid pool header: A: %s; B: %s",
+		/* No magic in either copy: not a pool at all, which a probe may well expect. */
+		int prio = r == -ENOMSG && sc->log_prio <= LOG_ERR ? LOG_INFO : sc->log_prio;
+
+		dp_log_cond(sc->region->ctx, prio, "%s: no valid pool header: A: %s; B: %s",
 			    sc->region->path, sc->why[0], sc->why[1]);
 		if (sc->fn) {
 			for (int i = 0; i < 2; i++)
