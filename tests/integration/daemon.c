@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -943,6 +944,113 @@ TEST(outsider_refuses_release)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	daemon_kill(SIGTERM);
+}
+
+/* ---- the vm tier: a routed truncate of an fsdax file with a page reference held ---- */
+
+struct spliced {
+	struct daxpool_pin *pin;
+	struct daxpool_map *map;
+	int pipe[2];
+	atomic_int released;
+};
+
+/*
+ * The holder's revoke: stop "the device" (drain the pipe that holds kernel
+ * references to the pages), then let go of the pin and the map.
+ */
+static void spliced_revoke(struct daxpool_pin *pin, void *userdata)
+{
+	struct spliced *h = userdata;
+	char buf[4096];
+
+	close(h->pipe[1]);
+	while (read(h->pipe[0], buf, sizeof(buf)) > 0)
+		;
+	close(h->pipe[0]);
+	h->pin = daxpool_pin_unref(h->pin);
+	h->map = daxpool_map_unref(h->map);
+	atomic_store(&h->released, 1);
+}
+
+/*
+ * On fsdax a truncate waits in the filesystem's break-layouts for every page
+ * reference to go (and on 6.1 can miss the wakeup and never return). Routed
+ * through daxpoold, the range is zapped in the client first: its revoke drops
+ * the references (here: pages of the mapping spliced into a pipe, the
+ * reference a DMA in flight holds), the drain completes, and only then is the
+ * file truncated, so the kernel's wait is never entered with references held.
+ */
+TEST_TIMEOUT(routed_truncate_of_fsdax_with_page_references, 120)
+{
+	const char *dirs = getenv("DAXPOOL_TEST_FSDAX_DIRS");
+	char path[4200], dir[4000];
+	uint64_t t0;
+	struct stat st;
+	int pfd[2], rc, status;
+	char c;
+	pid_t pid;
+
+	if (!dirs || !*dirs)
+		fixture_missing("an fsdax directory (DAXPOOL_TEST_FSDAX_DIRS)");
+	snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(dirs, ":"), dirs);
+	dir[sizeof(dir) - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/daxpool-routed-truncate-%d", dir, (int)getpid());
+	{
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+		CHECK(fd >= 0);
+		CHECK_EQ(ftruncate(fd, 8 << 20), 0);
+		close(fd);
+	}
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct spliced h = { 0 };
+		struct daxpool_region *region;
+		struct daxpool_ctx *ctx;
+		struct iovec iov;
+		char *tail;
+
+		prctl(PR_SET_NAME, "spliced-client");
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+		CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+		CHECK_EQ(daxpool_region_get_kind(region), DAXPOOL_REGION_FSDAX);
+		CHECK_OK(daxpool_map_new(region, 0, 0, 0, &h.map));
+		tail = (char *)daxpool_map_get_address(h.map) + (6 << 20);
+		memset(tail, 0x5a, 64 << 10);
+		CHECK_OK(daxpool_pin_new(h.map, tail, 64 << 10, DAXPOOL_PIN_TRANSIENT,
+					 DAXPOOL_PIN_DEVICE_READ, &h.pin));
+		CHECK_OK(daxpool_pin_set_revoke_fn(h.pin, spliced_revoke, &h));
+		/* The kernel now holds references to those pages, as an I/O in flight would. */
+		CHECK(pipe(h.pipe) == 0);
+		iov.iov_base = tail;
+		iov.iov_len = 64 << 10;
+		CHECK(vmsplice(h.pipe[1], &iov, 1, 0) > 0);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		while (!atomic_load(&h.released))
+			msleep(1);
+		msleep(200); /* stay connected while the daemon finishes */
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	wait_counts(1, 1, 1, 5000);
+	t0 = now_ns();
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "truncate", "--timeout", "60", path, "1M", NULL });
+	printf("# %s# routed truncate with page references held: %.1f ms\n", out,
+	       (double)(now_ns() - t0) / 1e6);
+	CHECK_EQ(rc, 0);
+	CHECK(stat(path, &st) == 0 && st.st_size == 1 << 20);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+	unlink(path);
 }
 
 /* ---- the vm tier: releasing a real devdax device with a live RDMA MR ---- */
