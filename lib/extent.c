@@ -356,15 +356,7 @@ static int wait_range_idle(struct daxpool_region *region, uint64_t start, uint64
 	struct timespec deadline;
 	int r = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms > 0) {
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	deadline = dp_deadline(timeout_ms);
 	pthread_mutex_lock(&region->lock);
 	while (range_held(region, start, end) && r != ETIMEDOUT) {
 		if (timeout_ms == 0)

@@ -25,6 +25,20 @@ bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint6
 	return false;
 }
 
+/* The end of [offset, offset + length) inside the region; length 0 means to its end. */
+static int region_range(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			uint64_t *ret_end)
+{
+	if (offset >= region->size)
+		return -EINVAL;
+	if (length == 0)
+		length = region->size - offset;
+	if (length > region->size - offset)
+		return -EINVAL;
+	*ret_end = offset + length;
+	return 0;
+}
+
 /* Whether [start, end) lies inside one recorded zap already. With region->lock held. */
 static bool region_range_covered(struct daxpool_region *region, uint64_t start, uint64_t end)
 {
@@ -115,15 +129,13 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	struct daxpool_pin *pin_list = NULL, *pin;
 	struct dp_list *pos;
 	uint64_t end;
-	int n = 0;
+	int n = 0, r;
 
 	assert_return(region, -EINVAL);
 	assert_owned(region->ctx);
-	assert_return(offset < region->size, -EINVAL);
-	if (length == 0)
-		length = region->size - offset;
-	assert_return(length <= region->size - offset, -EINVAL);
-	end = offset + length;
+	r = region_range(region, offset, length, &end);
+	if (r < 0)
+		return r;
 
 	pthread_mutex_lock(&region->lock);
 	if (region->released) {
@@ -264,15 +276,7 @@ _public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout
 	assert_owned(region->ctx);
 	assert_return(timeout_ms >= -1, -EINVAL);
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms > 0) {
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	deadline = dp_deadline(timeout_ms);
 
 	pthread_mutex_lock(&region->lock);
 	if (!region->whole_zapped && region->n_zaps == 0) {
@@ -326,15 +330,13 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 {
 	uint64_t end;
 	size_t kept = 0;
-	int n = 0;
+	int n = 0, r;
 
 	assert_return(region, -EINVAL);
 	assert_owned(region->ctx);
-	assert_return(offset < region->size, -EINVAL);
-	if (length == 0)
-		length = region->size - offset;
-	assert_return(length <= region->size - offset, -EINVAL);
-	end = offset + length;
+	r = region_range(region, offset, length, &end);
+	if (r < 0)
+		return r;
 
 	pthread_mutex_lock(&region->lock);
 	if (region->released) {

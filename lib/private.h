@@ -274,6 +274,23 @@ static inline bool dp_map_overlaps(const struct daxpool_map *map, uint64_t start
 	return map->offset < end && start < map->offset + map->length;
 }
 
+/* The CLOCK_MONOTONIC time @timeout_ms from now (now itself for 0 or -1), for condition waits. */
+static inline struct timespec dp_deadline(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (timeout_ms > 0) {
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	return ts;
+}
+
 static inline uint64_t dp_now_ns(void)
 {
 	struct timespec ts;
