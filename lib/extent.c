@@ -331,46 +331,6 @@ _public_ int daxpool_extent_lookup(struct daxpool_pool *pool, const char *name,
 	return r;
 }
 
-/* Whether a map of the region overlaps [start, end). With region->lock held. */
-static bool range_held(struct daxpool_region *region, uint64_t start, uint64_t end)
-{
-	struct dp_list *pos;
-
-	dp_list_for_each(pos, &region->maps) {
-		if (dp_map_overlaps(dp_container_of(pos, struct daxpool_map, node), start, end))
-			return true;
-	}
-	return false;
-}
-
-/*
- * Wait until no map overlaps [start, end). daxpool_region_wait_idle() waits for
- * every zapped range of the region, so one slow holder of another extent would
- * hold up this free; this waits for the extent's own range on the same
- * condition variable (map_free() broadcasts it while any zap exists, under
- * region->lock, so no wakeup is lost).
- */
-static int wait_range_idle(struct daxpool_region *region, uint64_t start, uint64_t end,
-			   int timeout_ms)
-{
-	struct timespec deadline;
-	int r = 0;
-
-	deadline = dp_deadline(timeout_ms);
-	pthread_mutex_lock(&region->lock);
-	while (range_held(region, start, end) && r != ETIMEDOUT) {
-		if (timeout_ms == 0)
-			r = ETIMEDOUT;
-		else if (timeout_ms < 0)
-			pthread_cond_wait(&region->idle_cond, &region->lock);
-		else
-			r = pthread_cond_timedwait(&region->idle_cond, &region->lock, &deadline);
-	}
-	r = range_held(region, start, end) ? -ETIMEDOUT : 0;
-	pthread_mutex_unlock(&region->lock);
-	return r;
-}
-
 _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, unsigned int flags)
 {
 	struct daxpool_pool *pool;
@@ -417,7 +377,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 		 * and is then caught by the zap and the wait below.
 		 */
 		pthread_mutex_lock(&region->lock);
-		if (range_held(region, start, end))
+		if (dp_region_range_held(region, start, end))
 			r = -EBUSY;
 		pthread_mutex_unlock(&region->lock);
 	}
@@ -441,7 +401,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 			return r;
 		}
 	}
-	r = wait_range_idle(region, start, end, timeout_ms);
+	r = dp_region_wait_range_idle(region, start, end, timeout_ms);
 	pthread_mutex_lock(&pool->lock);
 	if (r < 0) {
 		/* Still held: stay allocated, and zapped until a later free succeeds. */

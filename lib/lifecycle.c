@@ -313,8 +313,7 @@ _public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout
 	return -ETIMEDOUT;
 }
 
-/* Whether a map overlaps [start, end). Called with region->lock held. */
-static bool region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end)
+bool dp_region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end)
 {
 	struct dp_list *pos;
 
@@ -323,6 +322,32 @@ static bool region_range_held(struct daxpool_region *region, uint64_t start, uin
 			return true;
 	}
 	return false;
+}
+
+/*
+ * daxpool_region_wait_idle() waits for every zapped range of the region, so a
+ * slow holder of one range would hold up a layout change of another; this
+ * waits for one range, on the same condition variable (map_free() broadcasts
+ * it while any zap exists, under region->lock, so no wakeup is lost).
+ */
+int dp_region_wait_range_idle(struct daxpool_region *region, uint64_t start, uint64_t end,
+			      int timeout_ms)
+{
+	struct timespec deadline = dp_deadline(timeout_ms);
+	int r = 0;
+
+	pthread_mutex_lock(&region->lock);
+	while (dp_region_range_held(region, start, end) && r != ETIMEDOUT) {
+		if (timeout_ms == 0)
+			r = ETIMEDOUT;
+		else if (timeout_ms < 0)
+			pthread_cond_wait(&region->idle_cond, &region->lock);
+		else
+			r = pthread_cond_timedwait(&region->idle_cond, &region->lock, &deadline);
+	}
+	r = dp_region_range_held(region, start, end) ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&region->lock);
+	return r;
 }
 
 _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t offset,
@@ -348,7 +373,7 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	 * is on the list; it re-checks the zaps before publishing, so it either
 	 * sees this range still zapped (and fails) or sees it reopened.
 	 */
-	if (region_range_held(region, offset, end)) {
+	if (dp_region_range_held(region, offset, end)) {
 		pthread_mutex_unlock(&region->lock);
 		return -EBUSY;
 	}

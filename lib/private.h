@@ -213,6 +213,16 @@ int dp_backing_probe(struct daxpool_ctx *ctx, const char *path, int fd, struct p
 int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t length,
 		    void (*fn)(void *), void *arg);
 
+/* Whether a map (published or being created) overlaps [start, end). With region->lock held. */
+bool dp_region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end);
+
+/*
+ * Wait until no map overlaps [start, end): 0, or -ETIMEDOUT after @timeout_ms
+ * (0: check once; -1: no limit). Takes region->lock.
+ */
+int dp_region_wait_range_idle(struct daxpool_region *region, uint64_t start, uint64_t end,
+			      int timeout_ms);
+
 /* Whether [start, end) overlaps a zapped range. Called with region->lock held. */
 bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end);
 
