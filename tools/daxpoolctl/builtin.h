@@ -4,6 +4,7 @@
 #define DAXPOOLCTL_BUILTIN_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* Exit codes of daxpoolctl, also listed in its --help. */
 enum {
@@ -33,9 +34,20 @@ int cmd_release(int argc, char **argv, struct daxpool_ctx *ctx);
 int cmd_truncate(int argc, char **argv, struct daxpool_ctx *ctx);
 int cmd_punch(int argc, char **argv, struct daxpool_ctx *ctx);
 
-/* Pool printing shared by the pool subcommands (pool-print.c). */
 struct daxpool_pool;
 struct daxpool_region;
+
+/*
+ * The command line of the region subcommands: [--json] [--help] PATH, and PATH
+ * opened as a region with @flags (region-arg.c). Return: -1 with *ret_region
+ * set, to go on; otherwise the exit code to return at once (help printed, bad
+ * usage, or the region could not be opened: a message is printed).
+ */
+int daxpoolctl_open_region_arg(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+			       struct daxpool_ctx *ctx, unsigned int flags, bool *ret_json,
+			       struct daxpool_region **ret_region);
+
+/* Pool printing shared by the pool subcommands (pool-print.c). */
 struct json_object;
 
 struct daxpoolctl_problems {

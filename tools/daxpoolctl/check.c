@@ -22,40 +22,15 @@ static void check_usage(FILE *f)
 
 int cmd_check(int argc, char **argv, struct daxpool_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct daxpool_region *region = NULL;
 	struct daxpoolctl_problems p = { 0 };
-	bool json = false;
-	int c, r;
+	bool json;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			check_usage(stdout);
-			return DAXPOOLCTL_EXIT_OK;
-		default:
-			check_usage(stderr);
-			return DAXPOOLCTL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "daxpoolctl check: expected exactly one PATH\n");
-		check_usage(stderr);
-		return DAXPOOLCTL_EXIT_USAGE;
-	}
-	r = daxpool_region_open(ctx, argv[optind], DAXPOOL_REGION_RDONLY, &region);
-	if (r < 0) {
-		fprintf(stderr, "daxpoolctl check: %s: %s\n", argv[optind], strerror(-r));
-		return DAXPOOLCTL_EXIT_FAILURE;
-	}
+	r = daxpoolctl_open_region_arg("check", argc, argv, check_usage, ctx, DAXPOOL_REGION_RDONLY,
+				       &json, &region);
+	if (r >= 0)
+		return r;
 	p.json = json;
 	p.list = json_object_new_array();
 	r = daxpool_pool_check(region, daxpoolctl_problem, &p);

@@ -45,39 +45,17 @@ static int list_one(struct daxpool_extent *e, void *userdata)
 
 int cmd_extents(int argc, char **argv, struct daxpool_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct daxpool_region *region = NULL;
 	struct daxpool_pool *pool = NULL;
 	json_object *arr = NULL;
-	bool json = false;
-	int c, r;
+	bool json;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			extents_usage(stdout);
-			return DAXPOOLCTL_EXIT_OK;
-		default:
-			extents_usage(stderr);
-			return DAXPOOLCTL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "daxpoolctl extents: expected exactly one PATH\n");
-		extents_usage(stderr);
-		return DAXPOOLCTL_EXIT_USAGE;
-	}
-	r = daxpool_region_open(ctx, argv[optind], DAXPOOL_REGION_RDONLY, &region);
-	if (r == 0)
-		r = daxpool_pool_open(region, DAXPOOL_POOL_RDONLY, &pool);
+	r = daxpoolctl_open_region_arg("extents", argc, argv, extents_usage, ctx,
+				       DAXPOOL_REGION_RDONLY, &json, &region);
+	if (r >= 0)
+		return r;
+	r = daxpool_pool_open(region, DAXPOOL_POOL_RDONLY, &pool);
 	if (r < 0) {
 		fprintf(stderr, "daxpoolctl extents: %s: %s\n", argv[optind], strerror(-r));
 		daxpool_region_unref(region);

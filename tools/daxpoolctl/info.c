@@ -65,40 +65,15 @@ static void info_human(struct daxpool_region *region)
 
 int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct daxpool_region *region = NULL;
 	struct daxpool_pool *pool = NULL;
-	bool json = false;
-	int c, r, pool_r;
+	bool json;
+	int r, pool_r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			info_usage(stdout);
-			return DAXPOOLCTL_EXIT_OK;
-		default:
-			info_usage(stderr);
-			return DAXPOOLCTL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "daxpoolctl info: expected exactly one PATH\n");
-		info_usage(stderr);
-		return DAXPOOLCTL_EXIT_USAGE;
-	}
-	r = daxpool_region_open(ctx, argv[optind], DAXPOOL_REGION_RDONLY, &region);
-	if (r < 0) {
-		fprintf(stderr, "daxpoolctl info: %s: %s\n", argv[optind], strerror(-r));
-		return DAXPOOLCTL_EXIT_FAILURE;
-	}
+	r = daxpoolctl_open_region_arg("info", argc, argv, info_usage, ctx, DAXPOOL_REGION_RDONLY,
+				       &json, &region);
+	if (r >= 0)
+		return r;
 	/* A pool in the region: its fields; none: say so; damaged: say how. */
 	pool_r = daxpool_pool_open(region, DAXPOOL_POOL_RDONLY, &pool);
 	if (json) {

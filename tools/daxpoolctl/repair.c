@@ -24,40 +24,15 @@ static void repair_usage(FILE *f)
 
 int cmd_repair(int argc, char **argv, struct daxpool_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct daxpool_region *region = NULL;
 	struct daxpoolctl_problems p = { 0 };
-	bool json = false;
-	int c, r, after = -1;
+	bool json;
+	int r, after = -1;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			repair_usage(stdout);
-			return DAXPOOLCTL_EXIT_OK;
-		default:
-			repair_usage(stderr);
-			return DAXPOOLCTL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "daxpoolctl repair: expected exactly one PATH\n");
-		repair_usage(stderr);
-		return DAXPOOLCTL_EXIT_USAGE;
-	}
-	r = daxpool_region_open(ctx, argv[optind], 0, &region);
-	if (r < 0) {
-		fprintf(stderr, "daxpoolctl repair: %s: %s\n", argv[optind], strerror(-r));
-		return DAXPOOLCTL_EXIT_FAILURE;
-	}
+	r = daxpoolctl_open_region_arg("repair", argc, argv, repair_usage, ctx, 0, &json,
+				       &region);
+	if (r >= 0)
+		return r;
 	p.json = json;
 	p.list = json_object_new_array();
 	r = daxpool_pool_repair(region, daxpoolctl_problem, &p);
