@@ -1152,7 +1152,13 @@ TEST_TIMEOUT(release_devdax_with_a_live_mr, 120)
 		CHECK(write(pfd[1], "r", 1) == 1);
 		while (!atomic_load(&st.revoked))
 			msleep(1);
-		/* daxpool deregistered the MR after the revoke function: drop what is left. */
+		/*
+		 * daxpool deregisters the MR right after the revoke function returns,
+		 * in the client thread that ran it: wait (bounded) for that, then
+		 * drop what is left.
+		 */
+		for (int i = 0; i < 5000 && daxpool_pin_get_mr(st.pin); i++)
+			msleep(1);
 		CHECK(daxpool_pin_get_mr(st.pin) == NULL);
 		CHECK_OK(daxpool_rdma_dereg_mr(st.pin));
 		daxpool_map_unref(st.map);
