@@ -26,6 +26,8 @@ daxpool_require(URCU_BP liburcu-bp liburcu-dev)
 daxpool_require(URCU_CDS liburcu-cds liburcu-dev)
 daxpool_require(JSONC json-c libjson-c-dev)
 daxpool_require(URING liburing liburing-dev)
+# daxpoold follows device removal and unbinding (tools/daxpoold/udev.c).
+daxpool_require(UDEV libudev libudev-dev)
 
 string(TOUPPER "${DAXPOOL_RDMA}" _rdma)
 set(DAXPOOL_HAVE_RDMA OFF)

@@ -392,12 +392,98 @@ const char *daxpool_state_name(int state);
  *
  * Set when one of daxpool's guarded accesses faulted (see
  * daxpool_map_memcpy()): the device was disabled or the file truncated
- * without daxpool. New maps and pins fail with -ENXIO; the holders should
- * drop theirs. Final.
+ * without daxpool; or daxpoold reported the device gone (removed or unbound
+ * without a release through it: see "Daemon client" below). New maps and
+ * pins fail with -ENXIO; the holders should drop theirs. Final.
  *
  * Return: 1 or 0; -EINVAL for NULL; -ESTALE in a child.
  */
 int daxpool_region_is_dead(struct daxpool_region *region);
+
+/**
+ * enum daxpool_lease_state - whether daxpool watches a file region's file
+ * @DAXPOOL_LEASE_NONE: nothing to watch: a devdax region, or a read-only one
+ * @DAXPOOL_LEASE_OFF: leases are turned off for the context
+ *	(daxpool_ctx_set_leases(), or DAXPOOL_LEASES=0 in the environment)
+ * @DAXPOOL_LEASE_HELD: daxpool holds a write lease (F_SETLEASE) on the
+ *	region's file: when another process opens or truncates the file, the
+ *	kernel makes it wait while daxpool zaps the whole region, waits for its
+ *	maps and pins to drain, then gives the lease up so the other process
+ *	goes on. The region stays zapped (state BROKEN).
+ * @DAXPOOL_LEASE_REFUSED: the kernel refused the lease (the reason from
+ *	daxpool_region_get_lease()): the file is open elsewhere (-EAGAIN),
+ *	the caller does not own it (-EACCES), leases are disabled in
+ *	/proc/sys/fs/leases-enable or unsupported by the filesystem. Another
+ *	process can then change the file under the region's pins unnoticed.
+ * @DAXPOOL_LEASE_YIELDED: given up for a change made through daxpoold (a
+ *	routed truncate or hole punch) and taken again when it ends
+ * @DAXPOOL_LEASE_BROKEN: given up to another process, as described above
+ */
+enum daxpool_lease_state {
+	DAXPOOL_LEASE_NONE = 0,
+	DAXPOOL_LEASE_OFF = 1,
+	DAXPOOL_LEASE_HELD = 2,
+	DAXPOOL_LEASE_REFUSED = 3,
+	DAXPOOL_LEASE_YIELDED = 4,
+	DAXPOOL_LEASE_BROKEN = 5,
+};
+
+/**
+ * daxpool_ctx_set_leases() - whether new file regions take a write lease
+ * @ctx: the context
+ * @enable: 1 (the default, unless DAXPOOL_LEASES=0 is in the environment
+ *	when the context is made) or 0
+ *
+ * Applies to regions opened afterwards. A read-write region on a regular
+ * file takes a write lease when it is opened, where the kernel grants one
+ * (the file must be open nowhere else, and owned by the caller or the caller
+ * must have CAP_LEASE); the lease is signalled to a thread of daxpool's own
+ * that blocks the signal, so the application's signal handling is untouched.
+ * The lease is tied to the region's file descriptor: a second
+ * daxpool_region_open() of the same file in this process gives it up first
+ * (two opens cannot hold one), and so does a pool opened on the region (its
+ * lock needs an open file description of its own). Another daxpool process
+ * that opens the file is not an outsider: it asks the holder first, which
+ * gives the lease up without revoking anything. An open(2) or truncate(2) of
+ * the file by this same process outside daxpool is an outsider's: if the
+ * thread that makes it holds the region's maps, the drain waits for them
+ * until just before the kernel's lease-break time.
+ *
+ * Return: 0, or -EINVAL for NULL or an @enable other than 0 or 1.
+ */
+int daxpool_ctx_set_leases(struct daxpool_ctx *ctx, int enable);
+
+/**
+ * daxpool_region_get_lease() - the state of a region's file lease
+ * @region: the region
+ * @ret_error: if not NULL, set to 0, or for DAXPOOL_LEASE_REFUSED to the
+ *	negative errno the kernel gave
+ *
+ * After a break (DAXPOOL_LEASE_BROKEN) the region stays zapped until the
+ * application calls daxpool_region_unzap_range(@region, 0, 0) once the other
+ * process is done (idle first: daxpool_region_wait_idle());
+ * the unzap takes the lease again if the kernel grants it.
+ *
+ * Return: an enum daxpool_lease_state; -EINVAL for NULL; -ESTALE in a child.
+ */
+int daxpool_region_get_lease(struct daxpool_region *region, int *ret_error);
+
+/**
+ * daxpool_region_get_lease_breaks() - how often the lease went to an outsider
+ * @region: the region
+ *
+ * Return: the number of lease breaks handled since the region was opened,
+ * 0 for NULL.
+ */
+uint64_t daxpool_region_get_lease_breaks(struct daxpool_region *region);
+
+/**
+ * daxpool_lease_state_name() - a lease state as a word
+ * @state: an enum daxpool_lease_state
+ *
+ * Return: "none", "off", "held", "refused", "yielded", "broken", or NULL.
+ */
+const char *daxpool_lease_state_name(int state);
 
 /**
  * daxpool_region_get_generation() - generation number of a region
@@ -1661,6 +1747,16 @@ int daxpool_extent_is_allocated(struct daxpool_extent *ext);
  * went away), the range is reopened with daxpool_region_unzap_range() as soon
  * as it is idle. After a daemon restart the client reconnects (every 100 ms)
  * and registers everything again.
+ *
+ * The daemon also follows udev. When a device under a region goes away
+ * without a release through it (someone ran daxctl or ndctl directly, a
+ * device failed), the kernel has already torn the mappings down and does not
+ * wait for pins; the daemon tells each client that holds a region on it, and
+ * the client thread marks the region dead (daxpool_region_is_dead() returns
+ * 1, as after a SIGBUS in a guarded access) and zaps it as a whole: the
+ * revoke functions of its maps and pins run in that thread, and new maps and
+ * pins fail with -ENXIO. The region stays dead when the device comes back:
+ * open it again.
  */
 
 /**

@@ -25,6 +25,11 @@
  * stays zapped. If the connection drops, every open request is treated as
  * UNZAP: a release that never completed must not leave the region unusable.
  *
+ * REGION_GONE: the device under a region went away without a release (the
+ * daemon follows udev): the region is marked dead as a SIGBUS in a guarded
+ * access would (sigbus.c) and zapped as a whole, so the revoke functions run
+ * and new maps and pins fail with -ENXIO.
+ *
  * Lifetime: a region holds its ctx; the client thread takes region references
  * while it works on one, so its unref may free the ctx. dp_client_ctx_fini()
  * called from the client thread itself only marks the client orphaned; the
@@ -51,6 +56,7 @@ struct dp_request {
 	uint64_t req, region_id, offset, end;
 	bool cancelled; /* reopen when idle, report nothing */
 	bool reported;	/* REVOKE_DONE sent; waiting for UNZAP or RELEASED */
+	bool yielded;	/* the region's file lease was yielded for it (lease.c) */
 	struct dp_request *next;
 };
 
@@ -155,6 +161,24 @@ static void fill_region_add(struct daxpool_region *region, struct dp_msg *m)
 	snprintf(m->region_add.devname, sizeof(m->region_add.devname), "%s", region->devname);
 }
 
+/* Fill a REGION_STATE; false when there is nothing to say (no lease to speak of). */
+static bool fill_region_state(struct daxpool_region *region, struct dp_msg *m)
+{
+	int state = atomic_load_explicit(&region->lease_state, memory_order_acquire);
+
+	memset(m, 0, offsetof(struct dp_msg, region_state) + sizeof(m->region_state));
+	m->type = DP_MSG_REGION_STATE;
+	m->region_state.region_id = region->client_id;
+	m->region_state.lease = (uint32_t)state;
+	m->region_state.lease_error =
+		state == DAXPOOL_LEASE_REFUSED
+			? atomic_load_explicit(&region->lease_error, memory_order_relaxed)
+			: 0;
+	m->region_state.lease_breaks =
+		atomic_load_explicit(&region->lease_breaks, memory_order_relaxed);
+	return region->client_id && state != DAXPOOL_LEASE_NONE;
+}
+
 /* An encoded REGION_ADD is too big for client_queue()'s buffer: queue it through the heap. */
 static void client_queue_big(struct dp_client *c, const struct dp_msg *m)
 {
@@ -216,6 +240,15 @@ void dp_client_region_added(struct daxpool_region *region)
 	if (m->region_add.id)
 		client_queue_big(c, m);
 	free(m);
+}
+
+void dp_client_region_state(struct daxpool_region *region)
+{
+	struct dp_client *c = client_of(region->ctx);
+	struct dp_msg m;
+
+	if (c && fill_region_state(region, &m))
+		client_queue(c, &m);
 }
 
 void dp_client_region_removed(struct daxpool_region *region)
@@ -401,6 +434,8 @@ static int client_snapshot(struct dp_client *c)
 			region->client_id = atomic_fetch_add(&c->next_id, 1);
 		fill_region_add(region, m);
 		obuf_add(&o, m);
+		if (fill_region_state(region, m))
+			obuf_add(&o, m);
 		dp_list_for_each(p2, &region->maps) {
 			struct daxpool_map *map = dp_container_of(p2, struct daxpool_map, node);
 
@@ -559,6 +594,8 @@ static bool client_check_requests(struct dp_client *c)
 						/* A map of the range still exists: try later. */
 					} else {
 						drop = true;
+						if (rq->yielded)
+							dp_lease_resume(region);
 					}
 				} else {
 					struct dp_msg m = { .type = DP_MSG_REVOKE_DONE };
@@ -615,6 +652,11 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 				rq->end = m->revoke.offset + len;
 				rq->next = c->requests;
 				c->requests = rq;
+				/* The daemon may open the file once we are idle: not a lease break. */
+				if (region->kind != DAXPOOL_REGION_DEVDAX) {
+					dp_lease_yield(region);
+					rq->yielded = true;
+				}
 				log_notice(c->ctx, "%s: daxpoold revokes [%#llx, +%#llx) (request %llu)",
 					   region->path, (unsigned long long)rq->offset,
 					   (unsigned long long)len, (unsigned long long)rq->req);
@@ -650,9 +692,34 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 					break;
 				}
 			}
+			region = rq->yielded ? client_get_region(c, rq->region_id) : NULL;
 			free(rq);
+			if (region) {
+				dp_lease_resume(region);
+				if (client_put_region(c, region))
+					return 1;
+			}
 		}
 		return 0;
+	case DP_MSG_REGION_GONE:
+		region = client_get_region(c, m->region_gone.region_id);
+		if (!region)
+			return 0; /* closed meanwhile */
+		dp_region_mark_dead(region, m->region_gone.reason,
+				    m->region_gone.reason == -ENXIO
+					    ? "daxpoold reports its device unbound"
+					    : "daxpoold reports its device removed");
+		/*
+		 * The kernel has torn the mappings down already: every holder
+		 * must let go (also when a SIGBUS marked it dead first, which
+		 * revoked nothing). Runs the revoke functions in this thread;
+		 * a second zap revokes nothing twice.
+		 */
+		r = daxpool_region_zap_range(region, 0, 0);
+		if (r < 0 && r != -ENXIO)
+			log_err(c->ctx, "%s: zap after its device went: %s", region->path,
+				strerror(-r));
+		return client_put_region(c, region) ? 1 : 0;
 	default:
 		log_err(c->ctx, "daxpoold sent an unexpected %s", dp_proto_type_name(m->type));
 		return -EPROTO;

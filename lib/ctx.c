@@ -63,6 +63,7 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 			log_err(ctx, "DAXPOOL_LOG=\"%s\" is not a priority (0-7 or err, info, debug...)",
 				env);
 	}
+	dp_lease_ctx_init(ctx);	 /* file leases: DAXPOOL_LEASES (lease.c) */
 	dp_client_ctx_init(ctx); /* daxpoold client: DAXPOOL_DAEMON (client.c) */
 	log_info(ctx, "context %p created, log priority %d", (void *)ctx,
 		 atomic_load(&ctx->log_priority));
@@ -74,6 +75,7 @@ static void ctx_free(struct daxpool_ctx *ctx)
 {
 	log_info(ctx, "context %p freed", (void *)ctx);
 	dp_client_ctx_fini(ctx); /* daxpoold client (client.c) */
+	dp_lease_ctx_fini(ctx);
 	dp_registry_free(ctx->registry);
 	dp_rdma_caps_free(ctx->rdma_caps);
 	pthread_mutex_destroy(&ctx->rdma_lock);

@@ -393,6 +393,8 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	pthread_mutex_unlock(&region->lock);
 	log_info(region->ctx, "%s: reopened [%#llx, %#llx): %d zap(s) removed", region->path,
 		 (unsigned long long)offset, (unsigned long long)end, n);
+	if (n)
+		dp_lease_region_reopened(region); /* a broken lease is taken again */
 	return n;
 }
 
@@ -416,6 +418,7 @@ _public_ int daxpool_region_release(struct daxpool_region *region)
 	region->released = true;
 	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
 	pmem2_source_delete(&region->src);
+	dp_lease_region_closing(region);
 	close(region->fd);
 	region->fd = -1;
 	pthread_mutex_unlock(&region->lock);

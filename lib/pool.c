@@ -375,7 +375,12 @@ static int lock_fd_open(struct daxpool_region *region, bool writer)
 	struct stat a, b;
 	int fd, r;
 
-	/* Our own open file description of the same file: OFD locks belong to it. */
+	/*
+	 * Our own open file description of the same file: OFD locks belong to
+	 * it. A second opener makes a file lease impossible: give it up first,
+	 * or this open would break it like an outsider's.
+	 */
+	dp_lease_give_up(region, "a pool's lock needs a second open file description");
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", region->fd);
 	fd = open(path, (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)

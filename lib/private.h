@@ -64,6 +64,12 @@ struct daxpool_ctx {
 	/* RDMA device capabilities, probed once per device context (rdma.c). */
 	pthread_mutex_t rdma_lock;
 	struct dp_rdma_caps *rdma_caps;
+
+	/* File leases (lease.c): whether new regions take one, and the watcher thread. */
+	atomic_bool leases;
+	pthread_mutex_t lease_lock; /* protects lease_watcher; taken before no other lock */
+	pthread_cond_t lease_cond;
+	struct dp_lease_watcher *lease_watcher;
 };
 
 struct dp_rdma_caps;
@@ -185,7 +191,38 @@ struct daxpool_region {
 	/* daxpoold client (client.c): on ctx->regions under ctx->regions_lock. */
 	struct dp_list ctx_node;
 	uint64_t client_id; /* daxpoold id; written with regions_lock and lock held */
+
+	/* The opened file's identity (immutable after open). */
+	uint64_t file_dev, file_ino;
+
+	/* File lease (lease.c): state changes under lock, read without it. */
+	atomic_int lease_state; /* enum daxpool_lease_state */
+	atomic_int lease_error; /* why REFUSED (negative errno) */
+	_Atomic uint64_t lease_breaks;
+	unsigned int lease_yields; /* daxpoold requests in progress (lock) */
+	int lease_sock;		   /* listener for daxpool peers while HELD (lock), or -1 */
 };
+
+/*
+ * File leases (lease.c). dp_lease_region_opened(): take the lease of a new
+ * read-write file region (after it is on ctx->regions). dp_lease_before_open():
+ * give up this process's lease on the file @st names before opening it again.
+ * dp_lease_yield()/dp_lease_resume(): around a daxpoold request that changes
+ * the file (counted). dp_lease_region_reopened(): after an unzap, take a
+ * broken lease again. dp_lease_region_closing(): with region->lock held, before
+ * the descriptor is closed.
+ */
+struct stat;
+void dp_lease_ctx_init(struct daxpool_ctx *ctx);
+void dp_lease_ctx_fini(struct daxpool_ctx *ctx);
+void dp_lease_region_opened(struct daxpool_region *region);
+void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st);
+void dp_lease_yield(struct daxpool_region *region);
+void dp_lease_resume(struct daxpool_region *region);
+void dp_lease_region_reopened(struct daxpool_region *region);
+void dp_lease_region_closing(struct daxpool_region *region);
+/* Give a held lease up because this process opens the file a second time (@why: for what). */
+void dp_lease_give_up(struct daxpool_region *region, const char *why);
 
 struct dp_backing {
 	int kind;
@@ -212,6 +249,14 @@ int dp_backing_probe(struct daxpool_ctx *ctx, const char *path, int fd, struct p
  */
 int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t length,
 		    void (*fn)(void *), void *arg);
+
+/*
+ * Mark @region dead: its backing went away (@reason, a negative errno, and
+ * @why for the log, which says it once). New maps and pins fail with -ENXIO
+ * from then on. Return true if this call marked it. Any context but a signal
+ * handler; no lock needed (region->dead is atomic).
+ */
+bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why);
 
 /* Whether a map (published or being created) overlaps [start, end). With region->lock held. */
 bool dp_region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end);
@@ -426,6 +471,8 @@ void dp_client_region_removed(struct daxpool_region *region);
  */
 void dp_client_map_event(struct daxpool_map *map, bool add);
 void dp_client_pin_event(struct daxpool_pin *pin, bool add);
+/* A region's lease state changed: queue a REGION_STATE. No lock held. */
+void dp_client_region_state(struct daxpool_region *region);
 
 /* ---- pools (pool.c, extent.c; the rest is in pool.h) ---- */
 

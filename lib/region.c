@@ -78,8 +78,10 @@ static void region_free(struct daxpool_region *region)
 	dp_client_region_removed(region); /* daxpoold client (client.c) */
 	if (region->src)
 		pmem2_source_delete(&region->src);
-	if (region->fd >= 0)
+	if (region->fd >= 0) {
+		dp_lease_region_closing(region);
 		close(region->fd);
+	}
 	pthread_cond_destroy(&region->idle_cond);
 	pthread_mutex_destroy(&region->lock);
 	free(region->zaps);
@@ -129,6 +131,10 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	region->rdonly = flags & DAXPOOL_REGION_RDONLY;
 	atomic_init(&region->generation, 1);
 	atomic_init(&region->dead, false);
+	atomic_init(&region->lease_state, DAXPOOL_LEASE_NONE);
+	atomic_init(&region->lease_error, 0);
+	atomic_init(&region->lease_breaks, 0);
+	region->lease_sock = -1;
 	dp_list_init(&region->maps);
 	dp_list_init(&region->pins);
 	for (size_t i = 0; i < sizeof(region->pin_count) / sizeof(region->pin_count[0]); i++)
@@ -145,6 +151,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		goto fail;
 	}
 
+	dp_lease_before_open(ctx, &st); /* our own second open must not break our own lease */
 	region->fd = open(path, (region->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
 	if (region->fd < 0) {
 		r = -errno;
@@ -156,6 +163,8 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		r = -errno;
 		goto fail;
 	}
+	region->file_dev = fst.st_dev;
+	region->file_ino = fst.st_ino;
 	if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
 		r = region_check_type(ctx, path, &fst);
 		if (r < 0)
@@ -201,6 +210,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		 daxpool_granularity_name(region->granularity), region->devname[0] ? ", device " : "",
 		 region->devname);
 	dp_client_region_added(region); /* daxpoold client (client.c) */
+	dp_lease_region_opened(region); /* after: the lease watcher finds it on ctx->regions */
 	*ret = region;
 	return 0;
 

@@ -6,7 +6,8 @@
  * process. daxpool's own accesses to mapped memory (the copy, fill, read and
  * persist helpers) run under a guard instead: a SIGBUS inside the guarded
  * range unwinds back to the guard, which returns -ENXIO (the mapping went
- * away) or -EIO (a memory error) and marks the region dead.
+ * away) or -EIO (a memory error) and marks the region dead. daxpoold marks it
+ * dead the same way when it reports the device gone (client.c).
  *
  * The handler is installed once, the first time a guard runs, and chains to
  * the handler that was there before for every SIGBUS it does not own (or
@@ -16,6 +17,7 @@
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "private.h"
@@ -98,13 +100,27 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 		sigaddset(&set, SIGBUS);
 		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	}
-	atomic_store_explicit(&region->dead, true, memory_order_release);
-	log_err(region->ctx, "%s: %s at %p: the region is dead; its maps and pins must go",
-		region->path,
-		err == EIO ? "memory error (SIGBUS)" : "the mapping went away (SIGBUS: unplugged or "
-						       "truncated underneath)",
-		addr);
+	{
+		char why[160];
+
+		snprintf(why, sizeof(why), "%s at %p",
+			 err == EIO ? "memory error (SIGBUS)"
+				    : "the mapping went away (SIGBUS: unplugged or truncated "
+				      "underneath)",
+			 addr);
+		dp_region_mark_dead(region, -err, why);
+	}
 	return -err;
+}
+
+bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why)
+{
+	/* Logged once: a fault storm or a second report adds nothing. */
+	if (atomic_exchange_explicit(&region->dead, true, memory_order_acq_rel))
+		return false;
+	log_err(region->ctx, "%s: %s (%s): the region is dead; its maps and pins must go",
+		region->path, why, strerror(-reason));
+	return true;
 }
 
 _public_ int daxpool_region_is_dead(struct daxpool_region *region)

@@ -143,7 +143,8 @@ const char *dp_proto_type_name(unsigned int type)
 		[DP_MSG_REVOKE] = "REVOKE",	    [DP_MSG_REVOKE_DONE] = "REVOKE_DONE",
 		[DP_MSG_UNZAP] = "UNZAP",	    [DP_MSG_STATUS] = "STATUS",
 		[DP_MSG_OP] = "OP",		    [DP_MSG_REPLY] = "REPLY",
-		[DP_MSG_RELEASED] = "RELEASED",
+		[DP_MSG_RELEASED] = "RELEASED",	    [DP_MSG_REGION_STATE] = "REGION_STATE",
+		[DP_MSG_REGION_GONE] = "REGION_GONE",
 	};
 
 	if (type == 0 || type >= DP_MSG_TYPE_END)
@@ -205,6 +206,16 @@ static void encode_payload(struct wbuf *w, const struct dp_msg *m)
 		w_u64(w, m->revoke_done.req);
 		w_u64(w, m->revoke_done.region_id);
 		w_u32(w, (uint32_t)m->revoke_done.status);
+		break;
+	case DP_MSG_REGION_STATE:
+		w_u64(w, m->region_state.region_id);
+		w_u32(w, m->region_state.lease);
+		w_u32(w, (uint32_t)m->region_state.lease_error);
+		w_u64(w, m->region_state.lease_breaks);
+		break;
+	case DP_MSG_REGION_GONE:
+		w_u64(w, m->region_gone.region_id);
+		w_u32(w, (uint32_t)m->region_gone.reason);
 		break;
 	case DP_MSG_STATUS:
 		w_str(w, m->status.target, DP_PROTO_MAX_PATH);
@@ -271,6 +282,16 @@ static int validate(const struct dp_msg *m)
 	case DP_MSG_REVOKE_DONE:
 		if (!m->revoke_done.req || !m->revoke_done.region_id ||
 		    m->revoke_done.status > 0 || m->revoke_done.status < -4095)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REGION_STATE:
+		if (!m->region_state.region_id || m->region_state.lease > DP_LEASE_STATE_MAX ||
+		    m->region_state.lease_error > 0 || m->region_state.lease_error < -4095)
+			return -EINVAL;
+		return 0;
+	case DP_MSG_REGION_GONE:
+		if (!m->region_gone.region_id || m->region_gone.reason >= 0 ||
+		    m->region_gone.reason < -4095)
 			return -EINVAL;
 		return 0;
 	case DP_MSG_STATUS:
@@ -396,6 +417,16 @@ int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m)
 		m->revoke_done.req = r_u64(&r);
 		m->revoke_done.region_id = r_u64(&r);
 		m->revoke_done.status = (int32_t)r_u32(&r);
+		break;
+	case DP_MSG_REGION_STATE:
+		m->region_state.region_id = r_u64(&r);
+		m->region_state.lease = r_u32(&r);
+		m->region_state.lease_error = (int32_t)r_u32(&r);
+		m->region_state.lease_breaks = r_u64(&r);
+		break;
+	case DP_MSG_REGION_GONE:
+		m->region_gone.region_id = r_u64(&r);
+		m->region_gone.reason = (int32_t)r_u32(&r);
 		break;
 	case DP_MSG_STATUS:
 		r_str(&r, m->status.target, DP_PROTO_MAX_PATH);

@@ -28,6 +28,12 @@
  *	                 (the request ended without release: reopen the range
  *	                 when idle) or RELEASED (it ended with the release: the
  *	                 range stays zapped; forget the request).
+ *	                 REGION_STATE reports a region's file lease (held, not
+ *	                 possible and why, given up to an outsider) whenever it
+ *	                 changes. The daemon sends REGION_GONE when the device
+ *	                 under a region went away without a release through it
+ *	                 (udev saw it removed or unbound): the client marks the
+ *	                 region dead.
  *	daxpoolctl:      HELLO(role CTL) -> HELLO_OK; STATUS or OP; the daemon
  *	                 answers with REPLY messages (JSON text in chunks, the last
  *	                 one without DP_REPLY_MORE) and the connection is done.
@@ -65,6 +71,8 @@ enum dp_msg_type {
 	DP_MSG_OP = 13,
 	DP_MSG_REPLY = 14,
 	DP_MSG_RELEASED = 15,
+	DP_MSG_REGION_STATE = 16,
+	DP_MSG_REGION_GONE = 17,
 	DP_MSG_TYPE_END
 };
 
@@ -82,6 +90,7 @@ enum dp_op {
 #define DP_OP_FORCE (1u << 0)	 /* proceed despite holders outside daxpool */
 #define DP_OP_FLAGS DP_OP_FORCE
 #define DP_REPLY_MORE (1u << 0) /* more REPLY chunks follow */
+#define DP_LEASE_STATE_MAX 5	/* enum daxpool_lease_state's largest value */
 
 struct dp_msg {
 	uint16_t type;
@@ -117,6 +126,16 @@ struct dp_msg {
 			uint64_t req, region_id;
 			int32_t status; /* 0: idle; < 0: the zap failed */
 		} revoke_done;
+		struct {
+			uint64_t region_id;
+			uint32_t lease;	    /* enum daxpool_lease_state */
+			int32_t lease_error; /* 0, or why no lease is held (negative errno) */
+			uint64_t lease_breaks; /* leases given up to outsiders so far */
+		} region_state;
+		struct {
+			uint64_t region_id;
+			int32_t reason; /* negative errno: -ENODEV removed, -ENXIO unbound */
+		} region_gone;
 		struct {
 			char target[DP_PROTO_MAX_PATH + 1]; /* "" for everything */
 		} status;

@@ -1183,21 +1183,87 @@ TEST_TIMEOUT(release_devdax_with_a_live_mr, 120)
 	CHECK(devdax_enabled(name));
 }
 
+/* The "outsiders" entry of @pid in a status or release document, or NULL. */
+static json_object *outsider_of(json_object *doc, pid_t pid)
+{
+	json_object *outs = json_object_object_get(doc, "outsiders");
+
+	for (size_t i = 0; i < json_object_array_length(outs); i++) {
+		json_object *o = json_object_array_get_idx(outs, i);
+
+		if (json_object_get_int(json_object_object_get(o, "pid")) == pid)
+			return o;
+	}
+	return NULL;
+}
+
+/* Whether @o lists an RDMA MR of @length (from RDMA netlink). */
+static bool lists_mr(json_object *o, uint64_t length)
+{
+	json_object *mrs = json_object_object_get(o, "rdma_mrs");
+
+	for (size_t i = 0; i < json_object_array_length(mrs); i++)
+		if (json_object_get_uint64(json_object_object_get(json_object_array_get_idx(mrs, i),
+								  "length")) == length)
+			return true;
+	return false;
+}
+
+/* A process with an MR on anonymous memory only: it does not map the device. */
+static pid_t start_mr_elsewhere(int *ret_go)
+{
+	int pfd[2], go[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		void *p = mmap(NULL, 3 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, "mr-elsewhere");
+		CHECK(pd && p != MAP_FAILED);
+		mr = ibv_reg_mr(pd, p, 3 << 16, MR_ACCESS);
+		CHECK(mr);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		ibv_dereg_mr(mr);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	close(pfd[1]);
+	close(go[0]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	*ret_go = go[1];
+	return pid;
+}
+
 /*
  * A process outside daxpool that maps the device and registers an MR on it
- * (a possible pin nobody can revoke): the release is refused and names it,
- * and the device stays enabled.
+ * (a possible pin nobody can revoke): status and the refused release name it
+ * with the MR RDMA netlink reports (its pid and length), and the device stays
+ * enabled. A process whose only MR is on anonymous memory is no holder: once
+ * the outsider is gone the release goes through with it still registered.
  */
-TEST_TIMEOUT(release_refused_for_an_outsider_mr, 120)
+TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 {
 	const char *dev = need_devdax_and_rdma();
 	const char *name = devname_of(dev);
-	int pfd[2], go[2], rc, status;
+	int pfd[2], go[2], go_elsewhere, rc, status;
 	char c, pidstr[32];
-	pid_t pid;
+	json_object *doc, *o;
+	pid_t pid, elsewhere;
 
 	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
+	elsewhere = start_mr_elsewhere(&go_elsewhere);
 	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
 	pid = fork();
 	CHECK(pid >= 0);
@@ -1222,15 +1288,140 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 120)
 		_exit(0);
 	}
 	CHECK(read(pfd[0], &c, 1) == 1);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+
+	/* status: the outsider, its MR as a possible pin; not the MR elsewhere. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", "--json", name, NULL });
+	CHECK_EQ(rc, 0);
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	o = outsider_of(doc, pid);
+	CHECK(o);
+	CHECK(lists_mr(o, 1 << 20));
+	CHECK_EQ(json_object_get_int(json_object_object_get(o, "rdma_mr_count")), 1);
+	CHECK_EQ(json_object_get_int(json_object_object_get(o, "possible_pins")), 1);
+	CHECK(!outsider_of(doc, elsewhere));
+	json_object_put(doc);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(strstr(out, pidstr) && strstr(out, "possible pin: RDMA MR") &&
+	      strstr(out, "length 1048576"));
+
+	/* release: refused, naming the MR; the device stays. */
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 1);
-	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	CHECK(strstr(out, pidstr) || strstr(out, "outsider-mr"));
+	CHECK(strstr(out, "refused") && strstr(out, "possible pins"));
+	CHECK(strstr(out, pidstr) && strstr(out, "outsider-mr"));
+	CHECK(strstr(out, "possible pin: RDMA MR") && strstr(out, "length 1048576"));
 	CHECK(devdax_enabled(name));
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "release", "--json", "--timeout", "5", name, NULL });
+	CHECK_EQ(rc, 1);
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(doc, "result")), "refused") == 0);
+	o = outsider_of(doc, pid);
+	CHECK(o && lists_mr(o, 1 << 20));
+	CHECK(!outsider_of(doc, elsewhere));
+	json_object_put(doc);
+	CHECK(devdax_enabled(name));
+
 	CHECK(write(go[1], "g", 1) == 1);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* Only the MR on anonymous memory is left: it holds nothing of the device. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(!devdax_enabled(name));
+	CHECK(write(go_elsewhere, "g", 1) == 1);
+	CHECK_EQ(waitpid(elsewhere, &status, 0), elsewhere);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 #endif /* DAXPOOL_HAVE_RDMA */
+
+/* The lease of the first region of the first client in a status document, or NULL. */
+static const char *status_lease(json_object *doc, uint64_t *ret_breaks)
+{
+	json_object *cl = json_object_array_get_idx(json_object_object_get(doc, "clients"), 0);
+	json_object *r = json_object_array_get_idx(json_object_object_get(cl, "regions"), 0);
+	json_object *lease = json_object_object_get(r, "lease");
+
+	*ret_breaks = json_object_get_uint64(json_object_object_get(lease, "breaks"));
+	return json_object_get_string(json_object_object_get(lease, "state"));
+}
+
+/* Wait until the status shows the lease @state; fail after @timeout_ms. */
+static void wait_lease(const char *state, uint64_t breaks, unsigned int timeout_ms)
+{
+	struct dp_msg req = { .type = DP_MSG_STATUS };
+	uint64_t t0 = now_ns(), b = 0;
+	const char *s = NULL;
+	json_object *doc = NULL;
+
+	while (now_ns() - t0 < (uint64_t)timeout_ms * 1000000u) {
+		json_object_put(doc);
+		doc = NULL;
+		if (daemon_ask(&req, &doc) == 0) {
+			s = status_lease(doc, &b);
+			if (s && strcmp(s, state) == 0 && b == breaks) {
+				json_object_put(doc);
+				return;
+			}
+		}
+		msleep(5);
+	}
+	dp_test_fail(__FILE__, __LINE__, "status shows lease %s (%llu breaks); expected %s (%llu)",
+		     s ? s : "(none)", (unsigned long long)b, state, (unsigned long long)breaks);
+}
+
+TEST(status_shows_leases_and_their_breaks)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	int fd, status;
+	pid_t pid;
+
+	daemon_start(NULL);
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	if (daxpool_region_get_lease(region, NULL) != DAXPOOL_LEASE_HELD)
+		SKIP("no file lease here");
+	wait_lease("held", 0, 2000);
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "status", NULL }), 0);
+	CHECK(strstr(out, "LEASE") && strstr(out, "held"));
+
+	/* An outsider's open: the break is drained and reported. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		_exit(fd >= 0 ? 0 : 1);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	wait_lease("broken", 1, 2000);
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "status", NULL }), 0);
+	CHECK(strstr(out, "lease breaks:") != NULL);
+	daxpool_region_unref(region);
+
+	/* Where none can be held, status says so and why. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	wait_lease("refused", 0, 2000);
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "status", NULL }), 0);
+	CHECK(strstr(out, "no lease:") && strstr(out, "Resource temporarily unavailable"));
+	close(fd);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	daemon_kill(SIGTERM);
+}

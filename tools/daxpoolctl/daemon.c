@@ -177,14 +177,38 @@ void daemon_print_outsiders(json_object *outsiders)
 	if (!n)
 		return;
 	printf("\nHolders outside daxpool (processes that map it):\n");
-	printf("%-8s %-16s %-9s %-9s %s\n", "PID", "COMMAND", "MAPPINGS", "IO_URING", "TARGET");
+	printf("%-8s %-16s %-9s %-9s %-8s %s\n", "PID", "COMMAND", "MAPPINGS", "IO_URING", "RDMA_MRS",
+	       "TARGET");
 	for (size_t i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(outsiders, i);
+		json_object *mrs = json_object_object_get(o, "rdma_mrs");
 
-		printf("%-8s %-16s %-9zu %-9s %s\n", jstr(o, "pid"), jstr(o, "comm"),
+		printf("%-8s %-16s %-9zu %-9s %-8s %s%s\n", jstr(o, "pid"), jstr(o, "comm"),
 		       json_object_array_length(json_object_object_get(o, "mappings")),
-		       jstr(o, "io_uring_buffers"), jstr(o, "target"));
+		       jstr(o, "io_uring_buffers"), jstr(o, "rdma_mr_count"), jstr(o, "target"),
+		       json_object_get_boolean(json_object_object_get(o, "client"))
+			       ? " (a daxpool client: MRs it registered itself)"
+			       : "");
+		/* RDMA netlink gives no address: each MR of such a process may pin the device. */
+		for (size_t j = 0; j < json_object_array_length(mrs); j++) {
+			json_object *mr = json_object_array_get_idx(mrs, j);
+
+			printf("         possible pin: RDMA MR %s on %s, length %s", jstr(mr, "mrn"),
+			       jstr(mr, "device"), jstr(mr, "length"));
+			if (json_object_object_get(mr, "lkey"))
+				printf(", lkey %#llx", (unsigned long long)json_object_get_uint64(
+							       json_object_object_get(mr, "lkey")));
+			printf("\n");
+		}
 	}
+}
+
+void daemon_print_rdma(json_object *rdma)
+{
+	json_object *reason = json_object_object_get(rdma, "reason");
+
+	if (json_object_get_boolean(json_object_object_get(rdma, "scanned")) && reason)
+		printf("(RDMA MRs not seen: %s)\n", json_object_get_string(reason));
 }
 
 int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_msg *req)
@@ -215,6 +239,7 @@ int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_
 				daemon_print_pins(v, true);
 			}
 			daemon_print_outsiders(json_object_object_get(doc, "outsiders"));
+			daemon_print_rdma(json_object_object_get(doc, "rdma"));
 		}
 	}
 	json_object_put(doc);

@@ -38,6 +38,8 @@ int daemon_parse_size(const char *s, uint64_t *ret);
 /* Tables: the holdings of a "clients" array, and the "outsiders" array. */
 void daemon_print_pins(json_object *clients, bool with_maps);
 void daemon_print_outsiders(json_object *outsiders);
+/* Why the outsiders carry no RDMA MRs, when the scan could not see them (a "rdma" object). */
+void daemon_print_rdma(json_object *rdma);
 
 /*
  * Parse the options of an operation subcommand (release, truncate, punch):

@@ -11,13 +11,48 @@ static void status_usage(FILE *f)
 {
 	fprintf(f, "Usage: daxpoolctl status [--json] [--socket PATH] [DEVICE|PATH]\n\n"
 		   "Show the processes registered with daxpoold, the regions they opened and how\n"
-		   "many maps and pins they hold, holders outside daxpool, and operations in\n"
-		   "progress. Root sees everything; other users their own processes and the\n"
-		   "devices and files they own.\n\n"
+		   "many maps and pins they hold, holders outside daxpool, operations in\n"
+		   "progress, and devices removed or unbound without daxpoold (state gone).\n"
+		   "Root sees everything; other users their own processes and the devices\n"
+		   "and files they own.\n\n"
 		   "  -j, --json         print daxpoold's JSON document\n"
 		   "  -s, --socket PATH  daxpoold's socket (default $DAXPOOLD_SOCKET, else\n"
 		   "                     " DP_DAEMON_SOCKET_DEFAULT ")\n"
 		   "  -h, --help         this help\n");
+}
+
+/*
+ * Say where a file cannot be watched (no lease) and where a lease went to
+ * another process: the kernel's own word on it, and what it means.
+ */
+static void print_lease_notes(json_object *clients)
+{
+	for (size_t i = 0; i < json_object_array_length(clients); i++) {
+		json_object *cl = json_object_array_get_idx(clients, i);
+		json_object *regions = json_object_object_get(cl, "regions");
+
+		for (size_t j = 0; j < json_object_array_length(regions); j++) {
+			json_object *r = json_object_array_get_idx(regions, j);
+			json_object *lease = json_object_object_get(r, "lease");
+			const char *state = json_object_get_string(json_object_object_get(lease, "state"));
+			const char *path = json_object_get_string(json_object_object_get(r, "path"));
+			int pid = json_object_get_int(json_object_object_get(cl, "pid"));
+			uint64_t breaks = json_object_get_uint64(json_object_object_get(lease, "breaks"));
+
+			if (state && strcmp(state, "refused") == 0)
+				printf("\nno lease: %s (pid %d): %s: another process can truncate or "
+				       "change it without the pins draining first\n",
+				       path, pid,
+				       json_object_get_string(json_object_object_get(lease, "error")));
+			else if (state && strcmp(state, "off") == 0)
+				printf("\nno lease: %s (pid %d): leases are turned off in that process\n",
+				       path, pid);
+			if (breaks)
+				printf("\nlease breaks: %s (pid %d): given up to another process %llu "
+				       "time(s), each after a drain\n",
+				       path, pid, (unsigned long long)breaks);
+		}
+	}
 }
 
 int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
@@ -28,7 +63,7 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 	};
 	struct daemon_opts o = { 0 };
 	struct dp_msg m = { .type = DP_MSG_STATUS };
-	json_object *doc, *clients, *ops;
+	json_object *doc, *clients, *ops, *gone;
 	char buf[4096];
 	int c, status;
 
@@ -58,8 +93,8 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 			json_object_get_string(json_object_object_get(doc, "error")));
 	} else {
 		clients = json_object_object_get(doc, "clients");
-		printf("%-8s %-16s %-6s %-36s %-7s %-6s %-6s %s\n", "PID", "COMMAND", "UID", "PATH",
-		       "KIND", "MAPS", "PINS", "STATE");
+		printf("%-8s %-16s %-6s %-36s %-7s %-6s %-6s %-8s %s\n", "PID", "COMMAND", "UID",
+		       "PATH", "KIND", "MAPS", "PINS", "STATE", "LEASE");
 		for (size_t i = 0; i < json_object_array_length(clients); i++) {
 			json_object *cl = json_object_array_get_idx(clients, i);
 			json_object *regions = json_object_object_get(cl, "regions");
@@ -73,7 +108,9 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 			for (size_t j = 0; j < json_object_array_length(regions); j++) {
 				json_object *r = json_object_array_get_idx(regions, j);
 
-				printf("%-8d %-16s %-6d %-36s %-7s %-6zu %-6zu %s\n",
+				json_object *lease = json_object_object_get(r, "lease");
+
+				printf("%-8d %-16s %-6d %-36s %-7s %-6zu %-6zu %-8s %s\n",
 				       json_object_get_int(json_object_object_get(cl, "pid")),
 				       json_object_get_string(json_object_object_get(cl, "comm")),
 				       json_object_get_int(json_object_object_get(cl, "uid")),
@@ -81,12 +118,28 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 				       json_object_get_string(json_object_object_get(r, "kind")),
 				       json_object_array_length(json_object_object_get(r, "maps")),
 				       json_object_array_length(json_object_object_get(r, "pins")),
-				       json_object_get_boolean(json_object_object_get(r, "draining"))
+				       json_object_get_boolean(json_object_object_get(r, "gone"))
+					       ? "gone"
+				       : json_object_get_boolean(json_object_object_get(r, "draining"))
 					       ? "draining"
-					       : "live");
+					       : "live",
+				       json_object_get_string(json_object_object_get(lease, "state")));
 			}
 		}
+		print_lease_notes(clients);
 		daemon_print_outsiders(json_object_object_get(doc, "outsiders"));
+		daemon_print_rdma(json_object_object_get(doc, "rdma"));
+		gone = json_object_object_get(doc, "gone");
+		for (size_t i = 0; i < json_object_array_length(gone); i++) {
+			json_object *g = json_object_array_get_idx(gone, i);
+
+			printf("\ngone: %s %s %.1fs ago without a release through daxpoold; "
+			       "%d region(s) were told\n",
+			       json_object_get_string(json_object_object_get(g, "device")),
+			       json_object_get_string(json_object_object_get(g, "event")),
+			       json_object_get_double(json_object_object_get(g, "age_s")),
+			       json_object_get_int(json_object_object_get(g, "regions_told")));
+		}
 		ops = json_object_object_get(doc, "operations");
 		for (size_t i = 0; i < json_object_array_length(ops); i++) {
 			json_object *op = json_object_array_get_idx(ops, i);

@@ -46,6 +46,10 @@ struct dd_region {
 	uint32_t kind;
 	char path[DP_PROTO_MAX_PATH + 1];
 	char devname[DP_PROTO_MAX_DEVNAME + 1];
+	/* The client's file lease on it (REGION_STATE); lease 0: never said (devdax). */
+	uint32_t lease;
+	int32_t lease_error;
+	uint64_t lease_breaks;
 	struct dd_region *next;
 };
 
@@ -63,7 +67,7 @@ struct dd_outbuf {
 	uint8_t data[];
 };
 
-enum { DD_EP_LISTEN = 1, DD_EP_SOCK, DD_EP_PIDFD, DD_EP_SIGNAL };
+enum { DD_EP_LISTEN = 1, DD_EP_SOCK, DD_EP_PIDFD, DD_EP_SIGNAL, DD_EP_UDEV };
 
 struct dd_conn;
 struct dd_ep {
@@ -146,14 +150,83 @@ struct stat;
 int dd_resolve_target(const char *target, char *path, struct stat *st);
 const char *dd_pin_kind_name(uint32_t kind);
 
+/* ---- rdma_res.c: RDMA MRs of every process, from RDMA netlink ---- */
+struct dd_rdma_mr {
+	pid_t pid; /* 0: a kernel MR (kern_name), or an owner outside our pid namespace */
+	uint32_t dev_index, mrn, lkey, rkey;
+	bool has_mrn, has_keys, has_length; /* keys need CAP_NET_ADMIN */
+	uint64_t length, iova;
+	char dev_name[64];
+	char kern_name[32];
+};
+
+struct dd_rdma_mrs {
+	struct dd_rdma_mr *mr;
+	size_t n, cap;
+	bool scanned;	 /* zeroed: not yet (the scans below do it when they need it) */
+	size_t devices;	 /* RDMA devices scanned */
+	bool incomplete; /* some device could not be read: see reason */
+	char reason[160]; /* why the table is empty or incomplete; "" when it is whole */
+};
+
+/*
+ * Fill @t with every MR of every RDMA device. Never fails: without RDMA
+ * netlink, devices or permission the table is empty and t->reason says why.
+ * Blocks for at most about a second per device. Free with dd_rdma_mrs_free().
+ */
+void dd_rdma_mrs_scan(struct dd_rdma_mrs *t);
+void dd_rdma_mrs_free(struct dd_rdma_mrs *t);
+/*
+ * Parse one received buffer of a RES_MR_GET dump (@seq): append its MRs to
+ * @t; or of a CMD_GET dump: append device indexes to @idx (at most @cap;
+ * -E2BIG beyond). Return 1 if the dump continues in the next buffer, 0 when
+ * it ended (NLMSG_DONE), -errno of an NLMSG_ERROR, -EBADMSG for malformed
+ * input (truncated messages or attributes, bad lengths, unterminated
+ * strings), -ENOMEM.
+ */
+int dd_rdma_parse_mr_dump(const void *buf, size_t len, uint32_t seq, struct dd_rdma_mrs *t);
+int dd_rdma_parse_dev_dump(const void *buf, size_t len, uint32_t seq, uint32_t *idx, size_t *n,
+			   size_t cap);
+
 /* ---- outsiders.c ---- */
 /*
  * Processes that map (dev, ino) (/proc/PID/maps), with their io_uring
- * registered buffers inside those mappings (/proc/PID/fdinfo), except the
- * pids in @exclude (n_exclude of them). Return a JSON array (never NULL).
+ * registered buffers inside those mappings (/proc/PID/fdinfo) and their RDMA
+ * MRs from @mrs (possible pins: an MR has no address), except the pids in
+ * @exclude (n_exclude of them). @mrs (zeroed, or already scanned) is scanned
+ * the first time a process that maps it is found; NULL: MRs are not looked
+ * at. Return a JSON array (never NULL).
  */
-json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude);
+json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude,
+			       struct dd_rdma_mrs *mrs);
+/*
+ * Clients that still map (dev, ino) and have RDMA MRs that daxpool did not
+ * register (@mrs less the client's own long-term pins, matched by length):
+ * possible pins daxpool cannot revoke. A JSON array of objects shaped like an
+ * outsider's, with "client": true.
+ */
+json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs *mrs);
+/* The "rdma" summary of a report: devices scanned, MRs seen, why incomplete. */
+json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs);
+/* Whether an outsider object counts as a possible pin (io_uring buffers or MRs). */
+bool dd_outsider_has_pins(json_object *o);
 void dd_proc_comm(pid_t pid, char *buf, size_t size);
+
+/* ---- udev.c: devices that go away without a release ---- */
+/* Start following device events; the monitor's fd, or -errno (logged: the daemon runs on). */
+int dd_udev_open(void);
+void dd_udev_close(void);
+/* Handle the queued events: REGION_GONE to the holders of a device that went. */
+void dd_udev_receive(void);
+/* Where events come from: "udev", "kernel" (no udevd) or "none". */
+const char *dd_udev_source(void);
+/* daxpoold itself is about to disable @devname (a release): that is no unplug. */
+void dd_udev_expect_disable(const char *devname);
+void dd_udev_unexpect_disable(const char *devname);
+/* 0, or why @r's device went away (-ENODEV removed, -ENXIO unbound). */
+int dd_region_gone(const struct dd_region *r);
+/* The devices reported gone and not back yet, for status. */
+json_object *dd_udev_gone_json(void);
 
 /* ---- device.c ---- */
 /* Disable a devdax device through libdaxctl. Return 0 or -errno; @msg says what happened. */

@@ -37,7 +37,11 @@ int dd_devdax_disable(const char *devname, char *msg, size_t msg_size)
 		daxctl_unref(ctx);
 		return -ENODEV;
 	}
+	/* The unbind event that follows is this release, not an unplug (udev.c). */
+	dd_udev_expect_disable(devname);
 	r = daxctl_dev_disable(found);
+	if (r < 0)
+		dd_udev_unexpect_disable(devname);
 	if (r < 0)
 		snprintf(msg, msg_size, "%s: daxctl_dev_disable: %s", devname, strerror(-r));
 	else

@@ -8,10 +8,12 @@
  * READY=1 to systemd, then the event loop (server.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,19 @@ static int activated_socket(void)
 				"unix socket (ListenSequentialPacket=)", n);
 		return -EINVAL;
 	}
+	/*
+	 * systemd passes it blocking and inheritable; the loop needs what
+	 * listen_socket() makes: an accept() after a connection vanished must
+	 * not block the daemon, and no child may inherit it.
+	 */
+	int fl = fcntl(SD_LISTEN_FDS_START, F_GETFL);
+
+	if (fl < 0 || fcntl(SD_LISTEN_FDS_START, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(SD_LISTEN_FDS_START, F_SETFD, FD_CLOEXEC) < 0) {
+		n = -errno;
+		dd_log(LOG_ERR, "the socket passed by systemd: %s", strerror(-n));
+		return n;
+	}
 	return SD_LISTEN_FDS_START;
 #else
 	if (getenv("LISTEN_FDS")) {
@@ -163,11 +178,31 @@ static int activated_socket(void)
 #endif
 }
 
-static void notify_ready(void)
+static void notify(const char *state)
 {
 #ifdef DAXPOOL_HAVE_SYSTEMD
-	sd_notify(0, "READY=1\nSTATUS=listening");
+	sd_notify(0, state);
+#else
+	(void)state;
 #endif
+}
+
+/* The path a passed socket is bound to, into dd_cfg.socket_path: reports name the real one. */
+static void passed_socket_path(int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    len <= offsetof(struct sockaddr_un, sun_path))
+		return;
+	if (sa.sun_path[0] == '\0') /* abstract: '@' as ss(8) writes it */
+		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "@%.*s",
+			 (int)(len - offsetof(struct sockaddr_un, sun_path) - 1), sa.sun_path + 1);
+	else
+		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "%.*s",
+			 (int)(len - offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
 }
 
 static int detach(void)
@@ -249,21 +284,25 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 	if (fd > 0) {
-		dd_log(LOG_INFO, "using the socket passed by systemd");
+		passed_socket_path(fd);
+		dd_log(LOG_NOTICE, "listening on %s (passed by systemd), release timeout %d s",
+		       dd_cfg.socket_path, dd_cfg.release_timeout_ms / 1000);
 	} else {
 		fd = listen_socket(dd_cfg.socket_path, dd_cfg.socket_mode);
 		if (fd < 0)
 			return 1;
 		if (!foreground && detach() < 0)
 			return 1;
+		dd_log(LOG_NOTICE, "listening on %s (mode %04o), release timeout %d s",
+		       dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.release_timeout_ms / 1000);
 	}
-	dd_log(LOG_NOTICE, "listening on %s (mode %04o), release timeout %d s",
-	       dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.release_timeout_ms / 1000);
 #ifndef DAXPOOL_HAVE_SYSTEMD
 	dd_log(LOG_INFO, "built without libsystemd: no readiness notification");
 #endif
-	notify_ready();
+	notify("READY=1\nSTATUS=listening");
 	r = dd_server_run(fd);
+	/* The loop ended on SIGTERM/SIGINT (or a fatal error): say so before the last close. */
+	notify("STOPPING=1\nSTATUS=stopping");
 	close(fd);
 	return r < 0 ? 1 : 0;
 }

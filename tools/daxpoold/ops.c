@@ -4,7 +4,8 @@
  * or of a file as the host tests' stand-in), truncate and hole punch.
  *
  *   1. authorize: root, or the owner of the device or file;
- *   2. holders outside daxpool (/proc maps, io_uring buffers): refuse unless
+ *   2. holders outside daxpool (/proc maps, with their io_uring buffers and
+ *      RDMA MRs; and clients' MRs daxpool did not register): refuse unless
  *      forced;
  *   3. mark draining: every client that registered the device gets REVOKE
  *      (it zaps the range: new maps and pins there fail with -ENXIO), and so
@@ -147,30 +148,71 @@ static json_object *op_holders(struct dd_op *op)
 	return arr;
 }
 
-static json_object *op_outsiders(struct dd_op *op)
+/*
+ * Holders outside daxpool: processes that map it, and clients that still map
+ * it with RDMA MRs daxpool did not register. *ret_rdma: the MR scan's summary.
+ */
+static json_object *op_outsiders(struct dd_op *op, json_object **ret_rdma)
 {
+	struct dd_rdma_mrs mrs = { 0 };
 	size_t n;
 	pid_t *ex = dd_client_pids(op->dev, op->ino, &n);
-	json_object *o = dd_outsiders_scan(op->dev, op->ino, ex, n);
+	json_object *o = dd_outsiders_scan(op->dev, op->ino, ex, n, &mrs);
+	json_object *cl = dd_client_mr_holders(op->dev, op->ino, &mrs);
 
+	for (size_t i = 0; i < json_object_array_length(cl); i++)
+		json_object_array_add(o, json_object_get(json_object_array_get_idx(cl, i)));
+	json_object_put(cl);
+	for (size_t i = 0; i < json_object_array_length(o); i++)
+		json_object_object_add(json_object_array_get_idx(o, i), "target",
+				       json_object_new_string(op->target));
 	free(ex);
+	if (ret_rdma)
+		*ret_rdma = dd_rdma_mrs_json(&mrs);
+	dd_rdma_mrs_free(&mrs);
 	return o;
+}
+
+/* Why outsiders refuse an operation, in words: possible pins are named first. */
+static json_object *refusal_message(json_object *outs)
+{
+	size_t n = json_object_array_length(outs), pinned = 0;
+	char msg[512];
+
+	for (size_t i = 0; i < n; i++)
+		pinned += dd_outsider_has_pins(json_object_array_get_idx(outs, i));
+	if (pinned)
+		snprintf(msg, sizeof(msg),
+			 "%zu process(es) that map it hold RDMA MRs or io_uring buffers daxpool did "
+			 "not register (possible pins); nothing was changed. --force would disable "
+			 "it under them: the kernel does not wait, and it oopses when they are "
+			 "deregistered", pinned);
+	else
+		snprintf(msg, sizeof(msg),
+			 "processes outside daxpool map it; nothing was changed (--force overrides)");
+	return json_object_new_string(msg);
+}
+
+/* Refuse @op because of @outs (taken): -EBUSY, nothing changed, clients reopen. */
+static void op_refuse(struct dd_op *op, json_object *outs, json_object *rdma)
+{
+	json_object *doc = op_doc(op, "refused");
+
+	json_object_object_add(doc, "message", refusal_message(outs));
+	json_object_object_add(doc, "outsiders", outs);
+	json_object_object_add(doc, "rdma", rdma);
+	op_end(op, -EBUSY, doc, true);
 }
 
 /* All clients drained: check outsiders again, then act. */
 static void op_finish(struct dd_op *op)
 {
-	json_object *outs = op_outsiders(op), *doc;
+	json_object *rdma, *outs = op_outsiders(op, &rdma), *doc;
 	char msg[PATH_MAX + 256] = "";
 	int r = 0, fd;
 
 	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
-		doc = op_doc(op, "refused");
-		json_object_object_add(doc, "message",
-				       json_object_new_string("processes outside daxpool map it; "
-							      "nothing was changed (--force overrides)"));
-		json_object_object_add(doc, "outsiders", outs);
-		op_end(op, -EBUSY, doc, true);
+		op_refuse(op, outs, rdma);
 		return;
 	}
 	switch (op->kind) {
@@ -216,6 +258,7 @@ static void op_finish(struct dd_op *op)
 									  : "punched");
 	json_object_object_add(doc, "message", json_object_new_string(msg));
 	json_object_object_add(doc, "outsiders", outs);
+	json_object_object_add(doc, "rdma", rdma);
 	/* A released device stays zapped in the clients; everything else reopens. */
 	op_end(op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
 }
@@ -291,17 +334,14 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 	dd_ops = op;
 	c->op = op;
 
-	op->outsiders_before = op_outsiders(op);
-	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
-		json_object *doc = op_doc(op, "refused");
+	json_object *rdma;
 
-		json_object_object_add(doc, "message",
-				       json_object_new_string("processes outside daxpool map it; "
-							      "nothing was changed (--force overrides)"));
-		json_object_object_add(doc, "outsiders", json_object_get(op->outsiders_before));
-		op_end(op, -EBUSY, doc, true);
+	op->outsiders_before = op_outsiders(op, &rdma);
+	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
+		op_refuse(op, json_object_get(op->outsiders_before), rdma);
 		return;
 	}
+	json_object_put(rdma);
 	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", op_name(op->kind),
 	       op->target, (int)c->cred.pid, (unsigned)c->cred.uid);
 	for (struct dd_conn *cc = dd_conns; cc; cc = cc->next)
@@ -406,7 +446,7 @@ int dd_ops_tick(void)
 								      "deadline: nothing was released; "
 								      "the device stays usable"));
 			json_object_object_add(doc, "holders", op_holders(op));
-			json_object_object_add(doc, "outsiders", op_outsiders(op));
+			json_object_object_add(doc, "outsiders", op_outsiders(op, NULL));
 			op_end(op, -ETIMEDOUT, doc, true);
 			continue;
 		}

@@ -2,7 +2,8 @@
 /*
  * The event loop: one epoll set with the listening socket, every connection,
  * a pidfd per connection (its peer's process: death is noticed at once, even
- * when a child inherited the socket), and a signalfd for SIGTERM/SIGINT.
+ * when a child inherited the socket), a signalfd for SIGTERM/SIGINT, and the
+ * device event monitor (udev.c).
  *
  * Every connection is authenticated by SO_PEERCRED. Every datagram is decoded
  * and validated in full; a malformed, oversized or out-of-order message closes
@@ -308,6 +309,19 @@ static int conn_handle(struct dd_conn *c, const struct dp_msg *m)
 		memcpy(r->devname, m->region_add.devname, sizeof(r->devname));
 		dd_op_region_added(c, r);
 		return 0;
+	case DP_MSG_REGION_STATE:
+		r = conn_region(c, m->region_state.region_id);
+		if (!r)
+			return 0; /* a region it already dropped */
+		if (r->lease_breaks < m->region_state.lease_breaks)
+			dd_log(LOG_NOTICE, "pid %d (%s): gave its lease on %s up to another process "
+					   "after draining (%llu so far)",
+			       (int)c->cred.pid, c->comm, r->path,
+			       (unsigned long long)m->region_state.lease_breaks);
+		r->lease = m->region_state.lease;
+		r->lease_error = m->region_state.lease_error;
+		r->lease_breaks = m->region_state.lease_breaks;
+		return 0;
 	case DP_MSG_REGION_DEL:
 		for (pp = &c->regions; *pp; pp = &(*pp)->next) {
 			if ((*pp)->id == m->del.id) {
@@ -404,9 +418,10 @@ static int signal_fd(void)
 int dd_server_run(int listen_fd)
 {
 	struct dd_ep ep_listen = { DD_EP_LISTEN, NULL }, ep_sig = { DD_EP_SIGNAL, NULL };
+	struct dd_ep ep_udev = { DD_EP_UDEV, NULL };
 	struct epoll_event ev, events[64];
 	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
-	int sfd, r = 0;
+	int sfd, ufd, r = 0;
 
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signal_fd();
@@ -419,6 +434,11 @@ int dd_server_run(int listen_fd)
 	epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev);
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_sig };
 	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+	ufd = dd_udev_open();
+	if (ufd >= 0) {
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_udev };
+		epoll_ctl(epfd, EPOLL_CTL_ADD, ufd, &ev);
+	}
 
 	for (;;) {
 		int n = epoll_wait(epfd, events, 64, dd_ops_tick());
@@ -442,6 +462,9 @@ int dd_server_run(int listen_fd)
 			case DD_EP_SIGNAL:
 				dd_log(LOG_INFO, "terminating on a signal");
 				goto out;
+			case DD_EP_UDEV:
+				dd_udev_receive();
+				break;
 			case DD_EP_PIDFD:
 				conn_close(c, NULL);
 				break;
@@ -478,6 +501,7 @@ int dd_server_run(int listen_fd)
 out:
 	while (dd_conns)
 		conn_close(dd_conns, NULL);
+	dd_udev_close();
 	close(sfd);
 	close(epfd);
 	free(buf);

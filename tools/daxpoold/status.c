@@ -58,6 +58,24 @@ static json_object *holding_json(const struct dd_holding *h, uint64_t now)
 	return o;
 }
 
+/* A region's file lease as the client reported it (REGION_STATE). */
+static json_object *lease_json(const struct dd_region *r)
+{
+	static const char *const states[] = { "none",	 "off",	    "held",
+					      "refused", "yielded", "broken" };
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "state", json_object_new_string(
+						   r->lease < sizeof(states) / sizeof(states[0])
+							   ? states[r->lease]
+							   : "?"));
+	json_object_object_add(o, "error", r->lease_error ? json_object_new_string(
+								    strerror(-r->lease_error))
+							  : NULL);
+	json_object_object_add(o, "breaks", json_object_new_uint64(r->lease_breaks));
+	return o;
+}
+
 json_object *dd_client_json(struct dd_conn *c, bool filter, uint64_t dev, uint64_t ino)
 {
 	json_object *o = json_object_new_object(), *regions = json_object_new_array();
@@ -82,6 +100,8 @@ json_object *dd_client_json(struct dd_conn *c, bool filter, uint64_t dev, uint64
 		json_object_object_add(jr, "kind", json_object_new_string(region_kind_name(r->kind)));
 		json_object_object_add(jr, "size", json_object_new_uint64(r->size));
 		json_object_object_add(jr, "draining", json_object_new_boolean(dd_region_draining(r)));
+		json_object_object_add(jr, "gone", json_object_new_boolean(dd_region_gone(r) < 0));
+		json_object_object_add(jr, "lease", lease_json(r));
 		dd_idmap_for_each(&c->maps, i, h)
 		{
 			if (h->region_id == r->id)
@@ -144,6 +164,7 @@ void dd_status(struct dd_conn *req, const char *target)
 	json_object *doc = json_object_new_object(), *clients = json_object_new_array();
 	json_object *outsiders = json_object_new_array(), *ops = json_object_new_array();
 	struct devkey *keys = NULL;
+	struct dd_rdma_mrs mrs = { 0 };
 	size_t n_keys = 0;
 	uid_t uid = req->cred.uid;
 	char path[PATH_MAX];
@@ -224,15 +245,21 @@ void dd_status(struct dd_conn *req, const char *target)
 	for (size_t k = 0; k < n_keys; k++) {
 		size_t n_ex;
 		pid_t *ex = dd_client_pids(keys[k].dev, keys[k].ino, &n_ex);
-		json_object *found = dd_outsiders_scan(keys[k].dev, keys[k].ino, ex, n_ex);
+		json_object *found[2] = {
+			dd_outsiders_scan(keys[k].dev, keys[k].ino, ex, n_ex, &mrs),
+			/* Clients' MRs that daxpool did not register count the same way. */
+			dd_client_mr_holders(keys[k].dev, keys[k].ino, &mrs),
+		};
 
-		for (size_t i = 0; i < json_object_array_length(found); i++) {
-			json_object *o = json_object_get(json_object_array_get_idx(found, i));
+		for (size_t j = 0; j < 2; j++) {
+			for (size_t i = 0; i < json_object_array_length(found[j]); i++) {
+				json_object *o = json_object_get(json_object_array_get_idx(found[j], i));
 
-			json_object_object_add(o, "target", json_object_new_string(keys[k].path));
-			json_object_array_add(outsiders, o);
+				json_object_object_add(o, "target", json_object_new_string(keys[k].path));
+				json_object_array_add(outsiders, o);
+			}
+			json_object_put(found[j]);
 		}
-		json_object_put(found);
 		free(ex);
 	}
 	for (struct dd_op *op = dd_ops; op; op = op->next) {
@@ -256,9 +283,13 @@ void dd_status(struct dd_conn *req, const char *target)
 	}
 	json_object_object_add(doc, "clients", clients);
 	json_object_object_add(doc, "outsiders", outsiders);
+	json_object_object_add(doc, "rdma", dd_rdma_mrs_json(&mrs));
+	dd_rdma_mrs_free(&mrs);
 	json_object_object_add(doc, "operations", ops);
 	json_object_object_add(doc, "maps", json_object_new_uint64(n_maps));
 	json_object_object_add(doc, "pins", json_object_new_uint64(n_pins));
+	json_object_object_add(doc, "device_events", json_object_new_string(dd_udev_source()));
+	json_object_object_add(doc, "gone", dd_udev_gone_json());
 	dd_conn_reply(req, 0, doc);
 	json_object_put(doc);
 	free(keys);

@@ -1,0 +1,752 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * File leases: noticing another process that opens or truncates a region's
+ * file, and draining the region before it goes on.
+ *
+ * A read-write region on a regular file takes a write lease (F_SETLEASE
+ * F_WRLCK) on its descriptor when the kernel grants one: the descriptor must
+ * be the file's only opener. When another process opens or truncates the
+ * file, the kernel signals the lease holder and makes that process wait until
+ * the lease is given up or /proc/sys/fs/lease-break-time passes. A lease
+ * break does nothing to page references, so the drain is ours: zap the whole
+ * region (the revoke functions run), wait until its maps and pins are gone,
+ * then give the lease up so the other process goes on.
+ *
+ * The signal must not reach the application: the break is signalled with
+ * F_SETSIG to one thread of daxpool's own, named with F_SETOWN_EX
+ * (F_OWNER_TID), which blocks every signal and reads the lease signal from a
+ * signalfd. A thread-directed signal stays pending on that thread only, so no
+ * other thread's mask or the process's dispositions matter. If the kernel's
+ * queue of real-time signals overflows, it sends SIGIO instead: the thread
+ * reads that too, and on any wakeup checks every leased region with
+ * F_GETLEASE, which reports a pending break as F_UNLCK.
+ *
+ * Another daxpool process is not an outsider: before it opens a file it
+ * connects to the abstract unix socket the lease holder's watcher listens on
+ * for that file ("daxpool-lease-DEV-INO"), and the holder gives its lease up
+ * without revoking anything (the file is then shared, and neither process
+ * holds a lease). So only opens and truncates from outside daxpool revoke.
+ * Only a peer of the same user (or root) is heard.
+ *
+ * One watcher thread per context, started with the first lease and stopped
+ * when the context goes (a region holds a context reference, so no lease is
+ * left by then).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "private.h"
+
+/* The signal the kernel sends on a break (thread-directed to the watcher, blocked there). */
+#define LEASE_SIGNAL (SIGRTMAX - 6)
+#define LEASE_BREAK_TIME "/proc/sys/fs/lease-break-time"
+#define LEASE_PEER_MAGIC 0x44504c53u /* a peer's announcement: magic, then its pid */
+#define LEASE_PEER_WAIT_MS 2000
+
+/* A listening socket for peers of one leased region; the watcher's own. */
+struct lease_listener {
+	struct daxpool_region *region; /* compared, never dereferenced unlisted */
+	uint64_t dev, ino;
+	int fd;
+	bool seen;
+};
+
+struct dp_lease_watcher {
+	struct daxpool_ctx *ctx;
+	pthread_t thread;
+	pid_t tid; /* under ctx->lease_lock until the thread runs */
+	int sfd;   /* signalfd: LEASE_SIGNAL and SIGIO */
+	int efd;   /* eventfd: stop, or the set of leased regions changed */
+	atomic_bool stop;
+	struct lease_listener *ls; /* the watcher thread's alone */
+	size_t n_ls;
+	/*
+	 * Set when the context is freed from this very thread (it dropped the
+	 * last region reference, and that the last context reference): the
+	 * thread then cleans up after itself and touches nothing else.
+	 */
+	atomic_bool orphaned;
+};
+
+/* The abstract socket address of the peer listener for a file. */
+static socklen_t lease_peer_addr(uint64_t dev, uint64_t ino, struct sockaddr_un *sa)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "daxpool-lease-%llx-%llx",
+		     (unsigned long long)dev, (unsigned long long)ino);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/*
+ * Set the state; a lease no longer held stops listening for peers (the
+ * watcher drops its own descriptor of the listener at its next pass).
+ * With region->lock held, except before the region is visible.
+ */
+static void lease_set_state(struct daxpool_region *region, int state, int err)
+{
+	atomic_store_explicit(&region->lease_error, err, memory_order_relaxed);
+	atomic_store_explicit(&region->lease_state, state, memory_order_release);
+	if (state != DAXPOOL_LEASE_HELD && region->lease_sock >= 0) {
+		close(region->lease_sock);
+		region->lease_sock = -1;
+	}
+}
+
+/* Listen for other daxpool processes that open the file: -1 if that cannot be. */
+static int lease_listen(struct daxpool_region *region)
+{
+	struct sockaddr_un sa;
+	socklen_t len = lease_peer_addr(region->file_dev, region->file_ino, &sa);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 8) < 0)) {
+		log_info(region->ctx, "%s: cannot listen for other daxpool processes (%m): their "
+				      "opens will revoke the region as an outsider's would",
+			 region->path);
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The kernel's lease-break time in ms (45 s when it cannot be read). */
+static int lease_break_time_ms(void)
+{
+	FILE *f = fopen(LEASE_BREAK_TIME, "re");
+	int s = 45;
+
+	if (f) {
+		if (fscanf(f, "%d", &s) != 1 || s < 0)
+			s = 45;
+		fclose(f);
+	}
+	return s > 2000000 ? 2000000000 : s * 1000;
+}
+
+/*
+ * Drain a region whose lease is breaking, then give the lease up. The watcher
+ * thread only; takes and drops the region's lock itself.
+ */
+static void lease_break(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	int budget = lease_break_time_ms(), r;
+	char *report = NULL;
+	uint64_t t0 = dp_now_ns();
+
+	/* Leave the kernel a margin: give the lease up before it breaks it itself. */
+	budget -= budget / 2 < 1000 ? budget / 2 : 1000;
+	log_warn(ctx, "%s: another process opens or truncates the file: revoking the region "
+		      "before it goes on (up to %d ms)", region->path, budget);
+
+	r = daxpool_region_zap(region); /* the revoke functions run here, in this thread */
+	if (r >= 0)
+		r = daxpool_region_wait_idle(region, budget, &report);
+	if (r == -ETIMEDOUT)
+		log_err(ctx, "%s: still held after %d ms; giving the lease up anyway (the kernel "
+			     "would break it now): %s", region->path, budget,
+			report ? report : "holders unknown");
+	else if (r < 0 && r != -ESRCH)
+		log_err(ctx, "%s: could not drain before the lease break: %s", region->path,
+			strerror(-r));
+	free(report);
+
+	pthread_mutex_lock(&region->lock);
+	/* Said before the other process can go on. */
+	atomic_fetch_add_explicit(&region->lease_breaks, 1, memory_order_relaxed);
+	lease_set_state(region, DAXPOOL_LEASE_BROKEN, 0);
+	if (region->fd >= 0 && fcntl(region->fd, F_SETLEASE, F_UNLCK) < 0 && errno != EAGAIN)
+		log_err(ctx, "%s: giving the lease up: %m", region->path);
+	pthread_mutex_unlock(&region->lock);
+
+	log_notice(ctx, "%s: lease given up to the other process %.3f ms after the break%s",
+		   region->path, (double)(dp_now_ns() - t0) / 1e6,
+		   r == 0 || r == -ESRCH ? ", with the region drained" : "");
+	dp_client_region_state(region);
+}
+
+/* Regions whose lease is breaking, with a reference each; NULL-terminated, or NULL. */
+static struct daxpool_region **lease_collect_breaking(struct daxpool_ctx *ctx)
+{
+	struct daxpool_region **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dp_list *pos;
+
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(pos, &ctx->regions) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+		int type;
+
+		if (atomic_load_explicit(&region->lease_state, memory_order_acquire) !=
+		    DAXPOOL_LEASE_HELD)
+			continue;
+		pthread_mutex_lock(&region->lock);
+		type = region->fd >= 0 ? fcntl(region->fd, F_GETLEASE) : F_WRLCK;
+		pthread_mutex_unlock(&region->lock);
+		/* A pending break reads as the type it breaks to. */
+		if (type == F_WRLCK || !dp_refcnt_get_unless_zero(&region->ref))
+			continue;
+		if (n + 2 > cap) {
+			struct daxpool_region **nv;
+
+			cap = cap ? cap * 2 : 8;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				daxpool_region_unref(region);
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = region;
+		v[n] = NULL;
+	}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	return v;
+}
+
+
+/* Wake the watcher so it listens for peers of a new lease (or stops listening). */
+static void lease_kick(struct daxpool_ctx *ctx)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ctx->lease_lock);
+	if (ctx->lease_watcher && write(ctx->lease_watcher->efd, &one, sizeof(one)) < 0)
+		log_dbg(ctx, "lease watcher: kick: %m");
+	pthread_mutex_unlock(&ctx->lease_lock);
+}
+
+/* Listen for peers of every held lease, and only those. The watcher thread only. */
+static void lease_sync_listeners(struct dp_lease_watcher *w)
+{
+	struct daxpool_ctx *ctx = w->ctx;
+	struct dp_list *pos;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < w->n_ls; i++)
+		w->ls[i].seen = false;
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(pos, &ctx->regions) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+		struct lease_listener *l = NULL, *nls;
+		int fd;
+
+		if (atomic_load_explicit(&region->lease_state, memory_order_acquire) !=
+		    DAXPOOL_LEASE_HELD)
+			continue;
+		for (size_t i = 0; i < w->n_ls && !l; i++)
+			if (w->ls[i].region == region && w->ls[i].dev == region->file_dev &&
+			    w->ls[i].ino == region->file_ino)
+				l = &w->ls[i];
+		if (l) {
+			l->seen = true;
+			continue;
+		}
+		nls = realloc(w->ls, (w->n_ls + 1) * sizeof(*w->ls));
+		if (!nls)
+			break;
+		w->ls = nls;
+		/* Our own descriptor of the region's listener: the region may close its own any time. */
+		pthread_mutex_lock(&region->lock);
+		fd = region->lease_sock >= 0 ? fcntl(region->lease_sock, F_DUPFD_CLOEXEC, 3) : -1;
+		pthread_mutex_unlock(&region->lock);
+		w->ls[w->n_ls++] = (struct lease_listener){ region, region->file_dev,
+							    region->file_ino, fd, true };
+	}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	for (size_t i = 0; i < w->n_ls; i++) {
+		if (w->ls[i].seen)
+			w->ls[kept++] = w->ls[i];
+		else if (w->ls[i].fd >= 0)
+			close(w->ls[i].fd);
+	}
+	w->n_ls = kept;
+}
+
+/* Give the lease up to another daxpool process: no revoke; the file is shared from now on. */
+static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listener *l, pid_t peer)
+{
+	struct daxpool_ctx *ctx = w->ctx;
+	struct daxpool_region *region = NULL;
+	struct dp_list *pos;
+	bool gave = false;
+
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(pos, &ctx->regions)
+		if (dp_container_of(pos, struct daxpool_region, ctx_node) == l->region) {
+			if (dp_refcnt_get_unless_zero(&l->region->ref))
+				region = l->region;
+			break;
+		}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	if (!region)
+		return;
+	pthread_mutex_lock(&region->lock);
+	if (region->file_dev == l->dev && region->file_ino == l->ino && region->fd >= 0 &&
+	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+		    DAXPOOL_LEASE_HELD) {
+		fcntl(region->fd, F_SETLEASE, F_UNLCK);
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
+		gave = true;
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (gave) {
+		log_info(ctx, "%s: daxpool process %d opens the file too: the write lease is given "
+			      "up (the file is shared)", region->path, (int)peer);
+		dp_client_region_state(region);
+	}
+	daxpool_region_unref(region);
+}
+
+/* A peer connected to a listener: hear it out (briefly), yield, answer. */
+static void lease_peer_accept(struct dp_lease_watcher *w, struct lease_listener *l)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	uint32_t msg[2];
+	struct pollfd p;
+	int c;
+
+	c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	p = (struct pollfd){ .fd = c, .events = POLLIN };
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+	    (cred.uid == 0 || cred.uid == geteuid()) && poll(&p, 1, 500) == 1 &&
+	    recv(c, msg, sizeof(msg), MSG_DONTWAIT) == sizeof(msg) && msg[0] == LEASE_PEER_MAGIC &&
+	    (pid_t)msg[1] == cred.pid) {
+		lease_yield_to_peer(w, l, cred.pid);
+		if (send(c, "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_dbg(w->ctx, "lease peer %d went away", (int)cred.pid);
+	}
+	close(c);
+}
+
+static void lease_watcher_free(struct dp_lease_watcher *w)
+{
+	for (size_t i = 0; i < w->n_ls; i++)
+		if (w->ls[i].fd >= 0)
+			close(w->ls[i].fd);
+	free(w->ls);
+	close(w->sfd);
+	close(w->efd);
+	free(w);
+}
+
+static void *lease_thread(void *arg)
+{
+	struct dp_lease_watcher *w = arg;
+	struct daxpool_ctx *ctx = w->ctx;
+
+	pthread_mutex_lock(&ctx->lease_lock);
+	w->tid = (pid_t)syscall(SYS_gettid);
+	pthread_cond_broadcast(&ctx->lease_cond);
+	pthread_mutex_unlock(&ctx->lease_lock);
+
+	for (;;) {
+		struct signalfd_siginfo si[16];
+		struct daxpool_region **v;
+		struct pollfd *p;
+		uint64_t kicks;
+		size_t n;
+
+		lease_sync_listeners(w);
+		n = w->n_ls;
+		p = calloc(2 + n, sizeof(*p));
+		if (!p) {
+			log_err(ctx, "lease watcher: out of memory; leases are no longer watched");
+			break;
+		}
+		p[0] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
+		for (size_t i = 0; i < n; i++)
+			p[2 + i] = (struct pollfd){ .fd = w->ls[i].fd, .events = POLLIN };
+		if (poll(p, 2 + n, -1) < 0 && errno != EINTR) {
+			log_err(ctx, "lease watcher: poll: %m; leases are no longer watched");
+			free(p);
+			break;
+		}
+		if (p[1].revents && read(w->efd, &kicks, sizeof(kicks)) < 0)
+			log_dbg(ctx, "lease watcher: %m");
+		if (atomic_load_explicit(&w->stop, memory_order_acquire)) {
+			free(p);
+			break;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (p[2 + i].revents)
+				lease_peer_accept(w, &w->ls[i]);
+		free(p);
+		/* Drain the signals; which fd they name does not matter: check them all. */
+		while (read(w->sfd, si, sizeof(si)) > 0)
+			;
+		v = lease_collect_breaking(ctx);
+		for (size_t i = 0; v && v[i]; i++) {
+			lease_break(v[i]);
+			/* The last reference of the last region may free the context. */
+			daxpool_region_unref(v[i]);
+		}
+		free(v);
+		if (atomic_load_explicit(&w->orphaned, memory_order_acquire)) {
+			lease_watcher_free(w);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Start the context's watcher thread if it is not running. With ctx->lease_lock held. */
+static int lease_watcher_start(struct daxpool_ctx *ctx)
+{
+	struct dp_lease_watcher *w;
+	sigset_t set, all, old;
+	int r;
+
+	if (ctx->lease_watcher)
+		return ctx->lease_watcher->tid ? 0 : -EAGAIN;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->ctx = ctx;
+	atomic_init(&w->orphaned, false);
+	atomic_init(&w->stop, false);
+	sigemptyset(&set);
+	sigaddset(&set, LEASE_SIGNAL);
+	sigaddset(&set, SIGIO);
+	w->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->sfd < 0 || w->efd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	ctx->lease_watcher = w;
+	/* The thread starts with every signal blocked: the lease signal stays pending for its signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&w->thread, NULL, lease_thread, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		ctx->lease_watcher = NULL;
+		goto fail;
+	}
+	while (!w->tid)
+		pthread_cond_wait(&ctx->lease_cond, &ctx->lease_lock);
+	return 0;
+fail:
+	log_err(ctx, "cannot start the lease watcher: %s", strerror(-r));
+	if (w->sfd >= 0)
+		close(w->sfd);
+	if (w->efd >= 0)
+		close(w->efd);
+	free(w);
+	return r;
+}
+
+/* Ask for a write lease on region->fd, signalled to the watcher. With region->lock held. */
+static int lease_request(struct daxpool_region *region, pid_t tid)
+{
+	struct f_owner_ex owner = { .type = F_OWNER_TID, .pid = tid };
+
+	if (fcntl(region->fd, F_SETSIG, LEASE_SIGNAL) < 0 ||
+	    fcntl(region->fd, F_SETOWN_EX, &owner) < 0 ||
+	    fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static const char *lease_refusal(int err)
+{
+	switch (err) {
+	case -EAGAIN:
+		return "the file is open elsewhere";
+	case -EACCES:
+		return "the file is not the caller's and it lacks CAP_LEASE";
+	case -EINVAL:
+		return "the filesystem does not support leases";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* Take (or take again) the lease of a read-write file region. Any thread but the watcher. */
+static void lease_take(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	pid_t tid = 0;
+	int r;
+
+	pthread_mutex_lock(&ctx->lease_lock);
+	r = lease_watcher_start(ctx);
+	if (r == 0)
+		tid = ctx->lease_watcher->tid;
+	pthread_mutex_unlock(&ctx->lease_lock);
+
+	pthread_mutex_lock(&region->lock);
+	if (r == 0 && region->fd < 0)
+		r = -EBADF;
+	if (r == 0) {
+		/* Listen before the lease exists: a peer never finds it held and unheard. */
+		if (region->lease_sock < 0)
+			region->lease_sock = lease_listen(region);
+		r = lease_request(region, tid);
+	}
+	if (r == 0)
+		lease_set_state(region, DAXPOOL_LEASE_HELD, 0);
+	else
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
+	pthread_mutex_unlock(&region->lock);
+
+	if (r == 0) {
+		lease_kick(ctx); /* listen for other daxpool processes */
+		log_dbg(ctx, "%s: write lease held: another process's open or truncate revokes "
+			     "the region first", region->path);
+	}
+	else
+		log_info(ctx, "%s: no write lease (%s): another process can change the file "
+			      "unnoticed", region->path, lease_refusal(r));
+}
+
+void dp_lease_region_opened(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+
+	if (region->kind == DAXPOOL_REGION_DEVDAX || region->rdonly)
+		return;
+	if (!atomic_load_explicit(&ctx->leases, memory_order_relaxed))
+		lease_set_state(region, DAXPOOL_LEASE_OFF, 0);
+	else
+		lease_take(region);
+	dp_client_region_state(region);
+}
+
+/*
+ * Tell the holder of a lease on the file, if it is a daxpool process, that
+ * this process is about to open it: it gives the lease up instead of taking
+ * our open for an outsider's. Waits up to LEASE_PEER_WAIT_MS for its answer.
+ */
+static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
+{
+	uint32_t msg[2] = { LEASE_PEER_MAGIC, (uint32_t)getpid() };
+	struct sockaddr_un sa;
+	socklen_t len = lease_peer_addr(st->st_dev, st->st_ino, &sa);
+	struct pollfd p;
+	char ack;
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, len) == 0 &&
+	    send(fd, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg)) {
+		p = (struct pollfd){ .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, LEASE_PEER_WAIT_MS) == 1 && recv(fd, &ack, 1, 0) == 1)
+			log_dbg(ctx, "the lease holder of the file gave its lease up to us");
+		else
+			log_info(ctx, "the lease holder of the file did not answer in %d ms; opening "
+				      "anyway (it will take the open for an outsider's)",
+				 LEASE_PEER_WAIT_MS);
+	}
+	close(fd);
+}
+
+void dp_lease_give_up(struct daxpool_region *region, const char *why)
+{
+	bool gave = false;
+
+	pthread_mutex_lock(&region->lock);
+	if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) == DAXPOOL_LEASE_HELD &&
+	    region->fd >= 0) {
+		fcntl(region->fd, F_SETLEASE, F_UNLCK);
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
+		gave = true;
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (gave) {
+		log_info(region->ctx, "%s: write lease given up: %s", region->path, why);
+		dp_client_region_state(region);
+	}
+}
+
+void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
+{
+	struct dp_list *pos;
+	bool ours = false;
+
+	if (!S_ISREG(st->st_mode))
+		return;
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(pos, &ctx->regions) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+		struct stat rst;
+
+		if (atomic_load_explicit(&region->lease_state, memory_order_acquire) !=
+		    DAXPOOL_LEASE_HELD)
+			continue;
+		pthread_mutex_lock(&region->lock);
+		if (region->fd >= 0 && fstat(region->fd, &rst) == 0 && rst.st_dev == st->st_dev &&
+		    rst.st_ino == st->st_ino) {
+			/* Our own open would break our own lease: give it up first. */
+			fcntl(region->fd, F_SETLEASE, F_UNLCK);
+			lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
+			log_info(ctx, "%s: opened again in this process: its write lease is given up",
+				 region->path);
+			ours = true;
+		}
+		pthread_mutex_unlock(&region->lock);
+	}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	if (!ours)
+		lease_announce(ctx, st);
+}
+
+void dp_lease_yield(struct daxpool_region *region)
+{
+	bool yielded = false;
+
+	pthread_mutex_lock(&region->lock);
+	if (region->lease_yields++ == 0 &&
+	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) == DAXPOOL_LEASE_HELD) {
+		if (region->fd >= 0)
+			fcntl(region->fd, F_SETLEASE, F_UNLCK);
+		lease_set_state(region, DAXPOOL_LEASE_YIELDED, 0);
+		yielded = true;
+	}
+	pthread_mutex_unlock(&region->lock);
+	if (yielded) {
+		log_dbg(region->ctx, "%s: write lease yielded to a daxpoold request", region->path);
+		dp_client_region_state(region);
+	}
+}
+
+void dp_lease_resume(struct daxpool_region *region)
+{
+	bool take = false;
+
+	pthread_mutex_lock(&region->lock);
+	if (region->lease_yields > 0 && --region->lease_yields == 0 &&
+	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+		    DAXPOOL_LEASE_YIELDED)
+		take = !region->released;
+	pthread_mutex_unlock(&region->lock);
+	if (take) {
+		lease_take(region);
+		dp_client_region_state(region);
+	}
+}
+
+void dp_lease_region_reopened(struct daxpool_region *region)
+{
+	bool take;
+
+	pthread_mutex_lock(&region->lock);
+	take = !region->released && !region->whole_zapped && region->lease_yields == 0 &&
+	       atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+		       DAXPOOL_LEASE_BROKEN;
+	pthread_mutex_unlock(&region->lock);
+	if (take) {
+		lease_take(region);
+		dp_client_region_state(region);
+	}
+}
+
+void dp_lease_region_closing(struct daxpool_region *region)
+{
+	int state = atomic_load_explicit(&region->lease_state, memory_order_acquire);
+
+	if (state == DAXPOOL_LEASE_HELD && region->fd >= 0)
+		fcntl(region->fd, F_SETLEASE, F_UNLCK);
+	if (state != DAXPOOL_LEASE_NONE && state != DAXPOOL_LEASE_OFF)
+		lease_set_state(region, DAXPOOL_LEASE_NONE, 0);
+	if (region->lease_sock >= 0) {
+		close(region->lease_sock);
+		region->lease_sock = -1;
+	}
+}
+
+void dp_lease_ctx_init(struct daxpool_ctx *ctx)
+{
+	const char *e = secure_getenv("DAXPOOL_LEASES");
+
+	pthread_mutex_init(&ctx->lease_lock, NULL);
+	pthread_cond_init(&ctx->lease_cond, NULL);
+	ctx->lease_watcher = NULL;
+	atomic_init(&ctx->leases, !(e && strcmp(e, "0") == 0));
+}
+
+void dp_lease_ctx_fini(struct daxpool_ctx *ctx)
+{
+	struct dp_lease_watcher *w = ctx->lease_watcher;
+
+	if (w && !dp_ctx_foreign(ctx) && pthread_equal(pthread_self(), w->thread)) {
+		/* Freed from the watcher itself: it exits and frees w after this returns. */
+		pthread_detach(w->thread);
+		atomic_store_explicit(&w->orphaned, true, memory_order_release);
+	} else if (w) {
+		/* In a child of fork() the thread is the parent's: only the fds are ours. */
+		if (!dp_ctx_foreign(ctx)) {
+			uint64_t one = 1;
+
+			atomic_store_explicit(&w->stop, true, memory_order_release);
+			if (write(w->efd, &one, sizeof(one)) == sizeof(one))
+				pthread_join(w->thread, NULL);
+		}
+		lease_watcher_free(w);
+	}
+	ctx->lease_watcher = NULL;
+	pthread_cond_destroy(&ctx->lease_cond);
+	pthread_mutex_destroy(&ctx->lease_lock);
+}
+
+_public_ int daxpool_ctx_set_leases(struct daxpool_ctx *ctx, int enable)
+{
+	assert_return(ctx, -EINVAL);
+	assert_return(enable == 0 || enable == 1, -EINVAL);
+	atomic_store_explicit(&ctx->leases, enable == 1, memory_order_relaxed);
+	return 0;
+}
+
+_public_ int daxpool_region_get_lease(struct daxpool_region *region, int *ret_error)
+{
+	int state;
+
+	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
+	state = atomic_load_explicit(&region->lease_state, memory_order_acquire);
+	if (ret_error)
+		*ret_error = state == DAXPOOL_LEASE_REFUSED
+				     ? atomic_load_explicit(&region->lease_error, memory_order_relaxed)
+				     : 0;
+	return state;
+}
+
+_public_ uint64_t daxpool_region_get_lease_breaks(struct daxpool_region *region)
+{
+	return region ? atomic_load_explicit(&region->lease_breaks, memory_order_relaxed) : 0;
+}
+
+_public_ const char *daxpool_lease_state_name(int state)
+{
+	static const char *const names[] = {
+		[DAXPOOL_LEASE_NONE] = "none",	       [DAXPOOL_LEASE_OFF] = "off",
+		[DAXPOOL_LEASE_HELD] = "held",	       [DAXPOOL_LEASE_REFUSED] = "refused",
+		[DAXPOOL_LEASE_YIELDED] = "yielded", [DAXPOOL_LEASE_BROKEN] = "broken",
+	};
+
+	if (state < 0 || state > DAXPOOL_LEASE_BROKEN)
+		return NULL;
+	return names[state];
+}

@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A device that goes away without a release through daxpoold: the daemon
+ * follows udev (or the kernel's events when udevd does not run) and tells
+ * every client that holds a region on it (REGION_GONE); the client marks the
+ * region dead and zaps it, so the revoke functions run.
+ *
+ * The vm tier does it for real: daxctl disable-device on a device-dax device
+ * a client maps through daxpool (a plain map, no pin: that is safe, see
+ * KERNEL-FACTS.md section 1), then enable-device. On the host no device can
+ * be unplugged: there the daemon is only checked to follow events from the
+ * right source, and the client's side is driven by a stand-in daemon over a
+ * real socket.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "daxpool.h"
+#include "harness.h"
+#include "util/protocol.h"
+
+static char sock_path[108];
+static pid_t daemon_pid;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void msleep(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The build's program, or (in the vm tier, where the build is copied) the one on PATH. */
+static void exec_tool(const char *built, const char *name, char *const argv[])
+{
+	if (access(built, X_OK) == 0)
+		execv(built, argv);
+	else
+		execvp(name, argv);
+	_exit(127);
+}
+
+static void daemon_start(void)
+{
+	char cfg[512];
+	FILE *f;
+
+	snprintf(sock_path, sizeof(sock_path), "%s/daxpoold.sock", fixture_dir());
+	snprintf(cfg, sizeof(cfg), "%s/daxpoold.conf", fixture_dir());
+	f = fopen(cfg, "w");
+	CHECK(f);
+	fclose(f);
+	daemon_pid = fork();
+	CHECK(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		char *const argv[] = { (char *)"daxpoold", (char *)"-f", (char *)"-c", cfg,
+				       (char *)"-s", sock_path, NULL };
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 1000);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		msleep(10);
+	}
+	dp_test_fail(__FILE__, __LINE__, "daxpoold did not come up on %s", sock_path);
+}
+
+static void daemon_stop(void)
+{
+	int status;
+
+	kill(daemon_pid, SIGTERM);
+	CHECK_EQ(waitpid(daemon_pid, &status, 0), daemon_pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* daxpoold's STATUS document (as daxpoolctl status --json gets it). */
+static json_object *daemon_status(void)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	static struct dp_msg m;
+	struct dp_msg req = { .type = DP_MSG_STATUS };
+	char *text = NULL;
+	size_t len = 0;
+	bool more = true;
+	json_object *doc;
+	int fd;
+
+	fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 5000);
+	CHECK(fd >= 0);
+	CHECK_OK(dp_proto_send(fd, &req, 1));
+	while (more) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		CHECK(n > 0);
+		CHECK_EQ(dp_proto_decode(buf, (size_t)n, &m), n);
+		CHECK_EQ(m.type, DP_MSG_REPLY);
+		text = realloc(text, len + m.reply.text_len + 1);
+		CHECK(text);
+		memcpy(text + len, m.reply.text, m.reply.text_len);
+		len += m.reply.text_len;
+		text[len] = '\0';
+		more = m.reply.flags & DP_REPLY_MORE;
+	}
+	close(fd);
+	doc = json_tokener_parse(text);
+	if (!doc)
+		dp_test_fail(__FILE__, __LINE__, "status is not JSON: %s", text);
+	free(text);
+	return doc;
+}
+
+static const char *expected_source(void)
+{
+	return access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
+}
+
+/*
+ * The daemon follows device events, from udev when udevd runs, else from the
+ * kernel, and says which in its status.
+ */
+TEST(device_events_source)
+{
+	json_object *doc;
+	const char *src;
+
+	daemon_start();
+	doc = daemon_status();
+	src = json_object_get_string(json_object_object_get(doc, "device_events"));
+	if (!src || strcmp(src, expected_source()) != 0)
+		dp_test_fail(__FILE__, __LINE__, "device_events \"%s\", expected \"%s\"",
+			     src ? src : "(missing)", expected_source());
+	CHECK(json_object_is_type(json_object_object_get(doc, "gone"), json_type_array));
+	CHECK_EQ(json_object_array_length(json_object_object_get(doc, "gone")), 0);
+	json_object_put(doc);
+	daemon_stop();
+}
+
+/* ---- the client side ---- */
+
+struct shared {
+	atomic_int ready;
+	atomic_int revoked; /* the map's revoke function ran */
+	atomic_int dead;    /* daxpool_region_is_dead() once it turned */
+	atomic_int map_new; /* 1 + daxpool_map_new() afterwards */
+	atomic_int idle;    /* daxpool_region_wait_idle() afterwards */
+	_Atomic uint64_t dead_ms;
+};
+
+static struct shared *sh;
+static struct daxpool_map *_Atomic held;
+
+static void on_revoke(struct daxpool_map *map, void *userdata)
+{
+	(void)userdata;
+	atomic_store(&sh->revoked, 1);
+	/* Drop it, as a holder should; the main thread drops it if this never runs. */
+	if (atomic_exchange(&held, NULL) == map)
+		daxpool_map_unref(map);
+}
+
+/*
+ * A process that maps @path through daxpool with the daemon at @sock, waits
+ * up to @wait_ms for the region to turn dead, records what it saw in *sh,
+ * then waits for a byte on @cmd and exits.
+ */
+static pid_t client_start(const char *path, const char *sock, int *ret_cmd, unsigned wait_ms)
+{
+	int pfd[2];
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *region;
+		struct daxpool_map *map, *again = NULL;
+		struct daxpool_ctx *ctx;
+		uint64_t t0;
+		char c;
+
+		close(pfd[1]);
+		prctl(PR_SET_NAME, "gone-client");
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock));
+		CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+		CHECK_OK(daxpool_map_new(region, 0, daxpool_region_get_alignment(region), 0, &map));
+		atomic_store(&held, map);
+		CHECK_OK(daxpool_map_set_revoke_fn(map, on_revoke, NULL));
+		atomic_store(&sh->ready, 1);
+		t0 = now_ms();
+		while (daxpool_region_is_dead(region) != 1 && now_ms() - t0 < wait_ms)
+			msleep(5);
+		atomic_store(&sh->dead_ms, now_ms());
+		atomic_store(&sh->dead, daxpool_region_is_dead(region));
+		/* The zap follows the dead mark in the client thread: give it a moment. */
+		for (int i = 0; i < 2000 && !atomic_load(&sh->revoked); i++)
+			msleep(1);
+		atomic_store(&sh->map_new, 1 + daxpool_map_new(region, 0, 0, 0, &again));
+		daxpool_map_unref(again);
+		/* The zap's own reference to the map goes after the revoke function returns. */
+		atomic_store(&sh->idle, daxpool_region_wait_idle(region, 5000, NULL));
+		daxpool_map_unref(atomic_exchange(&held, NULL));
+		if (read(pfd[0], &c, 1) < 0)
+			_exit(2);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		_exit(0);
+	}
+	close(pfd[0]);
+	*ret_cmd = pfd[1];
+	for (int i = 0; i < 10000 && !atomic_load(&sh->ready); i++)
+		msleep(1);
+	CHECK(atomic_load(&sh->ready));
+	return pid;
+}
+
+static void client_stop(pid_t pid, int cmd)
+{
+	int status;
+
+	CHECK(write(cmd, "q", 1) == 1);
+	close(cmd);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static struct shared *shared_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	memset(p, 0, sizeof(struct shared));
+	return p;
+}
+
+/* Receive messages until one of @type; fills @m. */
+static void recv_until(int fd, unsigned int type, struct dp_msg *m)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		size_t off = 0;
+
+		CHECK(n > 0);
+		while (off < (size_t)n) {
+			int r = dp_proto_decode(buf + off, (size_t)n - off, m);
+
+			CHECK(r > 0);
+			off += (size_t)r;
+			if (m->type == type)
+				return;
+		}
+	}
+}
+
+/*
+ * The library's side, on the host: a stand-in for daxpoold (this test, on a
+ * real socket) reports the device of a client's region gone. The region
+ * turns dead, the map's revoke function runs, new maps fail with -ENXIO. The
+ * vm tier's test below does the same with the real daemon and device.
+ */
+TEST(client_marks_region_dead_on_region_gone)
+{
+	const char *path = fixture_plain_file(4u << 20);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static struct dp_msg m;
+	int lfd, fd, cmd;
+	pid_t pid;
+
+	sh = shared_new();
+	snprintf(sock_path, sizeof(sock_path), "%s/standin.sock", fixture_dir());
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	CHECK(lfd >= 0);
+	CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(listen(lfd, 4) == 0);
+	/* The client connects synchronously: answer its HELLO from a child of ours. */
+	pid_t standin = fork();
+
+	CHECK(standin >= 0);
+	if (standin == 0) {
+		uint64_t region_id;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		CHECK(fd >= 0);
+		recv_until(fd, DP_MSG_HELLO, &m);
+		CHECK_EQ(m.hello.role, DP_ROLE_CLIENT);
+		CHECK_OK(dp_proto_send(fd, &(struct dp_msg){ .type = DP_MSG_HELLO_OK,
+							     .hello_ok.version = DP_PROTO_VERSION },
+				       1));
+		recv_until(fd, DP_MSG_REGION_ADD, &m);
+		region_id = m.region_add.id;
+		recv_until(fd, DP_MSG_MAP_ADD, &m);
+		CHECK_EQ(m.map_add.region_id, region_id);
+		/* A region id the client does not have first: ignored, not a protocol error. */
+		CHECK_OK(dp_proto_send(fd, &(struct dp_msg){ .type = DP_MSG_REGION_GONE,
+							     .region_gone = { region_id + 1000,
+									      -ENODEV } },
+				       2));
+		CHECK_OK(dp_proto_send(fd, &(struct dp_msg){ .type = DP_MSG_REGION_GONE,
+							     .region_gone = { region_id, -ENXIO } },
+				       3));
+		recv_until(fd, DP_MSG_MAP_DEL, &m); /* the revoke function dropped the map */
+		/* Stay connected until the client is done. */
+		while (recv(fd, &m, 1, 0) > 0)
+			;
+		_exit(0);
+	}
+	pid = client_start(path, sock_path, &cmd, 10000);
+	for (int i = 0; i < 10000 && !atomic_load(&sh->dead_ms); i++)
+		msleep(1);
+	CHECK_EQ(atomic_load(&sh->dead), 1);
+	CHECK_EQ(atomic_load(&sh->revoked), 1);
+	CHECK_EQ(atomic_load(&sh->map_new) - 1, -ENXIO);
+	CHECK_EQ(atomic_load(&sh->idle), 0);
+	client_stop(pid, cmd);
+	int status;
+
+	CHECK_EQ(waitpid(standin, &status, 0), standin);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(lfd);
+}
+
+/* ---- the vm tier: a real device-dax device disabled behind the daemon ---- */
+
+static bool devdax_enabled(const char *name)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
+	return access(p, F_OK) == 0;
+}
+
+static int daxctl(const char *verb, const char *name)
+{
+	char cmd[160];
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "daxctl %s %s >/dev/null 2>&1", verb, name);
+	r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : 128;
+}
+
+/* The gone entry of @name in a status document, or NULL. */
+static json_object *status_gone(json_object *doc, const char *name)
+{
+	json_object *gone = json_object_object_get(doc, "gone");
+
+	for (size_t i = 0; i < json_object_array_length(gone); i++) {
+		json_object *g = json_object_array_get_idx(gone, i);
+
+		if (strcmp(json_object_get_string(json_object_object_get(g, "device")), name) == 0)
+			return g;
+	}
+	return NULL;
+}
+
+/* Whether the first region of the first client is marked gone. */
+static bool status_region_gone(json_object *doc)
+{
+	json_object *cl = json_object_array_get_idx(json_object_object_get(doc, "clients"), 0);
+	json_object *r = json_object_array_get_idx(json_object_object_get(cl, "regions"), 0);
+
+	CHECK(r);
+	return json_object_get_boolean(json_object_object_get(r, "gone"));
+}
+
+/* daxpoolctl status, human form, into @out. */
+static void ctl_status(char *out, size_t size)
+{
+	int pfd[2], status;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char *const argv[] = { (char *)"daxpoolctl", (char *)"status", (char *)"--socket",
+				       sock_path, NULL };
+
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		exec_tool(DAXPOOLCTL_PATH, "daxpoolctl", argv);
+	}
+	close(pfd[1]);
+	while (len + 1 < size && (n = read(pfd[0], out + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(pfd[0]);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* After the disable: what the client and the daemon must show. Runs in a child. */
+static void check_gone(const char *name, uint64_t t_disable)
+{
+	static char out[65536];
+	json_object *doc, *g;
+	char want[64];
+
+	for (int i = 0; i < 30000 && !atomic_load(&sh->dead_ms); i++)
+		msleep(1);
+	CHECK_EQ(atomic_load(&sh->dead), 1);
+	printf("# the client saw its region dead %llu ms after daxctl disable-device started\n",
+	       (unsigned long long)(atomic_load(&sh->dead_ms) - t_disable));
+	CHECK_EQ(atomic_load(&sh->revoked), 1);
+	CHECK_EQ(atomic_load(&sh->map_new) - 1, -ENXIO);
+	CHECK_EQ(atomic_load(&sh->idle), 0);
+
+	doc = daemon_status();
+	CHECK(strcmp(json_object_get_string(json_object_object_get(doc, "device_events")),
+		     expected_source()) == 0);
+	g = status_gone(doc, name);
+	if (!g)
+		dp_test_fail(__FILE__, __LINE__, "status does not show %s gone: %s", name,
+			     json_object_to_json_string(doc));
+	CHECK(strcmp(json_object_get_string(json_object_object_get(g, "event")), "unbound") == 0);
+	CHECK_EQ(json_object_get_int(json_object_object_get(g, "regions_told")), 1);
+	CHECK(status_region_gone(doc));
+	json_object_put(doc);
+
+	ctl_status(out, sizeof(out));
+	printf("%s", out);
+	snprintf(want, sizeof(want), "gone: %s unbound", name);
+	CHECK(strstr(out, want));
+	CHECK(strstr(out, " gone\n"));
+	_exit(0);
+}
+
+/*
+ * daxctl disable-device run directly, while a client maps the device through
+ * daxpool (a plain map: no pin, so the kernel stays safe): the daemon sees
+ * the unbind, the client's region turns dead and its revoke function runs,
+ * status shows the device gone; enable-device clears that. The vm tier
+ * checks dmesg after the run.
+ */
+TEST_TIMEOUT(devdax_disabled_behind_the_daemon, 120)
+{
+	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+	const char *name;
+	json_object *doc;
+	int cmd, rc, status;
+	uint64_t t0;
+	pid_t pid, checker;
+	bool cleared = false;
+
+	if (!dev || !*dev || access(dev, R_OK) != 0)
+		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
+	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
+	CHECK(devdax_enabled(name));
+	sh = shared_new();
+	daemon_start();
+	pid = client_start(dev, sock_path, &cmd, 30000);
+	/* The daemon knows the client's map before the device goes. */
+	for (int i = 0; i < 500; i++) {
+		doc = daemon_status();
+		rc = json_object_get_int(json_object_object_get(doc, "maps"));
+		json_object_put(doc);
+		if (rc == 1)
+			break;
+		msleep(10);
+	}
+	CHECK_EQ(rc, 1);
+
+	t0 = now_ms();
+	rc = daxctl("disable-device", name);
+	/* Checked in a child, so that the device is enabled again whatever they find. */
+	checker = fork();
+	CHECK(checker >= 0);
+	if (checker == 0)
+		check_gone(name, t0);
+	CHECK_EQ(waitpid(checker, &status, 0), checker);
+	if (daxctl("enable-device", name) != 0)
+		printf("# daxctl enable-device %s failed\n", name);
+	CHECK_EQ(rc, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(devdax_enabled(name));
+
+	/* Bound again: the daemon clears the gone mark. */
+	for (int i = 0; i < 1000 && !cleared; i++) {
+		doc = daemon_status();
+		cleared = !status_gone(doc, name) && !status_region_gone(doc);
+		json_object_put(doc);
+		if (!cleared)
+			msleep(10);
+	}
+	CHECK(cleared);
+	client_stop(pid, cmd);
+	daemon_stop();
+}
