@@ -74,8 +74,8 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 static void ctx_free(struct daxpool_ctx *ctx)
 {
 	log_info(ctx, "context %p freed", (void *)ctx);
+	dp_lease_ctx_fini(ctx);	 /* first: the watcher reads the region list */
 	dp_client_ctx_fini(ctx); /* daxpoold client (client.c) */
-	dp_lease_ctx_fini(ctx);
 	dp_registry_free(ctx->registry);
 	dp_rdma_caps_free(ctx->rdma_caps);
 	pthread_mutex_destroy(&ctx->rdma_lock);
