@@ -185,7 +185,7 @@ static json_object *refusal_message(json_object *outs)
 		snprintf(msg, sizeof(msg),
 			 "%zu process(es) that map it hold RDMA MRs or io_uring buffers daxpool did "
 			 "not register (possible pins); nothing was changed. --force would disable "
-			 "it under them: the kernel does not wait, and it oopses when they are "
+			 "it under them: the kernel does not wait, and it crashes when they are "
 			 "deregistered", pinned);
 	else
 		snprintf(msg, sizeof(msg),
