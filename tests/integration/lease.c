@@ -125,6 +125,16 @@ static int lease_of(struct daxpool_region *region)
 	return state;
 }
 
+/* A new context and region on @path with its lease held (skips where leases are refused). */
+static void open_leased(const char *path, struct daxpool_ctx **ctx, struct daxpool_region **region)
+{
+	shared_init();
+	CHECK_OK(daxpool_ctx_new(ctx));
+	CHECK_OK(daxpool_region_open(*ctx, path, 0, region));
+	if (lease_of(*region) != DAXPOOL_LEASE_HELD)
+		SKIP("no lease on this file system");
+}
+
 /* In a child: open (flags >= 0) or truncate (flags < 0) @path, record when it returned. */
 static pid_t outsider(const char *path, int flags, off_t size)
 {
@@ -263,11 +273,7 @@ TEST(an_outsider_truncate_waits_until_the_pins_drained)
 	uint64_t t0;
 	pid_t pid;
 
-	shared_init();
-	CHECK_OK(daxpool_ctx_new(&ctx));
-	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
-	if (lease_of(region) != DAXPOOL_LEASE_HELD)
-		SKIP("no lease on this file system");
+	open_leased(path, &ctx, &region);
 	holder_start(region, &h);
 
 	t0 = now_ns();
@@ -304,11 +310,7 @@ TEST(an_outsider_open_waits_until_the_pins_drained)
 	struct holder h = { .drop_delay_ms = 200 };
 	uint64_t t0;
 
-	shared_init();
-	CHECK_OK(daxpool_ctx_new(&ctx));
-	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
-	if (lease_of(region) != DAXPOOL_LEASE_HELD)
-		SKIP("no lease on this file system");
+	open_leased(path, &ctx, &region);
 	holder_start(region, &h);
 
 	t0 = now_ns();
@@ -329,11 +331,7 @@ TEST(a_non_blocking_open_is_refused_but_still_starts_the_drain)
 	struct daxpool_ctx *ctx;
 	struct holder h = { .drop_delay_ms = 0 };
 
-	shared_init();
-	CHECK_OK(daxpool_ctx_new(&ctx));
-	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
-	if (lease_of(region) != DAXPOOL_LEASE_HELD)
-		SKIP("no lease on this file system");
+	open_leased(path, &ctx, &region);
 	holder_start(region, &h);
 	/* The kernel answers EWOULDBLOCK at once, but the break has begun: daxpool drains. */
 	reap(outsider(path, O_RDONLY | O_NONBLOCK, 0));
@@ -395,11 +393,7 @@ TEST(daxpool_processes_sharing_a_file_are_not_outsiders)
 	int err, status;
 	pid_t pid;
 
-	shared_init();
-	CHECK_OK(daxpool_ctx_new(&ctx));
-	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
-	if (lease_of(region) != DAXPOOL_LEASE_HELD)
-		SKIP("no lease on this file system");
+	open_leased(path, &ctx, &region);
 	holder_start(region, &h);
 
 	pid = fork();
