@@ -149,6 +149,12 @@ static void lease_break(struct daxpool_region *region)
 	char *report = NULL;
 	uint64_t t0 = dp_now_ns();
 
+	pthread_mutex_lock(&region->lock);
+	if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) != DAXPOOL_LEASE_HELD) {
+		pthread_mutex_unlock(&region->lock);
+		return; /* given up by daxpool itself in the meantime: not a break */
+	}
+	pthread_mutex_unlock(&region->lock);
 	/* Leave the kernel a margin: give the lease up before it breaks it itself. */
 	budget -= budget / 2 < 1000 ? budget / 2 : 1000;
 	log_warn(ctx, "%s: another process opens or truncates the file: revoking the region "
@@ -196,7 +202,13 @@ static struct daxpool_region **lease_collect_breaking(struct daxpool_ctx *ctx)
 		    DAXPOOL_LEASE_HELD)
 			continue;
 		pthread_mutex_lock(&region->lock);
-		type = region->fd >= 0 ? fcntl(region->fd, F_GETLEASE) : F_WRLCK;
+		/* Still held? A lease given up meanwhile (state changed under lock) reads F_UNLCK too. */
+		if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+			    DAXPOOL_LEASE_HELD &&
+		    region->fd >= 0)
+			type = fcntl(region->fd, F_GETLEASE);
+		else
+			type = F_WRLCK;
 		pthread_mutex_unlock(&region->lock);
 		/* A pending break reads as the type it breaks to. */
 		if (type == F_WRLCK || !dp_refcnt_get_unless_zero(&region->ref))
