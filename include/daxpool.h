@@ -441,8 +441,8 @@ enum daxpool_lease_state {
  * that blocks the signal, so the application's signal handling is untouched.
  * The lease is tied to the region's file descriptor: a second
  * daxpool_region_open() of the same file in this process gives it up first
- * (two opens cannot hold one), and so does a pool opened on the region (its
- * lock needs an open file description of its own). Another daxpool process
+ * (two opens cannot hold one). Pools keep it (their locks use the region's
+ * own descriptor). Another daxpool process
  * that opens the file is not an outsider: it asks the holder first, which
  * gives the lease up without revoking anything. An open(2) or truncate(2) of
  * the file by this same process outside daxpool is an outsider's: if the

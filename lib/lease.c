@@ -575,24 +575,6 @@ static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
 	close(fd);
 }
 
-void dp_lease_give_up(struct daxpool_region *region, const char *why)
-{
-	bool gave = false;
-
-	pthread_mutex_lock(&region->lock);
-	if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) == DAXPOOL_LEASE_HELD &&
-	    region->fd >= 0) {
-		fcntl(region->fd, F_SETLEASE, F_UNLCK);
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
-		gave = true;
-	}
-	pthread_mutex_unlock(&region->lock);
-	if (gave) {
-		log_info(region->ctx, "%s: write lease given up: %s", region->path, why);
-		dp_client_region_state(region);
-	}
-}
-
 void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 {
 	struct dp_list *pos;

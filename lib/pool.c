@@ -367,39 +367,18 @@ static int scan_table(struct pool_scan *sc, const uint8_t *base, struct dp_pool_
 	return 0;
 }
 
-/* ---- the writer lock ---- */
+/* ---- the cross-process locks ---- */
 
-static int lock_fd_open(struct daxpool_region *region, bool writer)
-{
-	char path[64];
-	struct stat a, b;
-	int fd, r;
-
-	/*
-	 * Our own open file description of the same file: OFD locks belong to
-	 * it. A second opener makes a file lease impossible: give it up first,
-	 * or this open would break it like an outsider's.
-	 */
-	dp_lease_give_up(region, "a pool's lock needs a second open file description");
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", region->fd);
-	fd = open(path, (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		fd = open(region->path, (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		log_err(region->ctx, "%s: reopen for the pool lock: %s", region->path, strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &a) < 0 || fstat(region->fd, &b) < 0 || a.st_ino != b.st_ino ||
-	    a.st_dev != b.st_dev || a.st_rdev != b.st_rdev) {
-		log_err(region->ctx, "%s: the path no longer names the region's backing",
-			region->path);
-		close(fd);
-		return -ESTALE;
-	}
-	return fd;
-}
-
+/*
+ * OFD locks on the region's own descriptor, not on a second open of the file
+ * (that would make the region's file lease impossible, see lease.c): byte 0
+ * is write-locked by the one writer of the pool; byte 1 is read-locked while
+ * a reader reads the extent table and write-locked while the writer changes
+ * it. Every pool of the region shares the open file description, and with it
+ * these locks, so the pools of this process are told apart in memory: one
+ * writer flag, and an rwlock with a count of the readers that share the
+ * description's read lock.
+ */
 static int ofd_lock(int fd, short type, off_t byte, bool wait)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1 };
@@ -413,14 +392,88 @@ static int ofd_lock(int fd, short type, off_t byte, bool wait)
 	return 0;
 }
 
+/* The writer lock, without waiting: -EBUSY if another pool (here or elsewhere) holds it. */
+static int pool_lock_writer(struct daxpool_pool *pool)
+{
+	struct daxpool_region *region = pool->region;
+	int r = -EBUSY;
+
+	pthread_mutex_lock(&region->pool_locks);
+	if (!region->pool_writer) {
+		r = ofd_lock(region->fd, F_WRLCK, 0, false);
+		region->pool_writer = r == 0;
+	}
+	pthread_mutex_unlock(&region->pool_locks);
+	pool->holds_writer = r == 0;
+	return r;
+}
+
+static void pool_unlock_writer(struct daxpool_pool *pool)
+{
+	struct daxpool_region *region = pool->region;
+
+	if (!pool->holds_writer)
+		return;
+	pthread_mutex_lock(&region->pool_locks);
+	if (region->fd >= 0)
+		ofd_lock(region->fd, F_UNLCK, 0, false);
+	region->pool_writer = false;
+	pthread_mutex_unlock(&region->pool_locks);
+	pool->holds_writer = false;
+}
+
+/* The table lock, shared (readers) or exclusive (the writer); waits for it. */
+static int pool_lock_table(struct daxpool_pool *pool, bool exclusive)
+{
+	struct daxpool_region *region = pool->region;
+	int r = 0;
+
+	if (exclusive) {
+		pthread_rwlock_wrlock(&region->pool_table);
+		r = ofd_lock(region->fd, F_WRLCK, 1, true);
+	} else {
+		pthread_rwlock_rdlock(&region->pool_table);
+		pthread_mutex_lock(&region->pool_locks);
+		if (region->pool_readers == 0)
+			r = ofd_lock(region->fd, F_RDLCK, 1, true);
+		if (r == 0)
+			region->pool_readers++;
+		pthread_mutex_unlock(&region->pool_locks);
+	}
+	if (r < 0) {
+		pthread_rwlock_unlock(&region->pool_table);
+		return r;
+	}
+	pool->holds_table = exclusive ? DP_POOL_TABLE_EXCLUSIVE : DP_POOL_TABLE_SHARED;
+	return 0;
+}
+
+static void pool_unlock_table(struct daxpool_pool *pool)
+{
+	struct daxpool_region *region = pool->region;
+
+	if (pool->holds_table == DP_POOL_TABLE_EXCLUSIVE) {
+		ofd_lock(region->fd, F_UNLCK, 1, false);
+	} else if (pool->holds_table == DP_POOL_TABLE_SHARED) {
+		pthread_mutex_lock(&region->pool_locks);
+		if (--region->pool_readers == 0)
+			ofd_lock(region->fd, F_UNLCK, 1, false);
+		pthread_mutex_unlock(&region->pool_locks);
+	} else {
+		return;
+	}
+	pool->holds_table = DP_POOL_TABLE_NONE;
+	pthread_rwlock_unlock(&region->pool_table);
+}
+
 int dp_pool_table_lock(struct daxpool_pool *pool)
 {
-	return ofd_lock(pool->lock_fd, F_WRLCK, 1, true);
+	return pool_lock_table(pool, true);
 }
 
 void dp_pool_table_unlock(struct daxpool_pool *pool)
 {
-	ofd_lock(pool->lock_fd, F_UNLCK, 1, false);
+	pool_unlock_table(pool);
 }
 
 static void log_writer_busy(struct daxpool_region *region, const uint8_t *base, uint64_t maplen)
@@ -458,8 +511,8 @@ static void pool_free(struct daxpool_pool *pool)
 	}
 	dp_pool_free_extents(pool);
 	daxpool_map_unref(pool->meta);
-	if (pool->lock_fd >= 0)
-		close(pool->lock_fd); /* drops the OFD locks */
+	pool_unlock_table(pool);
+	pool_unlock_writer(pool);
 	free(pool->slot_busy);
 	free(pool->ext);
 	pthread_mutex_destroy(&pool->lock);
@@ -484,15 +537,7 @@ static int pool_new(struct daxpool_region *region, bool writer, struct daxpool_p
 	dp_refcnt_init(&pool->ref, 1);
 	pool->region = daxpool_region_ref(region);
 	pool->rdonly = !writer;
-	pool->lock_fd = -1;
 	pthread_mutex_init(&pool->lock, NULL);
-	pool->lock_fd = lock_fd_open(region, writer);
-	if (pool->lock_fd < 0) {
-		int r = pool->lock_fd;
-
-		pool_free(pool);
-		return r;
-	}
 	*ret = pool;
 	return 0;
 }
@@ -529,14 +574,14 @@ static int pool_attach(struct daxpool_region *region, enum attach_mode mode,
 	daxpool_map_set_tag(hmap, "pool header");
 
 	if (writer) {
-		r = ofd_lock(pool->lock_fd, F_WRLCK, 0, false);
+		r = pool_lock_writer(pool);
 		if (r == -EBUSY)
 			log_writer_busy(region, daxpool_map_get_address(hmap), hlen);
 		if (r < 0)
 			goto fail;
 	}
 	/* Readers exclude a table change of another process while they read. */
-	r = ofd_lock(pool->lock_fd, writer ? F_WRLCK : F_RDLCK, 1, true);
+	r = pool_lock_table(pool, writer);
 	if (r < 0)
 		goto fail;
 
@@ -628,7 +673,7 @@ _public_ int daxpool_pool_open(struct daxpool_region *region, unsigned int flags
 		goto out;
 	if (writer)
 		pool_mark_writer(pool);
-	ofd_lock(pool->lock_fd, F_UNLCK, 1, false);
+	pool_unlock_table(pool);
 	log_info(region->ctx, "%s: pool \"%s\" opened %s: %zu extent(s)", region->path,
 		 pool->hdr.layout, writer ? "for writing" : "read-only", pool->n_ext);
 	*ret = pool;
@@ -726,7 +771,7 @@ _public_ int daxpool_pool_create(struct daxpool_region *region, const char *layo
 	if (r < 0)
 		goto out;
 	pool_mark_writer(pool);
-	ofd_lock(pool->lock_fd, F_UNLCK, 1, false);
+	pool_unlock_table(pool);
 	log_info(region->ctx, "%s: pool \"%s\" created: %llu bytes, %llu extent slots, data at "
 			      "%#llx", region->path, layout, (unsigned long long)h.pool_size,
 		 (unsigned long long)slots, (unsigned long long)data_offset);

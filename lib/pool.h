@@ -150,7 +150,8 @@ struct daxpool_pool {
 	struct daxpool_map *meta; /* [0, data_offset) of the region */
 	uint8_t *base;		  /* its address */
 	struct dp_pool_hdr hdr;	  /* the header copy in use */
-	int lock_fd;		  /* this pool's own open file description: OFD locks */
+	bool holds_writer;	  /* the writer lock (byte 0, pool.c) */
+	enum { DP_POOL_TABLE_NONE, DP_POOL_TABLE_SHARED, DP_POOL_TABLE_EXCLUSIVE } holds_table;
 	bool rdonly;
 	bool marked_writer; /* our pid is in the runtime block */
 

@@ -192,6 +192,17 @@ struct daxpool_region {
 	struct dp_list ctx_node;
 	uint64_t client_id; /* daxpoold id; written with regions_lock and lock held */
 
+	/*
+	 * Pools' locks (pool.c): OFD locks on fd are shared by every pool of
+	 * this region, so these tell the pools of this process apart.
+	 * pool_locks protects pool_writer and pool_readers; pool_table orders
+	 * this process's table readers against its writer.
+	 */
+	pthread_mutex_t pool_locks;
+	pthread_rwlock_t pool_table;
+	bool pool_writer;	   /* a pool of this region holds the writer lock */
+	unsigned int pool_readers; /* pools sharing the table read lock */
+
 	/* The opened file's identity (immutable after open). */
 	uint64_t file_dev, file_ino;
 
@@ -221,8 +232,6 @@ void dp_lease_yield(struct daxpool_region *region);
 void dp_lease_resume(struct daxpool_region *region);
 void dp_lease_region_reopened(struct daxpool_region *region);
 void dp_lease_region_closing(struct daxpool_region *region);
-/* Give a held lease up because this process opens the file a second time (@why: for what). */
-void dp_lease_give_up(struct daxpool_region *region, const char *why);
 
 struct dp_backing {
 	int kind;

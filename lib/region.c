@@ -84,6 +84,8 @@ static void region_free(struct daxpool_region *region)
 	}
 	pthread_cond_destroy(&region->idle_cond);
 	pthread_mutex_destroy(&region->lock);
+	pthread_mutex_destroy(&region->pool_locks);
+	pthread_rwlock_destroy(&region->pool_table);
 	free(region->zaps);
 	free(region->path);
 	daxpool_ctx_unref(region->ctx);
@@ -140,6 +142,8 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	for (size_t i = 0; i < sizeof(region->pin_count) / sizeof(region->pin_count[0]); i++)
 		atomic_init(&region->pin_count[i], 0);
 	pthread_mutex_init(&region->lock, NULL);
+	pthread_mutex_init(&region->pool_locks, NULL);
+	pthread_rwlock_init(&region->pool_table, NULL);
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&region->idle_cond, &cattr);

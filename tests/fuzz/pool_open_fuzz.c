@@ -61,12 +61,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		daxpool_ctx_set_log_fn(ctx, quiet);
 		daxpool_ctx_set_log_priority(ctx, 0);
-		/*
-		 * The media parser is fuzzed here, not leases: every iteration
-		 * reopens the same memfd, which the lease hand-over between
-		 * regions would otherwise take part in (see tests/integration/lease.c).
-		 */
-		daxpool_ctx_set_leases(ctx, 0);
 		fd = memfd_create("pool-image", MFD_CLOEXEC);
 		if (fd < 0)
 			abort();

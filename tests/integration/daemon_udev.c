@@ -257,24 +257,30 @@ static struct shared *shared_new(void)
 	return p;
 }
 
-/* Receive messages until one of @type; fills @m. */
+/*
+ * Receive messages until one of @type; fills @m. The client batches several
+ * messages into one datagram: what follows the one found is kept for the
+ * next call.
+ */
 static void recv_until(int fd, unsigned int type, struct dp_msg *m)
 {
 	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	static size_t off, len;
 
 	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		size_t off = 0;
-
-		CHECK(n > 0);
-		while (off < (size_t)n) {
-			int r = dp_proto_decode(buf + off, (size_t)n - off, m);
+		while (off < len) {
+			int r = dp_proto_decode(buf + off, len - off, m);
 
 			CHECK(r > 0);
 			off += (size_t)r;
 			if (m->type == type)
 				return;
 		}
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		CHECK(n > 0);
+		off = 0;
+		len = (size_t)n;
 	}
 }
 

@@ -464,3 +464,64 @@ TEST(freeing_the_context_stops_the_watcher)
 		daxpool_region_unref(region);
 	}
 }
+
+/* What the application holds of a pool: dropped, all of it, when told to let go. */
+struct pool_holder {
+	struct holder h;
+	struct daxpool_pool *pool;
+	struct daxpool_extent *ext;
+};
+
+static void pool_map_revoked(struct daxpool_map *map, void *userdata)
+{
+	struct pool_holder *ph = userdata;
+
+	(void)map;
+	atomic_store(&shm->revoked_ns, now_ns());
+	pthread_mutex_lock(&ph->h.lock);
+	holder_drop_locked(&ph->h);
+	ph->ext = daxpool_extent_unref(ph->ext);
+	ph->pool = daxpool_pool_unref(ph->pool);
+	pthread_mutex_unlock(&ph->h.lock);
+}
+
+TEST(a_pool_file_keeps_its_lease_and_an_outsider_truncate_drains_it)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	static struct pool_holder ph;
+	struct daxpool_pool_opts *o;
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	struct stat st;
+	uint64_t t0;
+
+	open_leased(path, &ctx, &region);
+	pthread_mutex_init(&ph.h.lock, NULL);
+	CHECK_OK(daxpool_pool_opts_new(&o));
+	CHECK_OK(daxpool_pool_opts_set_overwrite(o, 1));
+	CHECK_OK(daxpool_pool_create(region, "lease-test", o, &ph.pool));
+	daxpool_pool_opts_free(o);
+	/* The pool's locks use the region's own descriptor: the lease stays. */
+	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_HELD);
+	CHECK_OK(daxpool_extent_alloc(ph.pool, "data", 1 << 20, 0, &ph.ext));
+	CHECK_OK(daxpool_extent_map(ph.ext, 0, &ph.h.map));
+	CHECK_OK(daxpool_map_set_revoke_fn(ph.h.map, pool_map_revoked, &ph));
+	CHECK_OK(daxpool_pin_new(ph.h.map, daxpool_map_get_address(ph.h.map), 4096,
+				 DAXPOOL_PIN_LONGTERM, DAXPOOL_PIN_DEVICE_WRITE, &ph.h.pin));
+	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_HELD);
+
+	t0 = now_ns();
+	reap(outsider(path, -1, 0));
+	CHECK_EQ(atomic_load(&shm->outsider_result), 1);
+	CHECK(atomic_load(&shm->revoked_ns) > t0);
+	/* The pool, its extent, map and pin were all gone before the truncate went on. */
+	CHECK(atomic_load(&shm->outsider_ns) >= atomic_load(&shm->dropped_ns));
+	CHECK(ph.pool == NULL && ph.ext == NULL && ph.h.map == NULL);
+	printf("# the truncate of the pool file returned %.1f ms after it started\n",
+	       (double)(atomic_load(&shm->outsider_ns) - t0) / 1e6);
+	CHECK(atomic_load(&shm->outsider_ns) - t0 < 5000000000ull);
+	CHECK(stat(path, &st) == 0 && st.st_size == 0);
+	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_BROKEN);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}

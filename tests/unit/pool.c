@@ -259,9 +259,18 @@ static struct media media_new(void)
 	struct media m = { 0 };
 	struct daxpool_pool *pool;
 	struct daxpool_extent *e;
+	const char *path;
 
 	m.size = 16ull << 20;
-	m.f = setup_path(fixture_plain_file(m.size));
+	/*
+	 * The media are changed behind the pool through a descriptor of the
+	 * test's own, opened first: the region then holds no file lease, so
+	 * these writes are not an outsider's open to be drained (lease.c).
+	 */
+	path = fixture_plain_file(m.size);
+	m.fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(m.fd >= 0);
+	m.f = setup_path(path);
 	pool = create(&m.f, 16);
 	CHECK_OK(daxpool_extent_alloc(pool, "a", 1 << 20, 0, &e));
 	daxpool_extent_unref(e);
@@ -270,8 +279,6 @@ static struct media media_new(void)
 	CHECK_OK(daxpool_pool_get_uuid(pool, m.uuid));
 	daxpool_pool_unref(pool);
 	m.slot_b = 1;
-	m.fd = open(m.f.path, O_RDWR | O_CLOEXEC);
-	CHECK(m.fd >= 0);
 	return m;
 }
 
