@@ -469,13 +469,13 @@ fail:
 }
 
 /* Ask for a write lease on region->fd, signalled to the watcher. With region->lock held. */
-static int lease_request(struct daxpool_region *region, pid_t tid)
+/* Direct the lease's break signal to the watcher thread @tid. With region->lock held. */
+static int lease_direct(struct daxpool_region *region, pid_t tid)
 {
 	struct f_owner_ex owner = { .type = F_OWNER_TID, .pid = tid };
 
 	if (fcntl(region->fd, F_SETSIG, LEASE_SIGNAL) < 0 ||
-	    fcntl(region->fd, F_SETOWN_EX, &owner) < 0 ||
-	    fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
+	    fcntl(region->fd, F_SETOWN_EX, &owner) < 0)
 		return -errno;
 	return 0;
 }
@@ -495,11 +495,38 @@ static const char *lease_refusal(int err)
 }
 
 /* Take (or take again) the lease of a read-write file region. Any thread but the watcher. */
+/*
+ * Take (or take again) the lease of a read-write file region. Any thread but
+ * the watcher. The lease is asked for first, and the watcher started only
+ * when the kernel grants it (no thread for files that cannot be leased, e.g.
+ * shared ones); a break that begins before the signal is directed to the
+ * watcher is found by F_GETLEASE right after, and handed to the watcher.
+ */
 static void lease_take(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
+	bool pending = false;
 	pid_t tid = 0;
-	int r;
+	int r = 0;
+
+	pthread_mutex_lock(&region->lock);
+	if (region->fd < 0)
+		r = -EBADF;
+	if (r == 0) {
+		/* Listen before the lease exists: a peer never finds it held and unheard. */
+		if (region->lease_sock < 0)
+			region->lease_sock = lease_listen(region);
+		if (fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
+			r = -errno;
+	}
+	if (r < 0)
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
+	pthread_mutex_unlock(&region->lock);
+	if (r < 0) {
+		log_info(ctx, "%s: no write lease (%s): another process can change the file "
+			      "unnoticed", region->path, lease_refusal(r));
+		return;
+	}
 
 	pthread_mutex_lock(&ctx->lease_lock);
 	r = lease_watcher_start(ctx);
@@ -508,28 +535,27 @@ static void lease_take(struct daxpool_region *region)
 	pthread_mutex_unlock(&ctx->lease_lock);
 
 	pthread_mutex_lock(&region->lock);
-	if (r == 0 && region->fd < 0)
-		r = -EBADF;
-	if (r == 0) {
-		/* Listen before the lease exists: a peer never finds it held and unheard. */
-		if (region->lease_sock < 0)
-			region->lease_sock = lease_listen(region);
-		r = lease_request(region, tid);
-	}
-	if (r == 0)
+	if (r == 0 && region->fd >= 0)
+		r = lease_direct(region, tid);
+	if (r == 0 && region->fd >= 0) {
 		lease_set_state(region, DAXPOOL_LEASE_HELD, 0);
-	else
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
+		pending = fcntl(region->fd, F_GETLEASE) != F_WRLCK;
+	} else {
+		if (region->fd >= 0)
+			fcntl(region->fd, F_SETLEASE, F_UNLCK);
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r < 0 ? r : -EBADF);
+	}
 	pthread_mutex_unlock(&region->lock);
 
-	if (r == 0) {
-		lease_kick(ctx); /* listen for other daxpool processes */
-		log_dbg(ctx, "%s: write lease held: another process's open or truncate revokes "
-			     "the region first", region->path);
+	if (r < 0) {
+		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,
+			strerror(-r));
+		return;
 	}
-	else
-		log_info(ctx, "%s: no write lease (%s): another process can change the file "
-			      "unnoticed", region->path, lease_refusal(r));
+	/* Listen for other daxpool processes; handle a break that began meanwhile. */
+	lease_kick(ctx);
+	log_dbg(ctx, "%s: write lease held%s: another process's open or truncate revokes the "
+		     "region first", region->path, pending ? " (a break is already pending)" : "");
 }
 
 void dp_lease_region_opened(struct daxpool_region *region)

@@ -503,11 +503,14 @@ TEST(a_pool_file_keeps_its_lease_and_an_outsider_truncate_drains_it)
 	daxpool_pool_opts_free(o);
 	/* The pool's locks use the region's own descriptor: the lease stays. */
 	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_HELD);
+	/* Under the holder's lock: the revoke function reads these from daxpool's thread. */
+	pthread_mutex_lock(&ph.h.lock);
 	CHECK_OK(daxpool_extent_alloc(ph.pool, "data", 1 << 20, 0, &ph.ext));
 	CHECK_OK(daxpool_extent_map(ph.ext, 0, &ph.h.map));
 	CHECK_OK(daxpool_map_set_revoke_fn(ph.h.map, pool_map_revoked, &ph));
 	CHECK_OK(daxpool_pin_new(ph.h.map, daxpool_map_get_address(ph.h.map), 4096,
 				 DAXPOOL_PIN_LONGTERM, DAXPOOL_PIN_DEVICE_WRITE, &ph.h.pin));
+	pthread_mutex_unlock(&ph.h.lock);
 	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_HELD);
 
 	t0 = now_ns();
@@ -516,7 +519,9 @@ TEST(a_pool_file_keeps_its_lease_and_an_outsider_truncate_drains_it)
 	CHECK(atomic_load(&shm->revoked_ns) > t0);
 	/* The pool, its extent, map and pin were all gone before the truncate went on. */
 	CHECK(atomic_load(&shm->outsider_ns) >= atomic_load(&shm->dropped_ns));
+	pthread_mutex_lock(&ph.h.lock);
 	CHECK(ph.pool == NULL && ph.ext == NULL && ph.h.map == NULL);
+	pthread_mutex_unlock(&ph.h.lock);
 	printf("# the truncate of the pool file returned %.1f ms after it started\n",
 	       (double)(atomic_load(&shm->outsider_ns) - t0) / 1e6);
 	CHECK(atomic_load(&shm->outsider_ns) - t0 < 5000000000ull);
