@@ -93,6 +93,50 @@ static socklen_t lease_peer_addr(uint64_t dev, uint64_t ino, struct sockaddr_un 
 }
 
 /*
+ * A short cross-process lock per file, so that "announce, then open" (a
+ * process about to open the file) and "listen, then lease" (a process taking
+ * the lease) never interleave: otherwise a lease taken between another
+ * process's unanswered announcement and its open would be broken by that
+ * open as if it were an outsider's. The lock is an abstract unix socket
+ * bound under a name of the file: bind() succeeds for one holder at a time,
+ * and the kernel releases it when the holder closes it or dies. Held for
+ * milliseconds; after LEASE_FILE_LOCK_MS of waiting, go on without it.
+ */
+#define LEASE_FILE_LOCK_MS 5000
+
+static int lease_file_lock(struct daxpool_ctx *ctx, uint64_t dev, uint64_t ino)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd, n;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "daxpool-lease-lock-%llx-%llx",
+		     (unsigned long long)dev, (unsigned long long)ino);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	for (int waited = 0; bind(fd, (struct sockaddr *)&sa, len) < 0; waited++) {
+		if (errno != EADDRINUSE || waited >= LEASE_FILE_LOCK_MS) {
+			log_info(ctx, "cannot take the lease lock of a file (%s): going on without it",
+				 errno == EADDRINUSE ? "held too long" : strerror(errno));
+			close(fd);
+			return -1;
+		}
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	return fd;
+}
+
+static void lease_file_unlock(int lock)
+{
+	if (lock >= 0)
+		close(lock);
+}
+
+/*
  * Set the state; a lease no longer held stops listening for peers (the
  * watcher drops its own descriptor of the listener at its next pass).
  * With region->lock held, except before the region is visible.
@@ -507,8 +551,9 @@ static void lease_take(struct daxpool_region *region)
 	struct daxpool_ctx *ctx = region->ctx;
 	bool pending = false;
 	pid_t tid = 0;
-	int r = 0;
+	int r = 0, lock;
 
+	lock = lease_file_lock(ctx, region->file_dev, region->file_ino);
 	pthread_mutex_lock(&region->lock);
 	if (region->fd < 0)
 		r = -EBADF;
@@ -522,6 +567,7 @@ static void lease_take(struct daxpool_region *region)
 	if (r < 0)
 		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
 	pthread_mutex_unlock(&region->lock);
+	lease_file_unlock(lock);
 	if (r < 0) {
 		log_info(ctx, "%s: no write lease (%s): another process can change the file "
 			      "unnoticed", region->path, lease_refusal(r));
@@ -601,13 +647,15 @@ static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
 	close(fd);
 }
 
-void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
+int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 {
 	struct dp_list *pos;
 	bool ours = false;
+	int lock;
 
 	if (!S_ISREG(st->st_mode))
-		return;
+		return -1;
+	lock = lease_file_lock(ctx, st->st_dev, st->st_ino);
 	pthread_mutex_lock(&ctx->regions_lock);
 	dp_list_for_each(pos, &ctx->regions) {
 		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
@@ -631,6 +679,12 @@ void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 	pthread_mutex_unlock(&ctx->regions_lock);
 	if (!ours)
 		lease_announce(ctx, st);
+	return lock;
+}
+
+void dp_lease_after_open(int lock)
+{
+	lease_file_unlock(lock);
 }
 
 void dp_lease_yield(struct daxpool_region *region)

@@ -217,7 +217,9 @@ struct daxpool_region {
 /*
  * File leases (lease.c). dp_lease_region_opened(): take the lease of a new
  * read-write file region (after it is on ctx->regions). dp_lease_before_open():
- * give up this process's lease on the file @st names before opening it again.
+ * give up this process's lease on the file @st names, or ask another daxpool
+ * process to give up its own, before opening it; returns a cross-process lock
+ * of the file that dp_lease_after_open() drops once the open is done.
  * dp_lease_yield()/dp_lease_resume(): around a daxpoold request that changes
  * the file (counted). dp_lease_region_reopened(): after an unzap, take a
  * broken lease again. dp_lease_region_closing(): with region->lock held, before
@@ -227,7 +229,8 @@ struct stat;
 void dp_lease_ctx_init(struct daxpool_ctx *ctx);
 void dp_lease_ctx_fini(struct daxpool_ctx *ctx);
 void dp_lease_region_opened(struct daxpool_region *region);
-void dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st);
+int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st);
+void dp_lease_after_open(int lock);
 void dp_lease_yield(struct daxpool_region *region);
 void dp_lease_resume(struct daxpool_region *region);
 void dp_lease_region_reopened(struct daxpool_region *region);

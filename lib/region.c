@@ -106,7 +106,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	struct dp_backing backing;
 	pthread_condattr_t cattr;
 	struct stat st, fst;
-	int r;
+	int r, lease_lock;
 
 	assert_return(ctx, -EINVAL);
 	assert_owned(ctx);
@@ -155,8 +155,10 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		goto fail;
 	}
 
-	dp_lease_before_open(ctx, &st); /* our own second open must not break our own lease */
+	/* No lease of this process or of another daxpool process must take this open for an outsider's. */
+	lease_lock = dp_lease_before_open(ctx, &st);
 	region->fd = open(path, (region->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+	dp_lease_after_open(lease_lock);
 	if (region->fd < 0) {
 		r = -errno;
 		log_err(ctx, "%s: open: %s", path, strerror(-r));

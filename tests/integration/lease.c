@@ -530,3 +530,49 @@ TEST(a_pool_file_keeps_its_lease_and_an_outsider_truncate_drains_it)
 	daxpool_region_unref(region);
 	daxpool_ctx_unref(ctx);
 }
+
+static void count_revoke(struct daxpool_map *map, void *userdata)
+{
+	(void)map;
+	(void)userdata;
+	atomic_fetch_add(&shm->outsider_result, 1); /* here: revokes seen, by anyone */
+}
+
+TEST(daxpool_processes_opening_at_once_revoke_nobody)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	int go[2], status;
+	pid_t pids[8];
+	char c = 0;
+
+	shared_init();
+	CHECK_EQ(pipe(go), 0);
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		CHECK(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct daxpool_region *region;
+			struct daxpool_map *map;
+			struct daxpool_ctx *ctx;
+
+			close(go[1]);
+			if (read(go[0], &c, 1) != 0) /* all start together, at the close */
+				_exit(2);
+			/* Whoever opens first takes the lease; the others ask it for the file. */
+			if (daxpool_ctx_new(&ctx) < 0 || daxpool_region_open(ctx, path, 0, &region) < 0 ||
+			    daxpool_map_new(region, 0, 0, 0, &map) < 0 ||
+			    daxpool_map_set_revoke_fn(map, count_revoke, NULL) < 0)
+				_exit(3);
+			msleep(300); /* everybody has the file open by now */
+			_exit(daxpool_map_is_valid(map) == 1 ? 0 : 4);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (int i = 0; i < 8; i++) {
+		CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+		CHECK(WIFEXITED(status));
+		CHECK_EQ(WEXITSTATUS(status), 0);
+	}
+	CHECK_EQ(atomic_load(&shm->outsider_result), 0);
+}
