@@ -323,6 +323,10 @@ TEST(client_marks_region_dead_on_region_gone)
 		region_id = m.region_add.id;
 		recv_until(fd, DP_MSG_MAP_ADD, &m);
 		CHECK_EQ(m.map_add.region_id, region_id);
+		/* The client sets its revoke function after the map exists: wait for it. */
+		for (int i = 0; i < 5000 && !atomic_load(&sh->ready); i++)
+			msleep(1);
+		CHECK(atomic_load(&sh->ready));
 		/* A region id the client does not have first: ignored, not a protocol error. */
 		CHECK_OK(dp_proto_send(fd, &(struct dp_msg){ .type = DP_MSG_REGION_GONE,
 							     .region_gone = { region_id + 1000,
