@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,6 +88,15 @@ const char *fixture_backing_name(void)
 	default:
 		return "file";
 	}
+}
+
+void *fixture_shared(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		dp_test_fail(__FILE__, __LINE__, "mmap of %zu shared bytes: %s", size, strerror(errno));
+	return p; /* anonymous memory is zeroed */
 }
 
 const char *fixture_dir(void)

@@ -122,6 +122,12 @@ const char *fixture_plain_file(uint64_t size);
  */
 int fixture_odirect_file(uint64_t size);
 
+/*
+ * @size zeroed bytes of anonymous memory shared with the processes the test
+ * forks (MAP_SHARED), for what they report back. Fails the test if mmap does.
+ */
+void *fixture_shared(size_t size);
+
 /* The test's own scratch directory (exists for the test's lifetime). */
 const char *fixture_dir(void);
 

@@ -22,124 +22,10 @@
 
 #include "daxpool.h"
 #include "harness.h"
+#include "daemon_harness.h"
 #include "util/protocol.h"
 
 #define REGION_SIZE (8u << 20)
-
-static char sock_path[100];
-static pid_t daemon_pid;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void msleep(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Start daxpoold on the test's socket with @config (may be NULL); wait until it answers. */
-/*
- * The programs under test: the build's, or (in the vm tier, where the build
- * is copied elsewhere) the ones on PATH.
- */
-static void exec_tool(const char *built, const char *name, char *const argv[])
-{
-	if (access(built, X_OK) == 0)
-		execv(built, argv);
-	else
-		execvp(name, argv);
-	_exit(127);
-}
-
-static void daemon_start(const char *config)
-{
-	char cfg[512];
-
-	if (!sock_path[0])
-		snprintf(sock_path, sizeof(sock_path), "%s/daxpoold.sock", fixture_dir());
-	if (!config)
-		config = "";
-	snprintf(cfg, sizeof(cfg), "%s/daxpoold.conf", fixture_dir());
-	FILE *f = fopen(cfg, "w");
-	CHECK(f);
-	fputs(config, f);
-	fclose(f);
-	daemon_pid = fork();
-	CHECK(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test does not leave it behind */
-		char *const argv[] = { (char *)"daxpoold", (char *)"-f", (char *)"-c", cfg,
-				       (char *)"-s", sock_path, NULL };
-
-		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
-	}
-	for (int i = 0; i < 500; i++) {
-		int fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 1000);
-
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		msleep(10);
-	}
-	dp_test_fail(__FILE__, __LINE__, "daxpoold did not come up on %s", sock_path);
-}
-
-static void daemon_kill(int sig)
-{
-	int status;
-
-	kill(daemon_pid, sig);
-	waitpid(daemon_pid, &status, 0);
-	if (sig == SIGTERM)
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
-/* Ask the daemon directly (as daxpoolctl does). Returns the reply status; *ret_doc the JSON. */
-static int daemon_ask(const struct dp_msg *req, json_object **ret_doc)
-{
-	static uint8_t buf[DP_PROTO_MAX_DGRAM];
-	static struct dp_msg m;
-	char *text = NULL;
-	size_t len = 0;
-	int fd, status = 0;
-	bool more = true;
-
-	fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 5000);
-	if (fd < 0)
-		return fd;
-	CHECK_OK(dp_proto_send(fd, req, 1));
-	while (more) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-
-		if (n <= 0) {
-			close(fd);
-			free(text);
-			return -ECONNRESET;
-		}
-		CHECK_EQ(dp_proto_decode(buf, (size_t)n, &m), n);
-		CHECK_EQ(m.type, DP_MSG_REPLY);
-		text = realloc(text, len + m.reply.text_len + 1);
-		CHECK(text);
-		memcpy(text + len, m.reply.text, m.reply.text_len);
-		len += m.reply.text_len;
-		text[len] = '\0';
-		status = m.reply.status;
-		more = m.reply.flags & DP_REPLY_MORE;
-	}
-	close(fd);
-	*ret_doc = json_tokener_parse(text);
-	CHECK(*ret_doc);
-	free(text);
-	return status;
-}
 
 /* Status counts: clients, pins, maps (of everything visible). */
 static int daemon_counts(int *ret_clients, int *ret_pins, int *ret_maps)
@@ -172,37 +58,6 @@ static long wait_counts(int clients, int pins, int maps, unsigned int timeout_ms
 		     c, p, m, clients, pins, maps);
 }
 
-/* Run daxpoolctl with @argv (NULL-terminated, after the subcommand); stdout into @out. */
-static int ctl(char *out, size_t out_size, const char *const *argv)
-{
-	const char *args[32] = { "daxpoolctl" };
-	int pfd[2], status;
-	size_t n = 1, len = 0;
-	ssize_t r;
-	pid_t pid;
-
-	for (size_t i = 0; argv[i]; i++)
-		args[n++] = argv[i];
-	args[n++] = "--socket";
-	args[n++] = sock_path;
-	args[n] = NULL;
-	CHECK(pipe(pfd) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		exec_tool(DAXPOOLCTL_PATH, "daxpoolctl", (char *const *)args);
-	}
-	close(pfd[1]);
-	while (len + 1 < out_size && (r = read(pfd[0], out + len, out_size - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* ---- client processes ---- */
 
 enum client_mode {
@@ -218,16 +73,6 @@ struct shared {
 };
 
 static struct shared *shm;
-
-static struct shared *shared_new(void)
-{
-	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, sizeof(struct shared));
-	return p;
-}
 
 struct client {
 	pid_t pid;
@@ -460,7 +305,7 @@ TEST(release_drain_cooperative)
 	uint64_t done, last;
 	int rc;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	for (int i = 0; i < 3; i++)
 		cl[i] = client_start(i, path, COOPERATIVE, 10, "coop");
@@ -497,7 +342,7 @@ TEST(release_timeout_stubborn)
 	char pidstr[16];
 	int rc;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	coop = client_start(0, path, COOPERATIVE, 4, "coop");
 	stub = client_start(1, path, STUBBORN, 4, "stubborn");
@@ -539,7 +384,7 @@ TEST(dead_client_reclaim)
 	double ms;
 	int status;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	cl = client_start(0, path, STUBBORN, 1000, "victim");
 	wait_ready(1);
@@ -563,7 +408,7 @@ TEST(daemon_restart_mid_drain)
 	int c, p, m, rc, status;
 	pid_t rel;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	coop = client_start(0, path, COOPERATIVE, 5, "coop");
 	stub = client_start(1, path, STUBBORN, 7, "stubborn");
@@ -609,7 +454,7 @@ TEST(unauthorized_release)
 	pid_t pid;
 	int status;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	/* Let "nobody" reach the socket: the daemon's own check must refuse it. */
 	CHECK(chmod(fixture_dir(), 0755) == 0);
 	daemon_start("socket_mode = 0666\n");
@@ -687,7 +532,7 @@ TEST(malformed_messages)
 	struct client cl;
 	int n;
 
-	shm = shared_new();
+	shm = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	cl = client_start(0, path, STUBBORN, 2, "bystander");
 	wait_ready(1);

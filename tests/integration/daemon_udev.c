@@ -26,110 +26,12 @@
 
 #include "daxpool.h"
 #include "harness.h"
+#include "daemon_harness.h"
 #include "util/protocol.h"
-
-static char sock_path[108];
-static pid_t daemon_pid;
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void msleep(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* The build's program, or (in the vm tier, where the build is copied) the one on PATH. */
-static void exec_tool(const char *built, const char *name, char *const argv[])
-{
-	if (access(built, X_OK) == 0)
-		execv(built, argv);
-	else
-		execvp(name, argv);
-	_exit(127);
-}
-
-static void daemon_start(void)
-{
-	char cfg[512];
-	FILE *f;
-
-	snprintf(sock_path, sizeof(sock_path), "%s/daxpoold.sock", fixture_dir());
-	snprintf(cfg, sizeof(cfg), "%s/daxpoold.conf", fixture_dir());
-	f = fopen(cfg, "w");
-	CHECK(f);
-	fclose(f);
-	daemon_pid = fork();
-	CHECK(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		char *const argv[] = { (char *)"daxpoold", (char *)"-f", (char *)"-c", cfg,
-				       (char *)"-s", sock_path, NULL };
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
-	}
-	for (int i = 0; i < 500; i++) {
-		int fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 1000);
-
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		msleep(10);
-	}
-	dp_test_fail(__FILE__, __LINE__, "daxpoold did not come up on %s", sock_path);
-}
-
-static void daemon_stop(void)
-{
-	int status;
-
-	kill(daemon_pid, SIGTERM);
-	CHECK_EQ(waitpid(daemon_pid, &status, 0), daemon_pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
-/* daxpoold's STATUS document (as daxpoolctl status --json gets it). */
-static json_object *daemon_status(void)
-{
-	static uint8_t buf[DP_PROTO_MAX_DGRAM];
-	static struct dp_msg m;
-	struct dp_msg req = { .type = DP_MSG_STATUS };
-	char *text = NULL;
-	size_t len = 0;
-	bool more = true;
-	json_object *doc;
-	int fd;
-
-	fd = dp_proto_connect(sock_path, DP_ROLE_CTL, 5000);
-	CHECK(fd >= 0);
-	CHECK_OK(dp_proto_send(fd, &req, 1));
-	while (more) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-
-		CHECK(n > 0);
-		CHECK_EQ(dp_proto_decode(buf, (size_t)n, &m), n);
-		CHECK_EQ(m.type, DP_MSG_REPLY);
-		text = realloc(text, len + m.reply.text_len + 1);
-		CHECK(text);
-		memcpy(text + len, m.reply.text, m.reply.text_len);
-		len += m.reply.text_len;
-		text[len] = '\0';
-		more = m.reply.flags & DP_REPLY_MORE;
-	}
-	close(fd);
-	doc = json_tokener_parse(text);
-	if (!doc)
-		dp_test_fail(__FILE__, __LINE__, "status is not JSON: %s", text);
-	free(text);
-	return doc;
+	return now_ns() / 1000000u;
 }
 
 static const char *expected_source(void)
@@ -146,7 +48,7 @@ TEST(device_events_source)
 	json_object *doc;
 	const char *src;
 
-	daemon_start();
+	daemon_start(NULL);
 	doc = daemon_status();
 	src = json_object_get_string(json_object_object_get(doc, "device_events"));
 	if (!src || strcmp(src, expected_source()) != 0)
@@ -155,7 +57,7 @@ TEST(device_events_source)
 	CHECK(json_object_is_type(json_object_object_get(doc, "gone"), json_type_array));
 	CHECK_EQ(json_object_array_length(json_object_object_get(doc, "gone")), 0);
 	json_object_put(doc);
-	daemon_stop();
+	daemon_kill(SIGTERM);
 }
 
 /* ---- the client side ---- */
@@ -247,16 +149,6 @@ static void client_stop(pid_t pid, int cmd)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-static struct shared *shared_new(void)
-{
-	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, sizeof(struct shared));
-	return p;
-}
-
 /*
  * Receive messages until one of @type; fills @m. The client batches several
  * messages into one datagram: what follows the one found is kept for the
@@ -298,7 +190,7 @@ TEST(client_marks_region_dead_on_region_gone)
 	int lfd, fd, cmd;
 	pid_t pid;
 
-	sh = shared_new();
+	sh = fixture_shared(sizeof(struct shared));
 	snprintf(sock_path, sizeof(sock_path), "%s/standin.sock", fixture_dir());
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
 	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -400,34 +292,6 @@ static bool status_region_gone(json_object *doc)
 	return json_object_get_boolean(json_object_object_get(r, "gone"));
 }
 
-/* daxpoolctl status, human form, into @out. */
-static void ctl_status(char *out, size_t size)
-{
-	int pfd[2], status;
-	size_t len = 0;
-	ssize_t n;
-	pid_t pid;
-
-	CHECK(pipe(pfd) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		char *const argv[] = { (char *)"daxpoolctl", (char *)"status", (char *)"--socket",
-				       sock_path, NULL };
-
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		exec_tool(DAXPOOLCTL_PATH, "daxpoolctl", argv);
-	}
-	close(pfd[1]);
-	while (len + 1 < size && (n = read(pfd[0], out + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(pfd[0]);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 /* After the disable: what the client and the daemon must show. Runs in a child. */
 static void check_gone(const char *name, uint64_t t_disable)
 {
@@ -456,7 +320,7 @@ static void check_gone(const char *name, uint64_t t_disable)
 	CHECK(status_region_gone(doc));
 	json_object_put(doc);
 
-	ctl_status(out, sizeof(out));
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "status", NULL }), 0);
 	printf("%s", out);
 	snprintf(want, sizeof(want), "gone: %s unbound", name);
 	CHECK(strstr(out, want));
@@ -485,8 +349,8 @@ TEST_TIMEOUT(devdax_disabled_behind_the_daemon, 120)
 		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
 	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
 	CHECK(devdax_enabled(name));
-	sh = shared_new();
-	daemon_start();
+	sh = fixture_shared(sizeof(struct shared));
+	daemon_start(NULL);
 	pid = client_start(dev, sock_path, &cmd, 30000);
 	/* The daemon knows the client's map before the device goes. */
 	for (int i = 0; i < 500; i++) {
@@ -523,5 +387,5 @@ TEST_TIMEOUT(devdax_disabled_behind_the_daemon, 120)
 	}
 	CHECK(cleared);
 	client_stop(pid, cmd);
-	daemon_stop();
+	daemon_kill(SIGTERM);
 }

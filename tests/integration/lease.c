@@ -52,11 +52,7 @@ static void msleep(unsigned int ms)
 
 static void shared_init(void)
 {
-	void *p = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, sizeof(*shm));
-	shm = p;
+	shm = fixture_shared(sizeof(*shm));
 }
 
 /* One map of the whole region and one long-lived pin, dropped by the revoke functions. */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the daxpoold end-to-end tests share: the real daemon on a private
+ * socket in the test's directory, asked directly or through daxpoolctl as a
+ * user runs it. Compiled into each such test; the test's target defines
+ * DAXPOOLD_PATH and DAXPOOLCTL_PATH (the build's programs).
+ */
+#ifndef DAXPOOL_TEST_DAEMON_HARNESS_H
+#define DAXPOOL_TEST_DAEMON_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "util/protocol.h"
+
+/* The running daemon's socket and pid (daemon_start()). */
+extern char sock_path[108];
+extern pid_t daemon_pid;
+
+uint64_t now_ns(void); /* CLOCK_MONOTONIC */
+void msleep(unsigned int ms);
+
+/*
+ * exec() the build's program @built, or (in the vm tier, where the build is
+ * copied elsewhere) @name from PATH. Does not return.
+ */
+void exec_tool(const char *built, const char *name, char *const argv[]) __attribute__((noreturn));
+
+/* Start daxpoold on the test's socket with @config (NULL: empty); wait until it answers. */
+void daemon_start(const char *config);
+
+/* Send @sig to the daemon and reap it; SIGTERM must end it with exit status 0. */
+void daemon_kill(int sig);
+
+/*
+ * Ask the daemon directly (as daxpoolctl does). Return: the reply's status,
+ * *ret_doc its JSON; or a negative errno when the daemon cannot be reached.
+ */
+int daemon_ask(const struct dp_msg *req, json_object **ret_doc);
+
+/* The daemon's STATUS document (as "daxpoolctl status --json" gets it). */
+json_object *daemon_status(void);
+
+/*
+ * Run daxpoolctl with @argv (NULL-terminated, the subcommand first) on the
+ * test's socket; its standard output into @out. Return: its exit status.
+ */
+int ctl(char *out, size_t out_size, const char *const *argv);
+
+#endif
