@@ -545,6 +545,8 @@ static const char *lease_refusal(int err)
  * when the kernel grants it (no thread for files that cannot be leased, e.g.
  * shared ones); a break that begins before the signal is directed to the
  * watcher is found by F_GETLEASE right after, and handed to the watcher.
+ * The file's lease lock is held throughout: a daxpool process that announces
+ * itself finds the lease either not taken or held and answered.
  */
 static void lease_take(struct daxpool_region *region)
 {
@@ -567,8 +569,8 @@ static void lease_take(struct daxpool_region *region)
 	if (r < 0)
 		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
 	pthread_mutex_unlock(&region->lock);
-	lease_file_unlock(lock);
 	if (r < 0) {
+		lease_file_unlock(lock);
 		log_info(ctx, "%s: no write lease (%s): another process can change the file "
 			      "unnoticed", region->path, lease_refusal(r));
 		return;
@@ -592,6 +594,8 @@ static void lease_take(struct daxpool_region *region)
 		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r < 0 ? r : -EBADF);
 	}
 	pthread_mutex_unlock(&region->lock);
+	/* Only now may another daxpool process announce itself: we hold it, and answer. */
+	lease_file_unlock(lock);
 
 	if (r < 0) {
 		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,

@@ -398,6 +398,27 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	return n;
 }
 
+void dp_region_close_backing(struct daxpool_region *region)
+{
+	if (region->src)
+		pmem2_source_delete(&region->src);
+	if (region->fd >= 0) {
+		dp_lease_region_closing(region);
+		close(region->fd);
+		region->fd = -1;
+	}
+}
+
+void dp_region_drop_dead_backing(struct daxpool_region *region)
+{
+	if (region->kind != DAXPOOL_REGION_DEVDAX || region->n_maps > 0 || region->fd < 0 ||
+	    !atomic_load_explicit(&region->dead, memory_order_acquire))
+		return;
+	dp_region_close_backing(region);
+	log_info(region->ctx, "%s: the device is gone and no map holds it: its descriptor is "
+			      "closed now (before the device can be enabled again)", region->path);
+}
+
 _public_ int daxpool_region_release(struct daxpool_region *region)
 {
 	assert_return(region, -EINVAL);
@@ -417,10 +438,7 @@ _public_ int daxpool_region_release(struct daxpool_region *region)
 	}
 	region->released = true;
 	atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
-	pmem2_source_delete(&region->src);
-	dp_lease_region_closing(region);
-	close(region->fd);
-	region->fd = -1;
+	dp_region_close_backing(region);
 	pthread_mutex_unlock(&region->lock);
 	log_info(region->ctx, "%s: released", region->path);
 	return 0;

@@ -144,7 +144,10 @@ static void map_free(struct daxpool_map *map)
 		pthread_cond_broadcast(&region->idle_cond);
 	pthread_mutex_unlock(&region->lock);
 
-	map_pmem2_delete(&map->pmap);
+	map_pmem2_delete(&map->pmap); /* the mapping's own reference to the file goes here */
+	pthread_mutex_lock(&region->lock);
+	dp_region_drop_dead_backing(region);
+	pthread_mutex_unlock(&region->lock);
 	log_dbg(region->ctx, "%s: unmapped [%#llx, +%#llx)", region->path,
 		(unsigned long long)map->offset, (unsigned long long)map->length);
 	free(map);

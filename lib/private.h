@@ -270,6 +270,20 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
  */
 bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why);
 
+/* Close the region's pmem2 source and descriptor, once. With region->lock held. */
+void dp_region_close_backing(struct daxpool_region *region);
+
+/*
+ * A dead device-dax region no map holds: close its descriptor now. A process
+ * that still holds a descriptor of a devdax device from before it was
+ * disabled, and closes it after the device was enabled again, unregisters the
+ * new char device (6.12: ENXIO on open) or corrupts the kernel's list of its
+ * inodes (6.1: BUG in cd_forget), measured in the vm tier
+ * (tests/integration/daemon_udev.c). Closing early keeps daxpool's own
+ * descriptors out of that window. With region->lock held.
+ */
+void dp_region_drop_dead_backing(struct daxpool_region *region);
+
 /* Whether a map (published or being created) overlaps [start, end). With region->lock held. */
 bool dp_region_range_held(struct daxpool_region *region, uint64_t start, uint64_t end);
 

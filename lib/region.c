@@ -76,12 +76,7 @@ static void region_free(struct daxpool_region *region)
 {
 	log_dbg(region->ctx, "%s: region freed", region->path);
 	dp_client_region_removed(region); /* daxpoold client (client.c) */
-	if (region->src)
-		pmem2_source_delete(&region->src);
-	if (region->fd >= 0) {
-		dp_lease_region_closing(region);
-		close(region->fd);
-	}
+	dp_region_close_backing(region);
 	pthread_cond_destroy(&region->idle_cond);
 	pthread_mutex_destroy(&region->lock);
 	pthread_mutex_destroy(&region->pool_locks);

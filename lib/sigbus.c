@@ -120,6 +120,9 @@ bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *
 		return false;
 	log_err(region->ctx, "%s: %s (%s): the region is dead; its maps and pins must go",
 		region->path, why, strerror(-reason));
+	pthread_mutex_lock(&region->lock);
+	dp_region_drop_dead_backing(region);
+	pthread_mutex_unlock(&region->lock);
 	return true;
 }
 

@@ -47,7 +47,8 @@ static void attr(struct nlbuf *nb, uint16_t type, const void *data, size_t len)
 	CHECK(nb->len + NLA_HDRLEN + NLA_ALIGN(len) <= sizeof(nb->b));
 	a->nla_type = type;
 	a->nla_len = (uint16_t)(NLA_HDRLEN + len);
-	memcpy(nb->b + nb->len + NLA_HDRLEN, data, len);
+	if (len)
+		memcpy(nb->b + nb->len + NLA_HDRLEN, data, len); /* a nest's header has no data */
 	memset(nb->b + nb->len + NLA_HDRLEN + len, 0, NLA_ALIGN(len) - len);
 	nb->len += NLA_HDRLEN + NLA_ALIGN(len);
 }

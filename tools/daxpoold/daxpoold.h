@@ -211,6 +211,8 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs);
 /* Whether an outsider object counts as a possible pin (io_uring buffers or MRs). */
 bool dd_outsider_has_pins(json_object *o);
 void dd_proc_comm(pid_t pid, char *buf, size_t size);
+/* Whether @pid has (dev, ino) open (/proc/PID/fd) or mapped (/proc/PID/maps). */
+bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino);
 
 /* ---- udev.c: devices that go away without a release ---- */
 /* Start following device events; the monitor's fd, or -errno (logged: the daemon runs on). */

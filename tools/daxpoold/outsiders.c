@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -153,6 +154,38 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, struct r
 	*ret_ranges = ranges;
 	*ret_n = n_ranges;
 	return maps;
+}
+
+bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino)
+{
+	struct range *ranges;
+	json_object *maps;
+	struct dirent *e;
+	char path[64];
+	size_t n;
+	bool held = false;
+	DIR *d;
+
+	maps = pid_mappings(pid, dev, ino, &ranges, &n);
+	free(ranges);
+	if (maps) {
+		json_object_put(maps);
+		return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!held && (e = readdir(d))) {
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino)
+			held = true;
+	}
+	closedir(d);
+	return held;
 }
 
 /*

@@ -207,19 +207,64 @@ json_object *dd_udev_gone_json(void)
 	return arr;
 }
 
-/* The device came (back): forget that it went. */
-static void gone_clear(const char *name, uint64_t devnum)
+/* The device came (back): forget that it went. Return: whether it had gone. */
+static bool gone_clear(const char *name, uint64_t devnum)
 {
+	bool had = false;
+
 	for (struct gone **pp = &gones; *pp;) {
 		struct gone *g = *pp;
 
 		if (devnum ? g->devnum == devnum : !g->devnum && strcmp(g->name, name) == 0) {
 			*pp = g->next;
 			free(g);
+			had = true;
 			continue;
 		}
 		pp = &g->next;
 	}
+	return had;
+}
+
+/*
+ * A device-dax device bound again while clients still hold descriptors or
+ * mappings from before it went. Measured in the vm tier
+ * (tests/integration/daemon_udev.c, before libdaxpool closed a dead device's
+ * descriptor early): when the last of those old descriptors goes, Debian's
+ * 6.12 unregisters the device's char device again (/dev/daxX.Y then fails to
+ * open with ENXIO while sysfs shows it bound) and 6.1 corrupts the list of
+ * the char device's inodes (a kernel BUG in cd_forget). Say so, naming them.
+ */
+static void rebound_with_old_holders(const char *name)
+{
+	char holders[1024] = "";
+	size_t len = 0;
+	unsigned int n = 0;
+
+	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+		if (c->role != DP_ROLE_CLIENT)
+			continue;
+		for (struct dd_region *r = c->regions; r; r = r->next) {
+			if (r->kind != KIND_DEVDAX || strcmp(r->devname, name) != 0)
+				continue;
+			/* A daxpool client closes a dead device's descriptor once unmapped. */
+			if (!dd_pid_holds_file(c->cred.pid, r->dev, r->ino))
+				break;
+			if (len < sizeof(holders))
+				len += (size_t)snprintf(holders + len, sizeof(holders) - len,
+							"%s%d (%s)", n ? ", " : "", (int)c->cred.pid,
+							c->comm);
+			n++;
+			break;
+		}
+	}
+	if (n)
+		dd_log(LOG_WARNING, "%s is bound again while %u process(es) still hold it open from "
+				    "before it went: %s. When they let go, the kernel may drop the "
+				    "device node (/dev/%s fails with ENXIO although it shows bound) "
+				    "or corrupt its list of inodes (a BUG on 6.1): make them exit, "
+				    "then disable and enable the device once more",
+		       name, n, holders, name);
 }
 
 /*
@@ -336,8 +381,11 @@ static void handle(struct udev_device *d)
 		if (strncmp(name, "dax", 3) != 0)
 			return;
 		if (came) {
-			gone_clear(name, 0);
+			bool had_gone = gone_clear(name, 0);
+
 			dd_log(LOG_INFO, "%s: %s", name, strcmp(action, "add") == 0 ? "added" : "bound");
+			if (had_gone)
+				rebound_with_old_holders(name);
 		} else if (expected(name)) {
 			dd_log(LOG_INFO, "%s: %s by daxpoold's release", name,
 			       reason == -ENXIO ? "unbound" : "removed");
