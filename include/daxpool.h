@@ -394,7 +394,11 @@ const char *daxpool_state_name(int state);
  * daxpool_map_memcpy()): the device was disabled or the file truncated
  * without daxpool; or daxpoold reported the device gone (removed or unbound
  * without a release through it: see "Daemon client" below). New maps and
- * pins fail with -ENXIO; the holders should drop theirs. Final.
+ * pins fail with -ENXIO; the holders should drop theirs, soon: a dead
+ * device-dax region closes its descriptor as soon as no map holds it,
+ * because a descriptor from before a disable that is closed after the device
+ * was enabled again upsets the kernel (6.12 unregisters the new device node;
+ * 6.1 corrupts its inode list). Final.
  *
  * Return: 1 or 0; -EINVAL for NULL; -ESTALE in a child.
  */
