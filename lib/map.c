@@ -133,8 +133,14 @@ static void map_free(struct daxpool_map *map)
 	struct daxpool_region *region = map->region;
 
 	/*
-	 * Unlink under the region lock. A zap may still have found this map in
-	 * the list, but its get_unless_zero() failed, so nobody calls it now.
+	 * Unmap first: the region is idle only once the memory is really gone
+	 * (a waiter may let a truncate or a device disable go on at once). The
+	 * mapping's own reference to the file goes here too.
+	 */
+	map_pmem2_delete(&map->pmap);
+	/*
+	 * Then unlink under the region lock. A zap may still have found this map
+	 * in the list, but its get_unless_zero() failed, so nobody calls it now.
 	 */
 	pthread_mutex_lock(&region->lock);
 	dp_list_del(&map->node);
@@ -142,10 +148,6 @@ static void map_free(struct daxpool_map *map)
 	dp_client_map_event(map, false); /* daxpoold client (client.c) */
 	if (region->whole_zapped || region->n_zaps)
 		pthread_cond_broadcast(&region->idle_cond);
-	pthread_mutex_unlock(&region->lock);
-
-	map_pmem2_delete(&map->pmap); /* the mapping's own reference to the file goes here */
-	pthread_mutex_lock(&region->lock);
 	dp_region_drop_dead_backing(region);
 	pthread_mutex_unlock(&region->lock);
 	log_dbg(region->ctx, "%s: unmapped [%#llx, +%#llx)", region->path,

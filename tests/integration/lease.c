@@ -58,6 +58,8 @@ static void shared_init(void)
 /* One map of the whole region and one long-lived pin, dropped by the revoke functions. */
 struct holder {
 	pthread_mutex_t lock;
+	pthread_t dropper; /* the thread that lets go later, joined by holder_finish() */
+	bool has_dropper;
 	struct daxpool_map *map;
 	struct daxpool_pin *pin;
 	unsigned int drop_delay_ms; /* how long the "device" takes to let go */
@@ -93,8 +95,25 @@ static void holder_pin_revoked(struct daxpool_pin *pin, void *userdata)
 	if (h->never_drop)
 		return;
 	/* Like an RDMA MR: deregistration completes a little later, in another thread. */
-	if (pthread_create(&t, NULL, holder_drop_later, h) == 0)
-		pthread_detach(t);
+	pthread_mutex_lock(&h->lock);
+	if (pthread_create(&t, NULL, holder_drop_later, h) == 0) {
+		h->dropper = t;
+		h->has_dropper = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Wait for the thread that lets go, if one was started. */
+static void holder_finish(struct holder *h)
+{
+	bool has;
+
+	pthread_mutex_lock(&h->lock);
+	has = h->has_dropper;
+	h->has_dropper = false;
+	pthread_mutex_unlock(&h->lock);
+	if (has)
+		pthread_join(h->dropper, NULL);
 }
 
 static void holder_map_revoked(struct daxpool_map *map, void *userdata)
@@ -294,6 +313,7 @@ TEST(an_outsider_truncate_waits_until_the_pins_drained)
 	CHECK_OK(daxpool_region_wait_idle(region, 1000, NULL));
 	CHECK(daxpool_region_unzap_range(region, 0, 0) > 0);
 	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_HELD);
+	holder_finish(&h);
 	daxpool_region_unref(region);
 	daxpool_ctx_unref(ctx);
 }
@@ -316,6 +336,7 @@ TEST(an_outsider_open_waits_until_the_pins_drained)
 	CHECK(atomic_load(&shm->outsider_ns) >= atomic_load(&shm->dropped_ns));
 	CHECK(atomic_load(&shm->dropped_ns) > 0);
 	CHECK_EQ(lease_of(region), DAXPOOL_LEASE_BROKEN);
+	holder_finish(&h);
 	daxpool_region_unref(region);
 	daxpool_ctx_unref(ctx);
 }
@@ -339,6 +360,7 @@ TEST(a_non_blocking_open_is_refused_but_still_starts_the_drain)
 	/* The retry goes through without waiting. */
 	reap(outsider(path, O_RDONLY | O_NONBLOCK, 0));
 	CHECK_EQ(atomic_load(&shm->outsider_result), 1);
+	holder_finish(&h);
 	daxpool_region_unref(region);
 	daxpool_ctx_unref(ctx);
 }
