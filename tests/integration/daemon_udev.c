@@ -377,72 +377,6 @@ static void check_gone(const char *name, const char *event, uint64_t t_disable)
 	_exit(0);
 }
 
-/*
- * daxctl disable-device run directly, while a client maps the device through
- * daxpool (a plain map: no pin, so the kernel stays safe): the daemon sees
- * the unbind, the client's region turns dead and its revoke function runs,
- * status shows the device gone; enable-device clears that. The vm tier
- * checks dmesg after the run.
- */
-TEST_TIMEOUT(devdax_disabled_behind_the_daemon, 120)
-{
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-	const char *name;
-	json_object *doc;
-	int cmd, rc, status;
-	uint64_t t0;
-	pid_t pid, checker;
-	bool cleared = false;
-
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
-	CHECK(devdax_enabled(name));
-	sh = fixture_shared(sizeof(struct shared));
-	daemon_start(NULL);
-	pid = client_start(dev, sock_path, &cmd, 30000);
-	/* The daemon knows the client's map before the device goes. */
-	for (int i = 0; i < 500; i++) {
-		doc = daemon_status();
-		rc = json_object_get_int(json_object_object_get(doc, "maps"));
-		json_object_put(doc);
-		if (rc == 1)
-			break;
-		msleep(10);
-	}
-	CHECK_EQ(rc, 1);
-
-	t0 = now_ms();
-	rc = daxctl("disable-device", name);
-	/* Checked in a child, so that the device is enabled again whatever they find. */
-	checker = fork();
-	CHECK(checker >= 0);
-	if (checker == 0)
-		check_gone(name, "unbound", t0);
-	CHECK_EQ(waitpid(checker, &status, 0), checker);
-	if (daxctl("enable-device", name) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
-	CHECK_EQ(rc, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	CHECK(devdax_enabled(name));
-	if (!devdax_opens(dev))
-		dp_test_fail(__FILE__, __LINE__, "%s does not open after enable-device: %s", dev,
-			     strerror(errno));
-
-	/* Bound again: the daemon clears the gone mark. */
-	for (int i = 0; i < 1000 && !cleared; i++) {
-		doc = daemon_status();
-		cleared = !status_gone(doc, name) && !status_region_gone(doc);
-		json_object_put(doc);
-		if (!cleared)
-			msleep(10);
-	}
-	CHECK(cleared);
-	client_stop(pid, cmd);
-	daemon_kill(SIGTERM);
-	devdax_restore(dev, name);
-}
-
 /* The namespace (e.g. "namespace0.0") whose device-dax device is @name, from ndctl list. */
 static bool namespace_of(const char *name, char *ns, size_t size)
 {
@@ -489,18 +423,22 @@ static int ndctl(const char *verb, const char *ns)
 }
 
 /*
- * The namespace under a device-dax device disabled with ndctl, behind the
- * daemon's back: the device is removed (not only unbound), the daemon follows
- * the nd and dax events and tells the client; enabling the namespace again
- * brings the device back and clears the mark.
+ * A client maps the device-dax device through daxpool with the daemon
+ * running; the device goes behind the daemon's back: the device itself with
+ * "daxctl disable-device" (unbound), or its namespace with "ndctl
+ * disable-namespace" (unbound, then removed). The client is told and marks
+ * the region dead, its revoke function runs, the daemon shows the device
+ * gone; enabling it again clears the mark, and the device opens and maps as
+ * before (the tests after this one need it). The vm tier checks dmesg after
+ * the run.
  */
-TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
+static void unplug_behind_the_daemon(bool namespace)
 {
 	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
 	const char *name;
 	char ns[64];
 	json_object *doc;
-	int cmd, rc, status;
+	int cmd, rc = 0, status;
 	uint64_t t0;
 	pid_t pid, checker;
 	bool cleared = false;
@@ -509,11 +447,12 @@ TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
 		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
 	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
 	CHECK(devdax_enabled(name));
-	if (!namespace_of(name, ns, sizeof(ns)))
+	if (namespace && !namespace_of(name, ns, sizeof(ns)))
 		fixture_missing("ndctl and the namespace of the devdax device");
 	sh = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	pid = client_start(dev, sock_path, &cmd, 30000);
+	/* The daemon knows the client's map before the device goes. */
 	for (int i = 0; i < 500; i++) {
 		doc = daemon_status();
 		rc = json_object_get_int(json_object_object_get(doc, "maps"));
@@ -525,23 +464,25 @@ TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
 	CHECK_EQ(rc, 1);
 
 	t0 = now_ms();
-	rc = ndctl("disable-namespace", ns);
+	rc = namespace ? ndctl("disable-namespace", ns) : daxctl("disable-device", name);
+	/* Checked in a child, so that the device is enabled again whatever they find. */
 	checker = fork();
 	CHECK(checker >= 0);
 	if (checker == 0)
-		check_gone(name, NULL, t0);
+		check_gone(name, namespace ? NULL : "unbound", t0);
 	CHECK_EQ(waitpid(checker, &status, 0), checker);
-	if (ndctl("enable-namespace", ns) != 0)
-		printf("# ndctl enable-namespace %s failed\n", ns);
+	if ((namespace ? ndctl("enable-namespace", ns) : daxctl("enable-device", name)) != 0)
+		printf("# enabling %s again failed\n", namespace ? ns : name);
 	CHECK_EQ(rc, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	for (int i = 0; i < 500 && !devdax_enabled(name); i++)
 		msleep(10);
 	CHECK(devdax_enabled(name));
 	if (!devdax_opens(dev))
-		dp_test_fail(__FILE__, __LINE__, "%s does not open after enable-namespace: %s", dev,
+		dp_test_fail(__FILE__, __LINE__, "%s does not open once enabled again: %s", dev,
 			     strerror(errno));
 
+	/* Bound again: the daemon clears the gone mark. */
 	for (int i = 0; i < 1000 && !cleared; i++) {
 		doc = daemon_status();
 		cleared = !status_gone(doc, name) && !status_region_gone(doc);
@@ -553,7 +494,6 @@ TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
 	client_stop(pid, cmd);
 	daemon_kill(SIGTERM);
 	devdax_restore(dev, name);
-	/* The device is back and usable (the tests after this one need it). */
 	{
 		struct daxpool_region *region;
 		struct daxpool_map *map;
@@ -567,4 +507,14 @@ TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
 		daxpool_region_unref(region);
 		daxpool_ctx_unref(ctx);
 	}
+}
+
+TEST_TIMEOUT(devdax_disabled_behind_the_daemon, 120)
+{
+	unplug_behind_the_daemon(false);
+}
+
+TEST_TIMEOUT(devdax_namespace_disabled_behind_the_daemon, 120)
+{
+	unplug_behind_the_daemon(true);
 }
