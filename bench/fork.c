@@ -88,6 +88,8 @@ static void __attribute__((noreturn)) child_main(int with_daxpool, const char *p
 		char *base;
 
 		bench_check(daxpool_ctx_new(&ctx));
+		/* The baseline process opens the same file: no lease to break (lease.c). */
+		bench_check(daxpool_ctx_set_leases(ctx, 0));
 		bench_check(daxpool_region_open(ctx, path, 0, &region));
 		bench_check(daxpool_map_new(region, 0, 0, 0, &map));
 		base = daxpool_map_get_address(map);
