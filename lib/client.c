@@ -144,16 +144,15 @@ static struct dp_client *client_of(struct daxpool_ctx *ctx)
 
 static void fill_region_add(struct daxpool_region *region, struct dp_msg *m)
 {
-	struct stat st;
-
 	memset(m, 0, sizeof(*m));
 	m->type = DP_MSG_REGION_ADD;
-	if (region->fd < 0 || fstat(region->fd, &st) < 0)
+	/* Closed (released, or a dead device's): it holds no file, so nothing to register. */
+	if (region->fd < 0)
 		return;
 	m->region_add.id = region->client_id;
-	m->region_add.dev = st.st_dev;
-	m->region_add.ino = st.st_ino;
-	m->region_add.rdev = st.st_rdev;
+	m->region_add.dev = region->file_dev;
+	m->region_add.ino = region->file_ino;
+	m->region_add.rdev = region->file_rdev;
 	m->region_add.size = region->size;
 	m->region_add.kind = (uint32_t)region->kind;
 	if (!realpath(region->path, m->region_add.path))

@@ -80,14 +80,17 @@ struct dp_lease_watcher {
 	atomic_bool orphaned;
 };
 
-/* The abstract socket address of the peer listener for a file. */
-static socklen_t lease_peer_addr(uint64_t dev, uint64_t ino, struct sockaddr_un *sa)
+/*
+ * The abstract unix socket address "daxpool-@what-DEV-INO" of a file: "lease"
+ * for the holder's peer listener, "lease-lock" for the file's lease lock.
+ */
+static socklen_t lease_addr(const char *what, uint64_t dev, uint64_t ino, struct sockaddr_un *sa)
 {
 	int n;
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "daxpool-lease-%llx-%llx",
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "daxpool-%s-%llx-%llx", what,
 		     (unsigned long long)dev, (unsigned long long)ino);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
@@ -107,14 +110,9 @@ static socklen_t lease_peer_addr(uint64_t dev, uint64_t ino, struct sockaddr_un 
 static int lease_file_lock(struct daxpool_ctx *ctx, uint64_t dev, uint64_t ino)
 {
 	struct sockaddr_un sa;
-	socklen_t len;
-	int fd, n;
+	socklen_t len = lease_addr("lease-lock", dev, ino, &sa);
+	int fd;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "daxpool-lease-lock-%llx-%llx",
-		     (unsigned long long)dev, (unsigned long long)ino);
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -151,11 +149,24 @@ static void lease_set_state(struct daxpool_region *region, int state, int err)
 	}
 }
 
+/*
+ * Give a held lease up: the new state first (nobody reads HELD once the other
+ * process goes on), then F_UNLCK. With region->lock held. Return: 0 or -errno
+ * of the unlock (-EAGAIN: the kernel broke it already).
+ */
+static int lease_drop(struct daxpool_region *region, int state, int err)
+{
+	lease_set_state(region, state, err);
+	if (region->fd >= 0 && fcntl(region->fd, F_SETLEASE, F_UNLCK) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Listen for other daxpool processes that open the file: -1 if that cannot be. */
 static int lease_listen(struct daxpool_region *region)
 {
 	struct sockaddr_un sa;
-	socklen_t len = lease_peer_addr(region->file_dev, region->file_ino, &sa);
+	socklen_t len = lease_addr("lease", region->file_dev, region->file_ino, &sa);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 8) < 0)) {
@@ -189,7 +200,7 @@ static int lease_break_time_ms(void)
 static void lease_break(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
-	int budget = lease_break_time_ms(), r;
+	int budget = lease_break_time_ms(), r, r2;
 	char *report = NULL;
 	uint64_t t0 = dp_now_ns();
 
@@ -219,10 +230,10 @@ static void lease_break(struct daxpool_region *region)
 	pthread_mutex_lock(&region->lock);
 	/* Said before the other process can go on. */
 	atomic_fetch_add_explicit(&region->lease_breaks, 1, memory_order_relaxed);
-	lease_set_state(region, DAXPOOL_LEASE_BROKEN, 0);
-	if (region->fd >= 0 && fcntl(region->fd, F_SETLEASE, F_UNLCK) < 0 && errno != EAGAIN)
-		log_err(ctx, "%s: giving the lease up: %m", region->path);
+	r2 = lease_drop(region, DAXPOOL_LEASE_BROKEN, 0);
 	pthread_mutex_unlock(&region->lock);
+	if (r2 < 0 && r2 != -EAGAIN)
+		log_err(ctx, "%s: giving the lease up: %s", region->path, strerror(-r2));
 
 	log_notice(ctx, "%s: lease given up to the other process %.3f ms after the break%s",
 		   region->path, (double)(dp_now_ns() - t0) / 1e6,
@@ -353,11 +364,10 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 	if (!region)
 		return;
 	pthread_mutex_lock(&region->lock);
-	if (region->file_dev == l->dev && region->file_ino == l->ino && region->fd >= 0 &&
+	if (region->file_dev == l->dev && region->file_ino == l->ino &&
 	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
 		    DAXPOOL_LEASE_HELD) {
-		fcntl(region->fd, F_SETLEASE, F_UNLCK);
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
+		lease_drop(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
 		gave = true;
 	}
 	pthread_mutex_unlock(&region->lock);
@@ -512,7 +522,6 @@ fail:
 	return r;
 }
 
-/* Ask for a write lease on region->fd, signalled to the watcher. With region->lock held. */
 /* Direct the lease's break signal to the watcher thread @tid. With region->lock held. */
 static int lease_direct(struct daxpool_region *region, pid_t tid)
 {
@@ -538,7 +547,6 @@ static const char *lease_refusal(int err)
 	}
 }
 
-/* Take (or take again) the lease of a read-write file region. Any thread but the watcher. */
 /*
  * Take (or take again) the lease of a read-write file region. Any thread but
  * the watcher. The lease is asked for first, and the watcher started only
@@ -546,7 +554,8 @@ static const char *lease_refusal(int err)
  * shared ones); a break that begins before the signal is directed to the
  * watcher is found by F_GETLEASE right after, and handed to the watcher.
  * The file's lease lock is held throughout: a daxpool process that announces
- * itself finds the lease either not taken or held and answered.
+ * itself finds the lease either not taken or held and answered. The outcome
+ * is reported to daxpoold.
  */
 static void lease_take(struct daxpool_region *region)
 {
@@ -573,6 +582,7 @@ static void lease_take(struct daxpool_region *region)
 		lease_file_unlock(lock);
 		log_info(ctx, "%s: no write lease (%s): another process can change the file "
 			      "unnoticed", region->path, lease_refusal(r));
+		dp_client_region_state(region);
 		return;
 	}
 
@@ -589,9 +599,7 @@ static void lease_take(struct daxpool_region *region)
 		lease_set_state(region, DAXPOOL_LEASE_HELD, 0);
 		pending = fcntl(region->fd, F_GETLEASE) != F_WRLCK;
 	} else {
-		if (region->fd >= 0)
-			fcntl(region->fd, F_SETLEASE, F_UNLCK);
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r < 0 ? r : -EBADF);
+		lease_drop(region, DAXPOOL_LEASE_REFUSED, r < 0 ? r : -EBADF);
 	}
 	pthread_mutex_unlock(&region->lock);
 	/* Only now may another daxpool process announce itself: we hold it, and answer. */
@@ -600,12 +608,14 @@ static void lease_take(struct daxpool_region *region)
 	if (r < 0) {
 		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,
 			strerror(-r));
-		return;
+	} else {
+		/* Listen for other daxpool processes; handle a break that began meanwhile. */
+		lease_kick(ctx);
+		log_dbg(ctx, "%s: write lease held%s: another process's open or truncate revokes "
+			     "the region first",
+			region->path, pending ? " (a break is already pending)" : "");
 	}
-	/* Listen for other daxpool processes; handle a break that began meanwhile. */
-	lease_kick(ctx);
-	log_dbg(ctx, "%s: write lease held%s: another process's open or truncate revokes the "
-		     "region first", region->path, pending ? " (a break is already pending)" : "");
+	dp_client_region_state(region);
 }
 
 void dp_lease_region_opened(struct daxpool_region *region)
@@ -614,10 +624,11 @@ void dp_lease_region_opened(struct daxpool_region *region)
 
 	if (region->kind == DAXPOOL_REGION_DEVDAX || region->rdonly)
 		return;
-	if (!atomic_load_explicit(&ctx->leases, memory_order_relaxed))
-		lease_set_state(region, DAXPOOL_LEASE_OFF, 0);
-	else
+	if (atomic_load_explicit(&ctx->leases, memory_order_relaxed)) {
 		lease_take(region);
+		return;
+	}
+	lease_set_state(region, DAXPOOL_LEASE_OFF, 0);
 	dp_client_region_state(region);
 }
 
@@ -630,7 +641,7 @@ static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
 {
 	uint32_t msg[2] = { LEASE_PEER_MAGIC, (uint32_t)getpid() };
 	struct sockaddr_un sa;
-	socklen_t len = lease_peer_addr(st->st_dev, st->st_ino, &sa);
+	socklen_t len = lease_addr("lease", st->st_dev, st->st_ino, &sa);
 	struct pollfd p;
 	char ack;
 	int fd;
@@ -663,17 +674,14 @@ int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 	pthread_mutex_lock(&ctx->regions_lock);
 	dp_list_for_each(pos, &ctx->regions) {
 		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
-		struct stat rst;
 
-		if (atomic_load_explicit(&region->lease_state, memory_order_acquire) !=
-		    DAXPOOL_LEASE_HELD)
+		if (region->file_dev != st->st_dev || region->file_ino != st->st_ino)
 			continue;
 		pthread_mutex_lock(&region->lock);
-		if (region->fd >= 0 && fstat(region->fd, &rst) == 0 && rst.st_dev == st->st_dev &&
-		    rst.st_ino == st->st_ino) {
+		if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+		    DAXPOOL_LEASE_HELD) {
 			/* Our own open would break our own lease: give it up first. */
-			fcntl(region->fd, F_SETLEASE, F_UNLCK);
-			lease_set_state(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
+			lease_drop(region, DAXPOOL_LEASE_REFUSED, -EAGAIN);
 			log_info(ctx, "%s: opened again in this process: its write lease is given up",
 				 region->path);
 			ours = true;
@@ -698,9 +706,7 @@ void dp_lease_yield(struct daxpool_region *region)
 	pthread_mutex_lock(&region->lock);
 	if (region->lease_yields++ == 0 &&
 	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) == DAXPOOL_LEASE_HELD) {
-		if (region->fd >= 0)
-			fcntl(region->fd, F_SETLEASE, F_UNLCK);
-		lease_set_state(region, DAXPOOL_LEASE_YIELDED, 0);
+		lease_drop(region, DAXPOOL_LEASE_YIELDED, 0);
 		yielded = true;
 	}
 	pthread_mutex_unlock(&region->lock);
@@ -720,10 +726,8 @@ void dp_lease_resume(struct daxpool_region *region)
 		    DAXPOOL_LEASE_YIELDED)
 		take = !region->released;
 	pthread_mutex_unlock(&region->lock);
-	if (take) {
+	if (take)
 		lease_take(region);
-		dp_client_region_state(region);
-	}
 }
 
 void dp_lease_region_reopened(struct daxpool_region *region)
@@ -735,24 +739,19 @@ void dp_lease_region_reopened(struct daxpool_region *region)
 	       atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
 		       DAXPOOL_LEASE_BROKEN;
 	pthread_mutex_unlock(&region->lock);
-	if (take) {
+	if (take)
 		lease_take(region);
-		dp_client_region_state(region);
-	}
 }
 
 void dp_lease_region_closing(struct daxpool_region *region)
 {
 	int state = atomic_load_explicit(&region->lease_state, memory_order_acquire);
 
-	if (state == DAXPOOL_LEASE_HELD && region->fd >= 0)
-		fcntl(region->fd, F_SETLEASE, F_UNLCK);
-	if (state != DAXPOOL_LEASE_NONE && state != DAXPOOL_LEASE_OFF)
+	/* Only a held lease has a listener (lease_set_state() closes it with the lease). */
+	if (state == DAXPOOL_LEASE_HELD)
+		lease_drop(region, DAXPOOL_LEASE_NONE, 0);
+	else if (state != DAXPOOL_LEASE_OFF)
 		lease_set_state(region, DAXPOOL_LEASE_NONE, 0);
-	if (region->lease_sock >= 0) {
-		close(region->lease_sock);
-		region->lease_sock = -1;
-	}
 }
 
 void dp_lease_ctx_init(struct daxpool_ctx *ctx)

@@ -510,9 +510,10 @@ static void pool_free(struct daxpool_pool *pool)
 				   DAXPOOL_COPY_NOFLUSH);
 	}
 	dp_pool_free_extents(pool);
-	daxpool_map_unref(pool->meta);
+	/* While the metadata map still keeps the region's descriptor open (map.c). */
 	pool_unlock_table(pool);
 	pool_unlock_writer(pool);
+	daxpool_map_unref(pool->meta);
 	free(pool->slot_busy);
 	free(pool->ext);
 	pthread_mutex_destroy(&pool->lock);

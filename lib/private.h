@@ -203,8 +203,8 @@ struct daxpool_region {
 	bool pool_writer;	   /* a pool of this region holds the writer lock */
 	unsigned int pool_readers; /* pools sharing the table read lock */
 
-	/* The opened file's identity (immutable after open). */
-	uint64_t file_dev, file_ino;
+	/* The opened file's identity (immutable after open; the descriptor may close first). */
+	uint64_t file_dev, file_ino, file_rdev;
 
 	/* File lease (lease.c): state changes under lock, read without it. */
 	atomic_int lease_state; /* enum daxpool_lease_state */
@@ -265,10 +265,11 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 /*
  * Mark @region dead: its backing went away (@reason, a negative errno, and
  * @why for the log, which says it once). New maps and pins fail with -ENXIO
- * from then on. Return true if this call marked it. Any context but a signal
- * handler; no lock needed (region->dead is atomic).
+ * from then on; a devdax region no map holds closes its descriptor at once
+ * (dp_region_drop_dead_backing()). Any context but a signal handler; takes
+ * region->lock, so the caller must not hold it.
  */
-bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why);
+void dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why);
 
 /* Close the region's pmem2 source and descriptor, once. With region->lock held. */
 void dp_region_close_backing(struct daxpool_region *region);

@@ -166,6 +166,7 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	}
 	region->file_dev = fst.st_dev;
 	region->file_ino = fst.st_ino;
+	region->file_rdev = fst.st_rdev;
 	if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
 		r = region_check_type(ctx, path, &fst);
 		if (r < 0)

@@ -113,17 +113,16 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 	return -err;
 }
 
-bool dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why)
+void dp_region_mark_dead(struct daxpool_region *region, int reason, const char *why)
 {
 	/* Logged once: a fault storm or a second report adds nothing. */
 	if (atomic_exchange_explicit(&region->dead, true, memory_order_acq_rel))
-		return false;
+		return;
 	log_err(region->ctx, "%s: %s (%s): the region is dead; its maps and pins must go",
 		region->path, why, strerror(-reason));
 	pthread_mutex_lock(&region->lock);
 	dp_region_drop_dead_backing(region);
 	pthread_mutex_unlock(&region->lock);
-	return true;
 }
 
 _public_ int daxpool_region_is_dead(struct daxpool_region *region)
