@@ -1054,8 +1054,14 @@ static bool lists_mr(json_object *o, uint64_t length)
 	return false;
 }
 
-/* A process with an MR on anonymous memory only: it does not map the device. */
-static pid_t start_mr_elsewhere(int *ret_go)
+/*
+ * A process outside daxpool holding an RDMA MR, named @comm: on the first
+ * @mr_len bytes of a shared mapping of device @dev, or with @dev NULL on
+ * anonymous memory. Returns once the MR is registered; a byte on *ret_go
+ * makes it deregister (while the device is still there: the safe order) and
+ * exit 0.
+ */
+static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, int *ret_go)
 {
 	int pfd[2], go[2];
 	char c;
@@ -1067,17 +1073,20 @@ static pid_t start_mr_elsewhere(int *ret_go)
 	if (pid == 0) {
 		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
 		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
-		void *p = mmap(NULL, 3 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			       -1, 0);
+		size_t map_len = dev ? 2u << 20 : mr_len;
+		int fd = dev ? open(dev, O_RDWR) : -1;
+		void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+			       dev ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
 		struct ibv_mr *mr;
 
-		prctl(PR_SET_NAME, "mr-elsewhere");
+		prctl(PR_SET_NAME, comm);
 		CHECK(pd && p != MAP_FAILED);
-		mr = ibv_reg_mr(pd, p, 3 << 16, MR_ACCESS);
+		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
 		CHECK(mr);
 		CHECK(write(pfd[1], "r", 1) == 1);
 		CHECK(read(go[0], &c, 1) == 1);
 		ibv_dereg_mr(mr);
+		munmap(p, map_len);
 		ibv_dealloc_pd(pd);
 		ibv_close_device(verbs);
 		_exit(0);
@@ -1101,38 +1110,15 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 {
 	const char *dev = need_devdax_and_rdma();
 	const char *name = devname_of(dev);
-	int pfd[2], go[2], go_elsewhere, rc, status;
-	char c, pidstr[32];
+	int go, go_elsewhere, rc, status;
+	char pidstr[32];
 	json_object *doc, *o;
 	pid_t pid, elsewhere;
 
 	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
-	elsewhere = start_mr_elsewhere(&go_elsewhere);
-	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
-		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
-		int fd = open(dev, O_RDWR);
-		void *p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		struct ibv_mr *mr;
-
-		prctl(PR_SET_NAME, "outsider-mr");
-		CHECK(pd && p != MAP_FAILED);
-		mr = ibv_reg_mr(pd, p, 1 << 20, MR_ACCESS);
-		CHECK(mr);
-		CHECK(write(pfd[1], "r", 1) == 1);
-		CHECK(read(go[0], &c, 1) == 1);
-		/* Deregister while the device is still there: the safe order. */
-		ibv_dereg_mr(mr);
-		munmap(p, 2 << 20);
-		ibv_dealloc_pd(pd);
-		ibv_close_device(verbs);
-		_exit(0);
-	}
-	CHECK(read(pfd[0], &c, 1) == 1);
+	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", &go_elsewhere);
+	pid = start_mr_holder(dev, 1 << 20, "outsider-mr", &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 
 	/* status: the outsider, its MR as a possible pin; not the MR elsewhere. */
@@ -1173,7 +1159,7 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 	json_object_put(doc);
 	CHECK(devdax_enabled(name));
 
-	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(write(go, "g", 1) == 1);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 

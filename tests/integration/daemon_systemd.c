@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "daemon_harness.h"
 #include "harness.h"
 
 /* @name on PATH (or in /usr/bin), into @buf; false if it is nowhere. */
@@ -94,37 +95,12 @@ static bool wait_notify(int fd, const char *want, int ms, char *log, size_t size
 	}
 }
 
-/* Run daxpoolctl @args...; its stdout into @out. The exit status. */
-static int run_ctl(const char *ctl, char *out, size_t size, char *const argv[])
-{
-	int pfd[2], status;
-	size_t len = 0;
-	ssize_t r;
-	pid_t pid;
-
-	CHECK(pipe(pfd) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		execv(ctl, argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while (len + 1 < size && (r = read(pfd[0], out + len, size - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = '\0';
-	close(pfd[0]);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 TEST_TIMEOUT(socket_activation_and_notify, 60)
 {
-	char activate[512], dbuf[512], cbuf[512], sock[256], own[256], nsock[256], cfg[256];
+	char activate[512], dbuf[512], cbuf[512], own[256], nsock[256], cfg[256];
+	char *sock = sock_path; /* the passed socket; ctl() points daxpoolctl there */
 	char logpath[256], env[300], log[8192] = "", out[65536];
-	const char *daemon, *ctl;
+	const char *daemon;
 	pid_t pid, sender = 0;
 	int nfd, status, rc;
 	struct stat st;
@@ -136,8 +112,8 @@ TEST_TIMEOUT(socket_activation_and_notify, 60)
 	if (!find_tool("systemd-socket-activate", activate, sizeof(activate)))
 		SKIP("systemd-socket-activate not found (apt-get install systemd)");
 	daemon = tool(DAXPOOLD_PATH, "daxpoold", dbuf, sizeof(dbuf));
-	ctl = tool(DAXPOOLCTL_PATH, "daxpoolctl", cbuf, sizeof(cbuf));
-	snprintf(sock, sizeof(sock), "%s/activated.sock", fixture_dir());
+	tool(DAXPOOLCTL_PATH, "daxpoolctl", cbuf, sizeof(cbuf)); /* skips without one */
+	snprintf(sock_path, sizeof(sock_path), "%s/activated.sock", fixture_dir());
 	snprintf(own, sizeof(own), "%s/own.sock", fixture_dir());
 	snprintf(nsock, sizeof(nsock), "%s/notify.sock", fixture_dir());
 	snprintf(cfg, sizeof(cfg), "%s/daxpoold.conf", fixture_dir());
@@ -173,9 +149,7 @@ TEST_TIMEOUT(socket_activation_and_notify, 60)
 	for (int i = 0; i < 2000 && stat(sock, &st) < 0; i++)
 		usleep(5000);
 	CHECK(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
-	rc = run_ctl(ctl, out, sizeof(out),
-		     (char *const[]){ (char *)"daxpoolctl", (char *)"status", (char *)"--json",
-				      (char *)"--socket", sock, NULL });
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", "--json", NULL });
 	printf("# daxpoolctl status: rc %d: %.200s\n", rc, out);
 	CHECK_EQ(rc, 0);
 	CHECK(strstr(out, "\"clients\""));
@@ -190,9 +164,7 @@ TEST_TIMEOUT(socket_activation_and_notify, 60)
 	CHECK(access(own, F_OK) < 0 && errno == ENOENT);
 
 	/* Again: the socket stays the daemon's after a connection closed. */
-	rc = run_ctl(ctl, out, sizeof(out),
-		     (char *const[]){ (char *)"daxpoolctl", (char *)"status", (char *)"--socket",
-				      sock, NULL });
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", NULL });
 	CHECK_EQ(rc, 0);
 	CHECK(access(own, F_OK) < 0);
 

@@ -276,12 +276,13 @@ static bool devdax_opens(const char *dev)
 	return false;
 }
 
-static int daxctl(const char *verb, const char *name)
+/* Run "@tool @verb @name" (daxctl, ndctl) quietly; its exit status. */
+static int run_quiet(const char *tool, const char *verb, const char *name)
 {
 	char cmd[160];
 	int r;
 
-	snprintf(cmd, sizeof(cmd), "daxctl %s %s >/dev/null 2>&1", verb, name);
+	snprintf(cmd, sizeof(cmd), "%s %s %s >/dev/null 2>&1", tool, verb, name);
 	r = system(cmd);
 	return WIFEXITED(r) ? WEXITSTATUS(r) : 128;
 }
@@ -303,8 +304,8 @@ static void devdax_restore(const char *dev, const char *name)
 	printf("# kernel: %s fails to open (%s) after the holder from before the disable "
 	       "exited, though sysfs shows it bound; disabling and enabling it again\n",
 	       dev, strerror(errno));
-	CHECK_EQ(daxctl("disable-device", name), 0);
-	CHECK_EQ(daxctl("enable-device", name), 0);
+	CHECK_EQ(run_quiet("daxctl", "disable-device", name), 0);
+	CHECK_EQ(run_quiet("daxctl", "enable-device", name), 0);
 	if (!devdax_opens(dev))
 		dp_test_fail(__FILE__, __LINE__, "%s still does not open: %s", dev, strerror(errno));
 }
@@ -412,16 +413,6 @@ static bool namespace_of(const char *name, char *ns, size_t size)
 	return found;
 }
 
-static int ndctl(const char *verb, const char *ns)
-{
-	char cmd[160];
-	int r;
-
-	snprintf(cmd, sizeof(cmd), "ndctl %s %s >/dev/null 2>&1", verb, ns);
-	r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : 128;
-}
-
 /*
  * A client maps the device-dax device through daxpool with the daemon
  * running; the device goes behind the daemon's back: the device itself with
@@ -435,7 +426,7 @@ static int ndctl(const char *verb, const char *ns)
 static void unplug_behind_the_daemon(bool namespace)
 {
 	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-	const char *name;
+	const char *name, *tool, *what;
 	char ns[64];
 	json_object *doc;
 	int cmd, rc = 0, status;
@@ -449,6 +440,8 @@ static void unplug_behind_the_daemon(bool namespace)
 	CHECK(devdax_enabled(name));
 	if (namespace && !namespace_of(name, ns, sizeof(ns)))
 		fixture_missing("ndctl and the namespace of the devdax device");
+	tool = namespace ? "ndctl" : "daxctl";
+	what = namespace ? ns : name;
 	sh = fixture_shared(sizeof(struct shared));
 	daemon_start(NULL);
 	pid = client_start(dev, sock_path, &cmd, 30000);
@@ -464,15 +457,15 @@ static void unplug_behind_the_daemon(bool namespace)
 	CHECK_EQ(rc, 1);
 
 	t0 = now_ms();
-	rc = namespace ? ndctl("disable-namespace", ns) : daxctl("disable-device", name);
+	rc = run_quiet(tool, namespace ? "disable-namespace" : "disable-device", what);
 	/* Checked in a child, so that the device is enabled again whatever they find. */
 	checker = fork();
 	CHECK(checker >= 0);
 	if (checker == 0)
 		check_gone(name, namespace ? NULL : "unbound", t0);
 	CHECK_EQ(waitpid(checker, &status, 0), checker);
-	if ((namespace ? ndctl("enable-namespace", ns) : daxctl("enable-device", name)) != 0)
-		printf("# enabling %s again failed\n", namespace ? ns : name);
+	if (run_quiet(tool, namespace ? "enable-namespace" : "enable-device", what) != 0)
+		printf("# enabling %s again failed\n", what);
 	CHECK_EQ(rc, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	for (int i = 0; i < 500 && !devdax_enabled(name); i++)
