@@ -12,12 +12,15 @@
  * right source, and the client's side is driven by a stand-in daemon over a
  * real socket.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,10 +72,44 @@ struct shared {
 	atomic_int map_new; /* 1 + daxpool_map_new() afterwards */
 	atomic_int idle;    /* daxpool_region_wait_idle() afterwards */
 	_Atomic uint64_t dead_ms;
+	atomic_int still_open; /* 1 + holds_file() once idle: daxpool kept the file? */
 	atomic_int done;    /* everything above is recorded */
 };
 
 static struct shared *sh;
+
+/*
+ * Whether this process has the file @want names open (/proc/self/fd) or
+ * mapped (/proc/self/maps); its path may be gone by then (a namespace
+ * disabled), so its identity is taken while it exists.
+ */
+static bool holds_file(const struct stat *want)
+{
+	struct stat st;
+	struct dirent *e;
+	char line[512];
+	bool held = false;
+	DIR *d;
+	FILE *f;
+
+	d = opendir("/proc/self/fd");
+	CHECK(d);
+	while (!held && (e = readdir(d)))
+		held = e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+		       st.st_dev == want->st_dev && st.st_ino == want->st_ino;
+	closedir(d);
+	f = fopen("/proc/self/maps", "re");
+	CHECK(f);
+	while (!held && fgets(line, sizeof(line), f)) {
+		unsigned int maj, min;
+		unsigned long long ino;
+
+		held = sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
+		       makedev(maj, min) == want->st_dev && ino == want->st_ino;
+	}
+	fclose(f);
+	return held;
+}
 static struct daxpool_map *_Atomic held;
 
 static void on_revoke(struct daxpool_map *map, void *userdata)
@@ -101,10 +138,12 @@ static pid_t client_start(const char *path, const char *sock, int *ret_cmd, unsi
 		struct daxpool_region *region;
 		struct daxpool_map *map, *again = NULL;
 		struct daxpool_ctx *ctx;
+		struct stat file;
 		uint64_t t0;
 		char c;
 
 		close(pfd[1]);
+		CHECK(stat(path, &file) == 0);
 		prctl(PR_SET_NAME, "gone-client");
 		CHECK_OK(daxpool_ctx_new(&ctx));
 		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock));
@@ -125,6 +164,7 @@ static pid_t client_start(const char *path, const char *sock, int *ret_cmd, unsi
 		daxpool_map_unref(again);
 		/* The zap's own reference to the map goes after the revoke function returns. */
 		atomic_store(&sh->idle, daxpool_region_wait_idle(region, 5000, NULL));
+		atomic_store(&sh->still_open, 1 + holds_file(&file));
 		atomic_store(&sh->done, 1);
 		daxpool_map_unref(atomic_exchange(&held, NULL));
 		if (read(pfd[0], &c, 1) < 0)
@@ -351,6 +391,8 @@ static void check_gone(const char *name, const char *event, uint64_t t_disable)
 	CHECK_EQ(atomic_load(&sh->revoked), 1);
 	CHECK_EQ(atomic_load(&sh->map_new) - 1, -ENXIO);
 	CHECK_EQ(atomic_load(&sh->idle), 0);
+	/* A dead device's descriptor is closed once no map holds it (lib/lifecycle.c). */
+	CHECK_EQ(atomic_load(&sh->still_open) - 1, 0);
 
 	doc = daemon_status();
 	CHECK(strcmp(json_object_get_string(json_object_object_get(doc, "device_events")),
