@@ -5,6 +5,7 @@
  * runs it, file-backed regions (the host's stand-in for a device).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -492,6 +493,45 @@ TEST(unauthorized_release)
 	CHECK_EQ(client_try_map(&cl, 0), 0);
 	client_stop(&cl);
 	daemon_kill(SIGTERM);
+}
+
+/*
+ * A release names its device by the kernel's identity, never by the path: a
+ * symlink called dax0.0 to a character device that is not device-dax is
+ * refused before any drain or disable, and so is a relative path (the
+ * daemon's working directory means nothing to the requester).
+ */
+TEST(release_of_a_symlinked_char_device_is_refused)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct dp_msg req = { .type = DP_MSG_OP };
+	struct client cl;
+	char link[PATH_MAX];
+	json_object *doc;
+
+	shm = fixture_shared(sizeof(struct shared));
+	snprintf(link, sizeof(link), "%s/dax0.0", fixture_dir());
+	CHECK(symlink("/dev/null", link) == 0);
+	daemon_start(NULL);
+	cl = client_start(0, path, COOPERATIVE, 1, "bystander");
+	wait_ready(1);
+	wait_counts(1, 1, 1, 2000);
+	req.op.op = DP_OP_RELEASE;
+	req.op.timeout_ms = 1000;
+	snprintf(req.op.target, sizeof(req.op.target), "%s", link);
+	CHECK_EQ(daemon_ask(&req, &doc), -EINVAL);
+	CHECK(strstr(jget(doc, "error"), "device-dax"));
+	json_object_put(doc);
+	/* The same through daxpoolctl (which says why on stderr). */
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "release", link, NULL }), 1);
+	snprintf(req.op.target, sizeof(req.op.target), "relative/dax0.0");
+	CHECK_EQ(daemon_ask(&req, &doc), -EINVAL);
+	json_object_put(doc);
+	/* Nothing was drained: the bystander still maps. */
+	CHECK_EQ(client_try_map(&cl, 0), 0);
+	client_stop(&cl);
+	daemon_kill(SIGTERM);
+	unlink(link);
 }
 
 /* Send raw bytes on a new connection; true if the daemon then closed it. */
@@ -1097,6 +1137,85 @@ static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, i
 	close(pfd[0]);
 	*ret_go = go[1];
 	return pid;
+}
+
+/*
+ * An MR outlives the mapping it was registered on (registration caches keep
+ * them): a daxpool client that registers an MR itself on a map's address,
+ * then drops the map, still pins the device. The release is refused and
+ * names it; once it deregistered and went, the release goes through. A
+ * disable under the MR would oops the kernel at the deregistration (the guest
+ * checks dmesg after the run).
+ */
+TEST_TIMEOUT(release_refused_for_a_client_mr_after_unmap, 180)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int ready[2], go[2], rc, status;
+	char c, pidstr[32];
+	json_object *doc;
+	pid_t pid;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	CHECK(pipe(ready) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		struct daxpool_region *region;
+		struct daxpool_map *map;
+		struct daxpool_ctx *ctx;
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, "cached-mr");
+		CHECK(pd);
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+		CHECK_OK(daxpool_region_open(ctx, dev, 0, &region));
+		CHECK_OK(daxpool_map_new(region, 0, daxpool_region_get_alignment(region), 0, &map));
+		/* As middleware does: straight to verbs, not through daxpool_rdma_reg_mr. */
+		mr = ibv_reg_mr(pd, daxpool_map_get_address(map), 2 << 20, MR_ACCESS);
+		CHECK(mr);
+		daxpool_map_unref(map);
+		CHECK(write(ready[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		CHECK(ibv_dereg_mr(mr) == 0);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	CHECK(read(ready[0], &c, 1) == 1);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	wait_counts(1, 0, 0, 5000);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "cached-mr"));
+	CHECK(devdax_enabled(name));
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "release", "--json", "--timeout", "5", name, NULL });
+	CHECK_EQ(rc, 1);
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	CHECK(outsider_of(doc, pid) && lists_mr(outsider_of(doc, pid), 2 << 20));
+	CHECK(strstr(json_object_get_string(json_object_object_get(outsider_of(doc, pid), "reason")),
+		     "no longer maps it"));
+	json_object_put(doc);
+	CHECK(devdax_enabled(name));
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(!devdax_enabled(name));
+	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 
 /*

@@ -227,6 +227,13 @@ int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_
 		} else {
 			printf("%s %s: %s: %s\n", jstr(doc, "operation"), jstr(doc, "target"),
 			       jstr(doc, "result"), jstr(doc, "message"));
+			v = json_object_object_get(doc, "outsiders");
+			if (status == 0 && v && json_object_array_length(v))
+				fprintf(stderr,
+					"daxpoolctl %s: warning: --force overrode %zu possible "
+					"holder(s) outside daxpool (listed below); the daemon "
+					"logged it\n",
+					cmd, json_object_array_length(v));
 			printf("%s client(s) revoked; took %.1f ms", jstr(doc, "clients_revoked"),
 			       json_object_get_double(json_object_object_get(doc, "duration_ms")));
 			if ((v = json_object_object_get(doc, "last_idle_to_done_ms")))

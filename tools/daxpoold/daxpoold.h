@@ -77,6 +77,14 @@ struct dd_ep {
 
 struct dd_op;
 
+/* A device or file a client registered at some time: it may still pin it after dropping it. */
+struct dd_seen {
+	uint64_t dev, ino;
+	uint64_t first_ns; /* CLOCK_REALTIME of its first registration */
+};
+
+#define DD_SEEN_MAX 4096
+
 struct dd_conn {
 	int fd, pidfd;
 	struct ucred cred;
@@ -89,6 +97,9 @@ struct dd_conn {
 	struct dd_ep ep_sock, ep_pid;
 	struct dd_outbuf *out, **out_tail;
 	struct dd_region *regions;
+	struct dd_seen *seen; /* every (dev, ino) it ever registered, n_seen of them */
+	size_t n_seen;
+	bool seen_overflow;   /* more than DD_SEEN_MAX: it counts for every device */
 	struct dd_idmap maps, pins;
 	struct dd_op *op; /* a CTL's request in progress */
 	struct dd_conn *next;
@@ -119,6 +130,9 @@ struct dd_op {
 	uint64_t req;
 	uint32_t kind, flags;
 	struct dd_conn *requester;
+	pid_t requester_pid; /* for the audit log, after the requester went */
+	uid_t requester_uid;
+	char requester_comm[32];
 	char target[PATH_MAX];
 	uint64_t dev, ino, rdev;
 	bool devdax, regular;
@@ -145,9 +159,15 @@ void dd_status(struct dd_conn *c, const char *target);
 json_object *dd_client_json(struct dd_conn *c, bool filter, uint64_t dev, uint64_t ino);
 /* Pids of the clients that hold (dev, ino); *ret_n of them; malloc()ed. */
 pid_t *dd_client_pids(uint64_t dev, uint64_t ino, size_t *ret_n);
-/* Resolve a target (path or devdax name) to its stat; fills @path (PATH_MAX). */
+/*
+ * Resolve a target (an absolute path, or a devdax name) to its stat; fills
+ * @path (PATH_MAX) and, for a character device, @devname (the kernel's name
+ * of it, from st_rdev: never from the path). Return 0, -EINVAL for a relative
+ * path or what is neither a regular file nor a device-dax device, -errno.
+ */
 struct stat;
-int dd_resolve_target(const char *target, char *path, struct stat *st);
+int dd_resolve_target(const char *target, char *path, struct stat *st, char *devname,
+		      size_t devname_size);
 const char *dd_pin_kind_name(uint32_t kind);
 
 /* ---- rdma_res.c: RDMA MRs of every process, from RDMA netlink ---- */
@@ -199,11 +219,15 @@ int dd_rdma_parse_dev_dump(const void *buf, size_t len, uint32_t seq, uint32_t *
  */
 json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude,
 			       struct dd_rdma_mrs *mrs);
+/* Whether @c registered (dev, ino) at any time while connected. */
+bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino);
 /*
- * Clients that still map (dev, ino) and have RDMA MRs that daxpool did not
- * register (@mrs less the client's own long-term pins, matched by length):
- * possible pins daxpool cannot revoke. A JSON array of objects shaped like an
- * outsider's, with "client": true.
+ * Clients that registered (dev, ino) at any time -- whether or not they still
+ * map it or hold the region: an MR outlives the mapping it was registered on
+ * -- and have RDMA MRs that daxpool did not register (@mrs less the client's
+ * own long-term pins, matched by length): possible pins daxpool cannot
+ * revoke. A JSON array of objects shaped like an outsider's, with "client":
+ * true and "reason".
  */
 json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs *mrs);
 /* The "rdma" summary of a report: devices scanned, MRs seen, why incomplete. */
@@ -231,6 +255,13 @@ int dd_region_gone(const struct dd_region *r);
 json_object *dd_udev_gone_json(void);
 
 /* ---- device.c ---- */
+/*
+ * The device-dax name ("dax0.0") of the character device @rdev, from sysfs
+ * (/sys/dev/char/MAJ:MIN, its subsystem verified as dax). Return 0, -ENOTTY
+ * for a character device that is not device-dax, -ENODEV if sysfs does not
+ * know it, or another -errno.
+ */
+int dd_devdax_name(dev_t rdev, char *name, size_t size);
 /* Disable a devdax device through libdaxctl. Return 0 or -errno; @msg says what happened. */
 int dd_devdax_disable(const char *devname, char *msg, size_t msg_size);
 

@@ -5,12 +5,59 @@
  * a pin released after it oopses the kernel (KERNEL-FACTS.md section 1).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <daxctl/libdaxctl.h>
 
 #include "daxpoold.h"
+
+/* The last component of the symlink at @path into @buf, or -errno. */
+static int link_basename(const char *path, char *buf, size_t size)
+{
+	char target[PATH_MAX];
+	const char *base;
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	if (!*base || strlen(base) >= size)
+		return -ENAMETOOLONG;
+	snprintf(buf, size, "%s", base);
+	return 0;
+}
+
+int dd_devdax_name(dev_t rdev, char *name, size_t size)
+{
+	char path[96], subsys[64];
+	int r;
+
+	/*
+	 * The kernel names the character device: /sys/dev/char/MAJ:MIN links to
+	 * its device, whose subsystem must be the dax bus (or the dax class of
+	 * older kernels). A name the client gave, or the basename of a path that
+	 * may be a symlink, is never trusted for this.
+	 */
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/subsystem", major(rdev), minor(rdev));
+	r = link_basename(path, subsys, sizeof(subsys));
+	if (r < 0)
+		return r == -ENOENT ? -ENODEV : r;
+	if (strcmp(subsys, "dax") != 0)
+		return -ENOTTY;
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u", major(rdev), minor(rdev));
+	r = link_basename(path, name, size);
+	if (r < 0)
+		return r;
+	if (strncmp(name, "dax", 3) != 0)
+		return -ENOTTY;
+	return 0;
+}
 
 int dd_devdax_disable(const char *devname, char *msg, size_t msg_size)
 {

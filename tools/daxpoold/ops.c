@@ -90,6 +90,15 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 	return o;
 }
 
+/* @ns as milliseconds, printed with three decimals (not 16.743600000000001). */
+static json_object *json_ms(uint64_t ns)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%.3f", (double)ns / 1e6);
+	return json_object_new_double_s((double)ns / 1e6, text);
+}
+
 /* End an operation: tell the clients, answer the requester, free it. */
 static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 {
@@ -110,17 +119,42 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 		free(p);
 	}
 	json_object_object_add(doc, "completed_ns", json_object_new_uint64(now));
-	json_object_object_add(doc, "duration_ms",
-			       json_object_new_double((double)(now - op->started_ns) / 1e6));
+	json_object_object_add(doc, "duration_ms", json_ms(now - op->started_ns));
 	if (op->last_done_ns)
-		json_object_object_add(doc, "last_idle_to_done_ms",
-				       json_object_new_double((double)(now - op->last_done_ns) / 1e6));
+		json_object_object_add(doc, "last_idle_to_done_ms", json_ms(now - op->last_done_ns));
 	if (op->requester) {
 		dd_conn_reply(op->requester, status, doc);
 		op->requester->op = NULL;
 	}
-	dd_log(status < 0 ? LOG_WARNING : LOG_NOTICE, "%s of %s: %s", op_name(op->kind), op->target,
-	       json_object_get_string(json_object_object_get(doc, "result")));
+	/* The audit trail: who asked, what came of it, who blocked it, what --force overrode. */
+	{
+		json_object *outs = json_object_object_get(doc, "outsiders");
+		size_t n_outs = json_object_array_length(outs);
+		char blockers[256] = "";
+		size_t off = 0;
+
+		for (size_t i = 0; i < n_outs && off < sizeof(blockers) - 32; i++) {
+			json_object *o = json_object_array_get_idx(outs, i);
+			int w = snprintf(blockers + off, sizeof(blockers) - off, "%s%d (%s)",
+					 off ? ", " : "",
+					 json_object_get_int(json_object_object_get(o, "pid")),
+					 json_object_get_string(json_object_object_get(o, "comm")));
+
+			if (w > 0)
+				off += (size_t)w;
+		}
+		if (n_outs && status == 0 && (op->flags & DP_OP_FORCE))
+			dd_log(LOG_WARNING, "%s of %s by pid %d uid %u FORCED over %zu possible "
+					    "holder(s) outside daxpool: %s", op_name(op->kind),
+			       op->target, (int)op->requester_pid, (unsigned)op->requester_uid,
+			       n_outs, blockers);
+		dd_log(status < 0 ? LOG_WARNING : LOG_NOTICE,
+		       "%s of %s requested by pid %d uid %u (%s): %s%s%s", op_name(op->kind),
+		       op->target, (int)op->requester_pid, (unsigned)op->requester_uid,
+		       op->requester_comm,
+		       json_object_get_string(json_object_object_get(doc, "result")),
+		       n_outs && status < 0 ? "; blocked by " : "", n_outs && status < 0 ? blockers : "");
+	}
 	json_object_put(doc);
 	for (pp = &dd_ops; *pp; pp = &(*pp)->next) {
 		if (*pp == op) {
@@ -275,12 +309,22 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 {
 	struct dd_op *op;
 	struct stat st;
-	char path[PATH_MAX];
+	char path[PATH_MAX], devname[DP_PROTO_MAX_DEVNAME + 1];
 	int r;
 
-	r = dd_resolve_target(m->op.target, path, &st);
+	r = dd_resolve_target(m->op.target, path, &st, devname, sizeof(devname));
 	if (r < 0) {
-		dd_conn_reply_error(c, r, "%s: %s", m->op.target, strerror(-r));
+		dd_log(LOG_WARNING, "%s of %s by pid %d uid %u (%s) refused: %s", op_name(m->op.op),
+		       m->op.target, (int)c->cred.pid, (unsigned)c->cred.uid, c->comm,
+		       r == -EINVAL ? "neither a regular file nor a device-dax device"
+				    : strerror(-r));
+		if (r == -EINVAL)
+			dd_conn_reply_error(c, r, "%s: neither a regular file nor a device-dax "
+						  "device (the device is named by the kernel, not "
+						  "by the path); relative paths are refused",
+					    m->op.target);
+		else
+			dd_conn_reply_error(c, r, "%s: %s", m->op.target, strerror(-r));
 		return;
 	}
 	if (c->cred.uid != 0 && c->cred.uid != st.st_uid) {
@@ -311,6 +355,9 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 	op->kind = m->op.op;
 	op->flags = m->op.flags;
 	op->requester = c;
+	op->requester_pid = c->cred.pid;
+	op->requester_uid = c->cred.uid;
+	snprintf(op->requester_comm, sizeof(op->requester_comm), "%s", c->comm);
 	snprintf(op->target, sizeof(op->target), "%s", path);
 	op->dev = st.st_dev;
 	op->ino = st.st_ino;
@@ -318,7 +365,7 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 	op->devdax = S_ISCHR(st.st_mode);
 	op->regular = S_ISREG(st.st_mode);
 	if (op->devdax)
-		snprintf(op->devname, sizeof(op->devname), "%s", strrchr(path, '/') + 1);
+		snprintf(op->devname, sizeof(op->devname), "%s", devname);
 	if (op->kind == DP_OP_TRUNCATE) {
 		op->offset = m->op.offset; /* the new size: drain from there to the end */
 		op->length = 0;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daxpoold.h"
@@ -309,6 +310,24 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude,
 	return arr;
 }
 
+bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino)
+{
+	if (c->seen_overflow)
+		return true;
+	for (size_t i = 0; i < c->n_seen; i++)
+		if (c->seen[i].dev == dev && c->seen[i].ino == ino)
+			return true;
+	return false;
+}
+
+static uint64_t seen_since(const struct dd_conn *c, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < c->n_seen; i++)
+		if (c->seen[i].dev == dev && c->seen[i].ino == ino)
+			return c->seen[i].first_ns;
+	return 0;
+}
+
 json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs *t)
 {
 	json_object *arr = json_object_new_array();
@@ -317,22 +336,28 @@ json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs
 	for (struct dd_conn *c = dd_conns; c; c = c->next) {
 		struct range *ranges;
 		size_t n_ranges, n_skip = 0, n_mrs = 0;
-		uint64_t *skip;
+		uint64_t *skip, since;
 		json_object *maps, *o;
-		bool holds = false;
+		bool registered = false;
+		char why[256], when[32] = "?";
+		time_t secs;
+		struct tm tm;
 
-		for (struct dd_region *r = c->regions; r; r = r->next)
-			holds |= r->dev == dev && r->ino == ino;
-		if (c->role != DP_ROLE_CLIENT || !holds)
+		if (c->role != DP_ROLE_CLIENT || !dd_conn_has_seen(c, dev, ino))
 			continue;
 		mrs = mrs_get(t);
 		for (size_t i = 0; mrs && i < mrs->n; i++)
 			n_mrs += mrs->mr[i].pid == c->cred.pid;
 		if (!n_mrs)
 			continue;
+		for (struct dd_region *r = c->regions; r; r = r->next)
+			registered |= r->dev == dev && r->ino == ino;
+		/*
+		 * No mapping left is no proof of no pin: an MR pins its pages until it
+		 * is deregistered, and registration caches keep MRs after the buffer
+		 * went. A client that registered it is a possible holder either way.
+		 */
 		maps = pid_mappings(c->cred.pid, dev, ino, &ranges, &n_ranges);
-		if (!maps)
-			continue; /* it no longer maps it: its MRs are elsewhere */
 		/* What daxpool registered itself is revoked with the drain: not counted. */
 		skip = calloc(c->pins.n + 1, sizeof(*skip));
 		dd_idmap_for_each(&c->pins, i, h)
@@ -344,6 +369,19 @@ json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs
 		json_object_object_add(o, "client", json_object_new_boolean(true));
 		n_mrs = add_mrs(o, c->cred.pid, mrs, skip, n_skip);
 		if (n_mrs) {
+			since = seen_since(c, dev, ino);
+			secs = (time_t)(since / 1000000000u);
+			if (since && localtime_r(&secs, &tm))
+				strftime(when, sizeof(when), "%H:%M:%S", &tm);
+			snprintf(why, sizeof(why),
+				 "registered it with daxpool at %s, %s; %zu RDMA MR(s) not registered "
+				 "through daxpool",
+				 when,
+				 maps ? "still maps it"
+				 : registered ? "no longer maps it"
+					      : "no longer maps it nor holds the region",
+				 n_mrs);
+			json_object_object_add(o, "reason", json_object_new_string(why));
 			/* Only its MRs count here: its io_uring buffers may be daxpool's. */
 			json_object_object_add(o, "possible_pins", json_object_new_uint64(n_mrs));
 			json_object_array_add(arr, o);

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daxpoold.h"
@@ -145,6 +146,29 @@ static void conn_free_holdings(struct dd_conn *c)
 	}
 	dd_idmap_clear(&c->maps);
 	dd_idmap_clear(&c->pins);
+	free(c->seen);
+	c->seen = NULL;
+	c->n_seen = 0;
+}
+
+/* Remember that @c registered (dev, ino): it stays a possible holder after dropping it. */
+static void conn_note_seen(struct dd_conn *c, uint64_t dev, uint64_t ino)
+{
+	struct dd_seen *ns;
+	struct timespec ts;
+
+	if (dd_conn_has_seen(c, dev, ino))
+		return;
+	if (c->n_seen >= DD_SEEN_MAX || !(ns = realloc(c->seen, (c->n_seen + 1) * sizeof(*ns)))) {
+		/* Cannot remember it: count the client as a possible holder of everything. */
+		c->seen_overflow = true;
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c->seen = ns;
+	c->seen[c->n_seen++] = (struct dd_seen){ dev, ino,
+						 (uint64_t)ts.tv_sec * 1000000000u +
+							 (uint64_t)ts.tv_nsec };
 }
 
 static void conn_close(struct dd_conn *c, const char *why)
@@ -307,6 +331,7 @@ static int conn_handle(struct dd_conn *c, const struct dp_msg *m)
 		r->kind = m->region_add.kind;
 		memcpy(r->path, m->region_add.path, sizeof(r->path));
 		memcpy(r->devname, m->region_add.devname, sizeof(r->devname));
+		conn_note_seen(c, r->dev, r->ino);
 		dd_op_region_added(c, r);
 		return 0;
 	case DP_MSG_REGION_STATE:

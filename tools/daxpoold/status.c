@@ -23,15 +23,31 @@ static const char *region_kind_name(uint32_t kind)
 	return kind == 3 ? "devdax" : kind == 2 ? "fsdax" : "file";
 }
 
-int dd_resolve_target(const char *target, char *path, struct stat *st)
+int dd_resolve_target(const char *target, char *path, struct stat *st, char *devname,
+		      size_t devname_size)
 {
+	/* The daemon's working directory means nothing to the requester. */
+	if (strchr(target, '/') && target[0] != '/')
+		return -EINVAL;
 	if (strchr(target, '/'))
 		snprintf(path, PATH_MAX, "%s", target);
 	else
 		snprintf(path, PATH_MAX, "/dev/%s", target); /* a devdax name: dax0.0 */
 	if (stat(path, st) < 0)
 		return -errno;
-	if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode))
+	if (devname_size)
+		devname[0] = '\0';
+	if (S_ISCHR(st->st_mode)) {
+		char name[DP_PROTO_MAX_DEVNAME + 1];
+		int r = dd_devdax_name(st->st_rdev, name, sizeof(name));
+
+		if (r < 0)
+			return r == -ENOTTY || r == -ENODEV ? -EINVAL : r;
+		if (devname_size)
+			snprintf(devname, devname_size, "%s", name);
+		return 0;
+	}
+	if (!S_ISREG(st->st_mode))
 		return -EINVAL;
 	return 0;
 }
@@ -173,7 +189,7 @@ void dd_status(struct dd_conn *req, const char *target)
 	uint64_t n_maps = 0, n_pins = 0;
 
 	if (filter) {
-		int r = dd_resolve_target(target, path, &st);
+		int r = dd_resolve_target(target, path, &st, NULL, 0);
 
 		if (r < 0) {
 			json_object_put(doc);
