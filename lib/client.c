@@ -17,6 +17,14 @@
  * after it, or both: the daemon treats a second ADD of an id as a replace and
  * a DEL of an unknown id as nothing. Ids are never reused.
  *
+ * Proof of access: a REGION_ADD goes with a duplicate of the region's own
+ * descriptor (SCM_RIGHTS, protocol.h); the daemon takes the identity from
+ * the kernel through it. The queue keeps those descriptors beside the bytes,
+ * in the order of the REGION_ADDs, and the sender cuts datagrams so that each
+ * carries the descriptors of its REGION_ADDs. A registration the daemon does
+ * not record (REFUSED: a per-client limit) is logged, once per kind and
+ * connection.
+ *
  * Revoke: the daemon sends REVOKE(req, region, range). The thread zaps the
  * range (revoke functions run in the client thread) and, once
  * daxpool_region_wait_idle() says idle, answers REVOKE_DONE. UNZAP ends a
@@ -77,11 +85,28 @@ struct dp_client {
 	pthread_mutex_t qlock;
 	uint8_t *q;
 	size_t qlen, qcap;
+	int *qfds; /* a descriptor per REGION_ADD in q, in order */
+	size_t n_qfds, qfds_cap;
 	bool overflow;
+	uint32_t refused_logged; /* message types whose REFUSED was logged (bit per type) */
 
 	struct dp_request *requests; /* client thread only */
 	uint64_t reconnect_at;
 };
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Drop what is queued, with its descriptors. qlock held. */
+static void queue_clear_locked(struct dp_client *c)
+{
+	close_fds(c->qfds, c->n_qfds);
+	c->n_qfds = 0;
+	c->qlen = 0;
+}
 
 static void client_wake(struct dp_client *c)
 {
@@ -92,38 +117,64 @@ static void client_wake(struct dp_client *c)
 	}
 }
 
-/* Append an encoded message to the queue. With or without a region lock held. */
-static void client_queue(struct dp_client *c, const struct dp_msg *m)
+/*
+ * Append an encoded message to the queue, with @fd (a REGION_ADD's
+ * descriptor, taken; -1: none). With or without a region lock held.
+ */
+static void client_queue_fd(struct dp_client *c, const struct dp_msg *m, int fd)
 {
 	uint8_t buf[128];
 	bool was_empty;
 	int n;
 
 	n = dp_proto_encode(m, 0, buf, sizeof(buf));
-	if (n < 0)
+	if (n < 0) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	pthread_mutex_lock(&c->qlock);
+	if (fd >= 0 && c->n_qfds == c->qfds_cap) {
+		size_t cap = c->qfds_cap ? c->qfds_cap * 2 : 16;
+		int *fds = realloc(c->qfds, cap * sizeof(*fds));
+
+		if (!fds)
+			goto overflow;
+		c->qfds = fds;
+		c->qfds_cap = cap;
+	}
 	if (c->qlen + (size_t)n > c->qcap) {
 		size_t cap = c->qcap ? c->qcap * 2 : 4096;
 		uint8_t *q = cap <= CLIENT_QUEUE_MAX ? realloc(c->q, cap) : NULL;
 
-		if (!q) {
-			/* Drop everything: the thread reconnects and sends a snapshot. */
-			c->overflow = true;
-			c->qlen = 0;
-			pthread_mutex_unlock(&c->qlock);
-			client_wake(c);
-			return;
-		}
+		if (!q)
+			goto overflow;
 		c->q = q;
 		c->qcap = cap;
 	}
 	was_empty = c->qlen == 0;
 	memcpy(c->q + c->qlen, buf, (size_t)n);
 	c->qlen += (size_t)n;
+	if (fd >= 0)
+		c->qfds[c->n_qfds++] = fd;
 	pthread_mutex_unlock(&c->qlock);
 	if (was_empty)
 		client_wake(c);
+	return;
+
+overflow:
+	/* Drop everything: the thread reconnects and sends a snapshot. */
+	c->overflow = true;
+	queue_clear_locked(c);
+	pthread_mutex_unlock(&c->qlock);
+	if (fd >= 0)
+		close(fd);
+	client_wake(c);
+}
+
+static void client_queue(struct dp_client *c, const struct dp_msg *m)
+{
+	client_queue_fd(c, m, -1);
 }
 
 static struct dp_client *client_of(struct daxpool_ctx *ctx)
@@ -142,22 +193,20 @@ static struct dp_client *client_of(struct daxpool_ctx *ctx)
 	return c;
 }
 
-static void fill_region_add(struct daxpool_region *region, struct dp_msg *m)
+/*
+ * Fill a REGION_ADD and return a duplicate of the region's descriptor to go
+ * with it (the daemon's proof of access), or -1 when there is nothing to
+ * register (m->region_add.id 0) or no descriptor to be had.
+ */
+static int fill_region_add(struct daxpool_region *region, struct dp_msg *m)
 {
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct dp_msg, region_add) + sizeof(m->region_add));
 	m->type = DP_MSG_REGION_ADD;
 	/* Closed (released, or a dead device's): it holds no file, so nothing to register. */
 	if (region->fd < 0)
-		return;
+		return -1;
 	m->region_add.id = region->client_id;
-	m->region_add.dev = region->file_dev;
-	m->region_add.ino = region->file_ino;
-	m->region_add.rdev = region->file_rdev;
-	m->region_add.size = region->size;
-	m->region_add.kind = (uint32_t)region->kind;
-	if (!realpath(region->path, m->region_add.path))
-		snprintf(m->region_add.path, sizeof(m->region_add.path), "%s", region->path);
-	snprintf(m->region_add.devname, sizeof(m->region_add.devname), "%s", region->devname);
+	return fcntl(region->fd, F_DUPFD_CLOEXEC, 3);
 }
 
 /* Fill a REGION_STATE; false when there is nothing to say (no lease to speak of). */
@@ -178,49 +227,12 @@ static bool fill_region_state(struct daxpool_region *region, struct dp_msg *m)
 	return region->client_id && state != DAXPOOL_LEASE_NONE;
 }
 
-/* An encoded REGION_ADD is too big for client_queue()'s buffer: queue it through the heap. */
-static void client_queue_big(struct dp_client *c, const struct dp_msg *m)
-{
-	uint8_t *buf = malloc(DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH);
-	bool was_empty;
-	int n;
-
-	if (!buf)
-		return;
-	n = dp_proto_encode(m, 0, buf, DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH);
-	pthread_mutex_lock(&c->qlock);
-	if (n > 0 && c->qlen + (size_t)n > c->qcap) {
-		size_t cap = c->qcap ? c->qcap : 4096;
-		uint8_t *q;
-
-		while (cap < c->qlen + (size_t)n)
-			cap *= 2;
-		q = realloc(c->q, cap);
-		if (!q) {
-			c->overflow = true;
-			c->qlen = 0;
-			n = -ENOMEM;
-		} else {
-			c->q = q;
-			c->qcap = cap;
-		}
-	}
-	was_empty = c->qlen == 0;
-	if (n > 0) {
-		memcpy(c->q + c->qlen, buf, (size_t)n);
-		c->qlen += (size_t)n;
-	}
-	pthread_mutex_unlock(&c->qlock);
-	free(buf);
-	if (was_empty)
-		client_wake(c);
-}
-
 void dp_client_region_added(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
 	struct dp_client *c = atomic_load_explicit(&ctx->client, memory_order_acquire);
-	struct dp_msg *m;
+	struct dp_msg m;
+	int fd;
 
 	pthread_mutex_lock(&ctx->regions_lock);
 	/* No map exists yet: nobody else reads client_id, region->lock not needed. */
@@ -232,13 +244,14 @@ void dp_client_region_added(struct daxpool_region *region)
 	c = client_of(ctx);
 	if (!c)
 		return;
-	m = malloc(sizeof(*m));
-	if (!m)
-		return;
-	fill_region_add(region, m);
-	if (m->region_add.id)
-		client_queue_big(c, m);
-	free(m);
+	fd = fill_region_add(region, &m);
+	if (m.region_add.id && fd >= 0)
+		client_queue_fd(c, &m, fd);
+	else if (fd >= 0)
+		close(fd);
+	else if (m.region_add.id)
+		log_err(ctx, "%s: cannot pass its descriptor to daxpoold: %s", region->path,
+			strerror(errno));
 }
 
 void dp_client_region_state(struct daxpool_region *region)
@@ -327,31 +340,40 @@ void dp_client_pin_event(struct daxpool_pin *pin, bool add)
 
 /* ---- sending ---- */
 
-/* Send @len bytes of whole messages in datagrams of at most DP_PROTO_MAX_DGRAM. */
-static int client_send_batch(struct dp_client *c, const uint8_t *buf, size_t len)
+/*
+ * Send @len bytes of whole messages in datagrams of at most DP_PROTO_MAX_DGRAM,
+ * each with the descriptors of its REGION_ADDs (@fds, in order, n_fds of them;
+ * at most DP_PROTO_MAX_FDS a datagram).
+ */
+static int client_send_batch(struct dp_client *c, const uint8_t *buf, size_t len, const int *fds,
+			     size_t n_fds)
 {
-	size_t off = 0;
+	size_t off = 0, fd_off = 0;
 
 	while (off < len) {
-		size_t n = 0;
-		ssize_t s;
+		size_t n = 0, k = 0;
+		int r;
 
 		/* Whole messages only: each header says its payload length. */
 		while (off + n < len) {
 			const uint8_t *h = buf + off + n;
 			size_t mlen = DP_PROTO_HDR_SIZE + ((size_t)h[8] | (size_t)h[9] << 8 |
 							   (size_t)h[10] << 16 | (size_t)h[11] << 24);
+			bool region_add = (h[6] | h[7] << 8) == DP_MSG_REGION_ADD;
 
-			if (n + mlen > DP_PROTO_MAX_DGRAM)
+			if (n + mlen > DP_PROTO_MAX_DGRAM ||
+			    (region_add && k == DP_PROTO_MAX_FDS))
 				break;
 			n += mlen;
+			k += region_add;
 		}
-		do
-			s = send(c->sock, buf + off, n, MSG_NOSIGNAL);
-		while (s < 0 && errno == EINTR);
-		if (s < 0)
-			return -errno;
+		if (fd_off + k > n_fds)
+			return -EINVAL; /* a REGION_ADD without its descriptor: never queued */
+		r = dp_proto_send_fds(c->sock, buf + off, n, fds + fd_off, k, 0);
+		if (r < 0)
+			return r;
 		off += n;
+		fd_off += k;
 	}
 	return 0;
 }
@@ -359,23 +381,27 @@ static int client_send_batch(struct dp_client *c, const uint8_t *buf, size_t len
 static int client_flush(struct dp_client *c)
 {
 	uint8_t *q;
-	size_t len;
+	int *fds;
+	size_t len, n_fds;
 	bool overflow;
 	int r;
 
 	pthread_mutex_lock(&c->qlock);
 	q = c->q;
 	len = c->qlen;
+	fds = c->qfds;
+	n_fds = c->n_qfds;
 	overflow = c->overflow;
 	c->q = NULL;
 	c->qlen = c->qcap = 0;
+	c->qfds = NULL;
+	c->n_qfds = c->qfds_cap = 0;
 	c->overflow = false;
 	pthread_mutex_unlock(&c->qlock);
-	if (overflow) {
-		free(q);
-		return -ENOBUFS;
-	}
-	r = c->sock >= 0 && len ? client_send_batch(c, q, len) : 0;
+	r = overflow ? -ENOBUFS
+		     : c->sock >= 0 && len ? client_send_batch(c, q, len, fds, n_fds) : 0;
+	close_fds(fds, n_fds);
+	free(fds);
 	free(q);
 	return r;
 }
@@ -384,14 +410,37 @@ static int client_flush(struct dp_client *c)
 struct obuf {
 	uint8_t *p;
 	size_t len, cap;
+	int *fds; /* a descriptor per REGION_ADD */
+	size_t n_fds, fds_cap;
 	int err;
 };
+
+/* Add a REGION_ADD's descriptor (taken). */
+static void obuf_add_fd(struct obuf *o, int fd)
+{
+	if (!o->err && o->n_fds == o->fds_cap) {
+		size_t cap = o->fds_cap ? o->fds_cap * 2 : 16;
+		int *fds = realloc(o->fds, cap * sizeof(*fds));
+
+		if (fds) {
+			o->fds = fds;
+			o->fds_cap = cap;
+		} else {
+			o->err = -ENOMEM;
+		}
+	}
+	if (o->err) {
+		close(fd);
+		return;
+	}
+	o->fds[o->n_fds++] = fd;
+}
 
 static void obuf_add(struct obuf *o, const struct dp_msg *m)
 {
 	if (o->err)
 		return;
-	if (o->cap - o->len < DP_PROTO_HDR_SIZE + 2 * DP_PROTO_MAX_PATH) {
+	if (o->cap - o->len < DP_PROTO_HDR_SIZE + DP_PROTO_MAX_PATH) {
 		size_t cap = o->cap ? o->cap * 2 : 65536;
 		uint8_t *p = realloc(o->p, cap);
 
@@ -416,7 +465,7 @@ static int client_snapshot(struct dp_client *c)
 	struct obuf o = { 0 };
 	struct dp_msg *m = malloc(sizeof(*m));
 	struct dp_list *pos, *p2;
-	int r;
+	int r, fd;
 
 	if (!m)
 		return -ENOMEM;
@@ -431,8 +480,17 @@ static int client_snapshot(struct dp_client *c)
 		}
 		if (!region->client_id)
 			region->client_id = atomic_fetch_add(&c->next_id, 1);
-		fill_region_add(region, m);
+		fd = fill_region_add(region, m);
+		if (fd < 0) {
+			/* Without its descriptor the daemon would refuse it: not registered. */
+			if (m->region_add.id)
+				log_err(ctx, "%s: cannot pass its descriptor to daxpoold: %s",
+					region->path, strerror(errno));
+			pthread_mutex_unlock(&region->lock);
+			continue;
+		}
 		obuf_add(&o, m);
+		obuf_add_fd(&o, fd);
 		if (fill_region_state(region, m))
 			obuf_add(&o, m);
 		dp_list_for_each(p2, &region->maps) {
@@ -465,24 +523,27 @@ static int client_snapshot(struct dp_client *c)
 	}
 	pthread_mutex_unlock(&ctx->regions_lock);
 	free(m);
-	r = o.err ? o.err : client_send_batch(c, o.p, o.len);
+	r = o.err ? o.err : client_send_batch(c, o.p, o.len, o.fds, o.n_fds);
+	close_fds(o.fds, o.n_fds);
+	free(o.fds);
 	free(o.p);
 	return r;
 }
 
-/* Connect, say hello, register everything. The thread (or the connect call) only. */
-static int client_connect(struct dp_client *c)
+/*
+ * Register everything on the connection @fd (taken): mark connected, clear
+ * the queue, send the snapshot. The thread (or the connect call) only.
+ */
+static int client_register(struct dp_client *c, int fd)
 {
-	int fd, r;
+	int r;
 
-	fd = dp_proto_connect(c->path, DP_ROLE_CLIENT, CLIENT_HELLO_TIMEOUT_MS);
-	if (fd < 0)
-		return fd;
 	c->sock = fd;
+	c->refused_logged = 0;
 	/* From here on events are queued; drop what an older connection left. */
 	atomic_store_explicit(&c->connected, true, memory_order_release);
 	pthread_mutex_lock(&c->qlock);
-	c->qlen = 0;
+	queue_clear_locked(c);
 	c->overflow = false;
 	pthread_mutex_unlock(&c->qlock);
 	r = client_snapshot(c);
@@ -496,6 +557,14 @@ static int client_connect(struct dp_client *c)
 	}
 	log_info(c->ctx, "connected to daxpoold at %s", c->path);
 	return 0;
+}
+
+/* Connect, say hello, register everything. The thread only. */
+static int client_connect(struct dp_client *c)
+{
+	int fd = dp_proto_connect(c->path, DP_ROLE_CLIENT, CLIENT_HELLO_TIMEOUT_MS);
+
+	return fd < 0 ? fd : client_register(c, fd);
 }
 
 /* ---- requests from the daemon ---- */
@@ -675,6 +744,24 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 			d.revoke_done.region_id = m->revoke.region_id;
 			d.revoke_done.status = r < 0 ? r : 0;
 			client_send(c, &d);
+			/*
+			 * Answered: the request waits for the daemon's UNZAP (or
+			 * a lost connection) to reopen what the zap did close, and
+			 * is never reported idle a second time.
+			 */
+			rq = client_find_request(c, m->revoke.req, m->revoke.region_id);
+			if (rq)
+				rq->reported = true;
+		}
+		return 0;
+	case DP_MSG_REFUSED:
+		/* Not recorded by the daemon: a release treats us as a process outside it. */
+		if (m->refused.type < 32 && !(c->refused_logged & (1u << m->refused.type))) {
+			c->refused_logged |= 1u << m->refused.type;
+			log_err(c->ctx, "daxpoold did not record %s %llu: %s (%s); further refusals "
+					"of this kind are not logged",
+				dp_proto_type_name(m->refused.type), (unsigned long long)m->refused.id,
+				m->refused.reason, strerror(-m->refused.status));
 		}
 		return 0;
 	case DP_MSG_UNZAP:
@@ -733,7 +820,7 @@ static void client_disconnect(struct dp_client *c, int why)
 	close(c->sock);
 	c->sock = -1;
 	pthread_mutex_lock(&c->qlock);
-	c->qlen = 0;
+	queue_clear_locked(c);
 	pthread_mutex_unlock(&c->qlock);
 	/* A request the daemon can no longer finish must not leave the range zapped. */
 	for (struct dp_request *rq = c->requests; rq; rq = rq->next)
@@ -784,6 +871,8 @@ static void client_free(struct dp_client *c)
 	if (c->efd >= 0)
 		close(c->efd);
 	pthread_mutex_destroy(&c->qlock);
+	close_fds(c->qfds, c->n_qfds);
+	free(c->qfds);
 	free(c->q);
 	free(c->path);
 	free(c);
@@ -851,10 +940,16 @@ orphaned:
 	return NULL;
 }
 
+/*
+ * Connect, then publish the client in ctx->client and register. A client is
+ * freed here only before it is published: from then on other threads may
+ * queue events on it, so it stays until dp_client_ctx_fini(). Two concurrent
+ * calls: the first to publish wins, the other gets -EALREADY.
+ */
 static int client_start(struct daxpool_ctx *ctx, const char *path)
 {
-	struct dp_client *c;
-	int r;
+	struct dp_client *c, *none = NULL;
+	int fd, r;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -871,18 +966,31 @@ static int client_start(struct daxpool_ctx *ctx, const char *path)
 		client_free(c);
 		return r;
 	}
-	/* Published before the first snapshot, so regions opened from now on get ids. */
-	atomic_store_explicit(&ctx->client, c, memory_order_release);
-	r = client_connect(c);
-	if (r < 0) {
-		atomic_store_explicit(&ctx->client, NULL, memory_order_release);
+	fd = dp_proto_connect(c->path, DP_ROLE_CLIENT, CLIENT_HELLO_TIMEOUT_MS);
+	if (fd < 0) {
 		client_free(c);
-		return r;
+		return fd;
 	}
+	/* Published before the first snapshot, so regions opened from now on get ids. */
+	if (!atomic_compare_exchange_strong_explicit(&ctx->client, &none, c, memory_order_acq_rel,
+						     memory_order_acquire)) {
+		close(fd);
+		client_free(c);
+		return -EALREADY;
+	}
+	r = client_register(c, fd);
+	if (r < 0)
+		log_notice(ctx, "registering with daxpoold at %s: %s; retrying in the background",
+			   c->path, strerror(-r));
+	c->reconnect_at = dp_now_ns() + CLIENT_RECONNECT_MS * 1000000ull;
 	r = -pthread_create(&c->thread, NULL, client_thread, c);
 	if (r < 0) {
-		atomic_store_explicit(&ctx->client, NULL, memory_order_release);
-		client_free(c);
+		/* Published: it stays, disconnected, until dp_client_ctx_fini() frees it. */
+		if (c->sock >= 0) {
+			atomic_store(&c->connected, false);
+			close(c->sock);
+			c->sock = -1;
+		}
 		return r;
 	}
 	c->thread_started = true;
@@ -899,7 +1007,7 @@ _public_ int daxpool_ctx_connect_daemon(struct daxpool_ctx *ctx, const char *soc
 	if (atomic_load(&ctx->client))
 		return -EALREADY;
 	r = client_start(ctx, socket_path);
-	if (r < 0)
+	if (r < 0 && r != -EALREADY)
 		log_err(ctx, "cannot connect to daxpoold at %s: %s; working without it",
 			socket_path ? socket_path : DP_DAEMON_SOCKET_DEFAULT, strerror(-r));
 	return r;
@@ -939,7 +1047,10 @@ void dp_client_ctx_fini(struct daxpool_ctx *ctx)
 	struct dp_client *c = atomic_load(&ctx->client);
 
 	if (c) {
-		if (c->fork_gen != atomic_load(&dp_fork_generation)) {
+		if (!c->thread_started) {
+			/* Its thread could not start (client_start()): nobody else has it. */
+			client_free(c);
+		} else if (c->fork_gen != atomic_load(&dp_fork_generation)) {
 			/* Inherited across fork(): the thread is the parent's; free our copy. */
 			c->sock = c->sock >= 0 ? (close(c->sock), -1) : -1;
 			client_free(c);

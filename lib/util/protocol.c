@@ -144,7 +144,7 @@ const char *dp_proto_type_name(unsigned int type)
 		[DP_MSG_UNZAP] = "UNZAP",	    [DP_MSG_STATUS] = "STATUS",
 		[DP_MSG_OP] = "OP",		    [DP_MSG_REPLY] = "REPLY",
 		[DP_MSG_RELEASED] = "RELEASED",	    [DP_MSG_REGION_STATE] = "REGION_STATE",
-		[DP_MSG_REGION_GONE] = "REGION_GONE",
+		[DP_MSG_REGION_GONE] = "REGION_GONE", [DP_MSG_REFUSED] = "REFUSED",
 	};
 
 	if (type == 0 || type >= DP_MSG_TYPE_END)
@@ -163,13 +163,12 @@ static void encode_payload(struct wbuf *w, const struct dp_msg *m)
 		break;
 	case DP_MSG_REGION_ADD:
 		w_u64(w, m->region_add.id);
-		w_u64(w, m->region_add.dev);
-		w_u64(w, m->region_add.ino);
-		w_u64(w, m->region_add.rdev);
-		w_u64(w, m->region_add.size);
-		w_u32(w, m->region_add.kind);
-		w_str(w, m->region_add.path, DP_PROTO_MAX_PATH);
-		w_str(w, m->region_add.devname, DP_PROTO_MAX_DEVNAME);
+		break;
+	case DP_MSG_REFUSED:
+		w_u32(w, m->refused.type);
+		w_u64(w, m->refused.id);
+		w_u32(w, (uint32_t)m->refused.status);
+		w_str(w, m->refused.reason, DP_PROTO_MAX_REASON);
 		break;
 	case DP_MSG_REGION_DEL:
 	case DP_MSG_MAP_DEL:
@@ -252,8 +251,10 @@ static int validate(const struct dp_msg *m)
 	case DP_MSG_HELLO_OK:
 		return m->hello_ok.version == DP_PROTO_VERSION ? 0 : -EINVAL;
 	case DP_MSG_REGION_ADD:
-		if (m->region_add.id == 0 || m->region_add.kind < 1 || m->region_add.kind > 3 ||
-		    m->region_add.path[0] != '/' || m->region_add.size == 0)
+		return m->region_add.id ? 0 : -EINVAL;
+	case DP_MSG_REFUSED:
+		if (!m->refused.type || m->refused.type >= DP_MSG_TYPE_END ||
+		    m->refused.status >= 0 || m->refused.status < -4095)
 			return -EINVAL;
 		return 0;
 	case DP_MSG_REGION_DEL:
@@ -374,13 +375,12 @@ int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m)
 		break;
 	case DP_MSG_REGION_ADD:
 		m->region_add.id = r_u64(&r);
-		m->region_add.dev = r_u64(&r);
-		m->region_add.ino = r_u64(&r);
-		m->region_add.rdev = r_u64(&r);
-		m->region_add.size = r_u64(&r);
-		m->region_add.kind = r_u32(&r);
-		r_str(&r, m->region_add.path, DP_PROTO_MAX_PATH);
-		r_str(&r, m->region_add.devname, DP_PROTO_MAX_DEVNAME);
+		break;
+	case DP_MSG_REFUSED:
+		m->refused.type = r_u32(&r);
+		m->refused.id = r_u64(&r);
+		m->refused.status = (int32_t)r_u32(&r);
+		r_str(&r, m->refused.reason, DP_PROTO_MAX_REASON);
 		break;
 	case DP_MSG_REGION_DEL:
 	case DP_MSG_MAP_DEL:
@@ -482,11 +482,60 @@ int dp_proto_send(int fd, const struct dp_msg *m, uint32_t seq)
 	return len;
 }
 
+int dp_proto_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t n_fds,
+		      int flags)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(DP_PROTO_MAX_FDS * sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (n_fds > DP_PROTO_MAX_FDS)
+		return -EINVAL;
+	if (n_fds) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | flags);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : 0;
+}
+
+size_t dp_proto_fds_wanted(const uint8_t *buf, size_t len)
+{
+	size_t off = 0, n = 0;
+
+	while (len - off >= DP_PROTO_HDR_SIZE) {
+		const uint8_t *h = buf + off;
+		size_t plen = (size_t)h[8] | (size_t)h[9] << 8 | (size_t)h[10] << 16 |
+			      (size_t)h[11] << 24;
+
+		if ((h[6] | h[7] << 8) == DP_MSG_REGION_ADD)
+			n++;
+		if (plen > len - off - DP_PROTO_HDR_SIZE)
+			break;
+		off += DP_PROTO_HDR_SIZE + plen;
+	}
+	return n;
+}
+
 int dp_proto_connect(const char *path, uint32_t role, int timeout_ms)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct dp_msg m = { .type = DP_MSG_HELLO };
-	uint8_t buf[256];
+	uint8_t buf[512]; /* a HELLO_OK, or a REFUSED with its reason */
 	struct pollfd pfd;
 	ssize_t n;
 	int fd, r;
@@ -522,6 +571,10 @@ int dp_proto_connect(const char *path, uint32_t role, int timeout_ms)
 		goto fail;
 	}
 	r = dp_proto_decode(buf, (size_t)n, &m);
+	if (r == n && m.type == DP_MSG_REFUSED) {
+		r = m.refused.status; /* too many connections */
+		goto fail;
+	}
 	if (r != n || m.type != DP_MSG_HELLO_OK) {
 		r = -EPROTO;
 		goto fail;

@@ -34,9 +34,34 @@
  *	                 under a region went away without a release through it
  *	                 (udev saw it removed or unbound): the client marks the
  *	                 region dead.
+ *	                 The daemon answers a registration it does not record
+ *	                 with REFUSED (see below); it is not an error of the
+ *	                 connection.
  *	daxpoolctl:      HELLO(role CTL) -> HELLO_OK; STATUS or OP; the daemon
  *	                 answers with REPLY messages (JSON text in chunks, the last
  *	                 one without DP_REPLY_MORE) and the connection is done.
+ *	Either role:     instead of HELLO_OK the daemon may send REFUSED (type
+ *	                 HELLO, -EUSERS: too many connections) and close.
+ *
+ * Descriptors (version 2): a REGION_ADD is proof of access, not a claim. The
+ * datagram that carries it carries, as SCM_RIGHTS, one descriptor per
+ * REGION_ADD in it, in the order of the messages (at most DP_PROTO_MAX_FDS
+ * per datagram: the sender cuts a datagram there): the region's own open file
+ * or device. The daemon takes the identity (device, inode, rdev, size, kind,
+ * the devdax name from sysfs, a path for display) from the kernel through
+ * that descriptor and closes it at once; the message itself carries only the
+ * client's id of the region. A REGION_ADD without a descriptor, or with one
+ * that is neither a regular file nor a device-dax device, is answered with
+ * REFUSED and not recorded. Descriptors that come with any other datagram are
+ * closed unread; a datagram with more than DP_PROTO_MAX_FDS (MSG_CTRUNC)
+ * closes the connection.
+ *
+ * Compatibility: version 1 put dev, ino, rdev, size, kind, path and devname
+ * in REGION_ADD and had no descriptor: the daemon trusted them. Version 2
+ * removed those fields, so a version 1 client is refused at its HELLO (the
+ * decoder wants the exact version) instead of registering on its word, and
+ * it works on without the daemon as it does when none runs. The library,
+ * daemon and daxpoolctl of one release always speak the same version.
  */
 #ifndef DAXPOOL_UTIL_PROTOCOL_H
 #define DAXPOOL_UTIL_PROTOCOL_H
@@ -45,13 +70,15 @@
 #include <stdint.h>
 
 #define DP_PROTO_MAGIC 0x44585044u /* "DPXD" read as little-endian bytes D P X D */
-#define DP_PROTO_VERSION 1
+#define DP_PROTO_VERSION 2
 #define DP_PROTO_HDR_SIZE 16
 #define DP_PROTO_MAX_DGRAM 65536
 #define DP_PROTO_MAX_PAYLOAD (DP_PROTO_MAX_DGRAM - DP_PROTO_HDR_SIZE)
 #define DP_PROTO_MAX_PATH 4095 /* bytes of a path string */
 #define DP_PROTO_MAX_DEVNAME 31
 #define DP_PROTO_MAX_TEXT 60000 /* bytes of one REPLY chunk */
+#define DP_PROTO_MAX_REASON 255 /* bytes of a REFUSED reason */
+#define DP_PROTO_MAX_FDS 32	 /* descriptors (REGION_ADDs) per datagram */
 
 #define DP_DAEMON_SOCKET_DEFAULT "/run/daxpool/daxpoold.sock"
 
@@ -73,6 +100,7 @@ enum dp_msg_type {
 	DP_MSG_RELEASED = 15,
 	DP_MSG_REGION_STATE = 16,
 	DP_MSG_REGION_GONE = 17,
+	DP_MSG_REFUSED = 18,
 	DP_MSG_TYPE_END
 };
 
@@ -103,10 +131,7 @@ struct dp_msg {
 			uint32_t version;
 		} hello_ok;
 		struct {
-			uint64_t id, dev, ino, rdev, size;
-			uint32_t kind; /* enum daxpool_region_kind */
-			char path[DP_PROTO_MAX_PATH + 1];
-			char devname[DP_PROTO_MAX_DEVNAME + 1];
+			uint64_t id; /* the rest comes from the descriptor passed with it */
 		} region_add;
 		struct {
 			uint64_t id;
@@ -136,6 +161,14 @@ struct dp_msg {
 			uint64_t region_id;
 			int32_t reason; /* negative errno: -ENODEV removed, -ENXIO unbound */
 		} region_gone;
+		struct {
+			uint32_t type; /* what was refused: REGION_ADD, MAP_ADD, PIN_ADD, HELLO */
+			uint64_t id;   /* its id (0 for HELLO) */
+			int32_t status; /* negative errno: -EBADF no descriptor, -EINVAL not a
+					   file nor devdax, -EDQUOT a per-client limit,
+					   -EUSERS too many connections */
+			char reason[DP_PROTO_MAX_REASON + 1]; /* in words, for the log */
+		} refused;
 		struct {
 			char target[DP_PROTO_MAX_PATH + 1]; /* "" for everything */
 		} status;
@@ -176,10 +209,25 @@ int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m);
 int dp_proto_send(int fd, const struct dp_msg *m, uint32_t seq);
 
 /*
+ * Send @len bytes of whole encoded messages as one datagram with @n_fds
+ * descriptors (SCM_RIGHTS; at most DP_PROTO_MAX_FDS; 0: none). Blocks unless
+ * @flags has MSG_DONTWAIT. Return: 0 or -errno.
+ */
+int dp_proto_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t n_fds,
+		      int flags);
+
+/*
+ * How many descriptors the datagram @buf (@len bytes of encoded messages)
+ * must carry: its REGION_ADDs, counted by their headers (no validation).
+ */
+size_t dp_proto_fds_wanted(const uint8_t *buf, size_t len);
+
+/*
  * Connect to the daemon at @path (NULL: the default), say HELLO as @role and
  * wait up to @timeout_ms for HELLO_OK. Return: a SOCK_CLOEXEC socket, or
  * -ENOENT / -ECONNREFUSED (no daemon), -EACCES, -ETIMEDOUT, -EPROTO (not a
- * daxpoold, or another version), -ENAMETOOLONG.
+ * daxpoold, or another version), -ENAMETOOLONG, or the status of the
+ * daemon's REFUSED (-EUSERS: too many connections).
  */
 int dp_proto_connect(const char *path, uint32_t role, int timeout_ms);
 

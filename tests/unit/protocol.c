@@ -29,13 +29,12 @@ static void fill(struct dp_msg *m, unsigned int type)
 		break;
 	case DP_MSG_REGION_ADD:
 		m->region_add.id = 3;
-		m->region_add.dev = 0x10305;
-		m->region_add.ino = 100;
-		m->region_add.rdev = 0xfc00;
-		m->region_add.size = 256ull << 20;
-		m->region_add.kind = 3;
-		strcpy(m->region_add.path, "/dev/dax0.0");
-		strcpy(m->region_add.devname, "dax0.0");
+		break;
+	case DP_MSG_REFUSED:
+		m->refused.type = DP_MSG_PIN_ADD;
+		m->refused.id = 7;
+		m->refused.status = -EDQUOT;
+		strcpy(m->refused.reason, "more than 65536 pins (max_pins)");
 		break;
 	case DP_MSG_REGION_DEL:
 	case DP_MSG_MAP_DEL:
@@ -186,4 +185,41 @@ TEST(region_gone_decode_checks)
 	n = dp_proto_encode(&m, 1, buf, sizeof(buf));
 	memset(buf + DP_PROTO_HDR_SIZE, 0, 8);
 	CHECK_ERR(dp_proto_decode(buf, (size_t)n, &out), EINVAL);
+}
+
+/* REFUSED: a negative errno and a known type; descriptors counted per REGION_ADD. */
+TEST(refused_fields_and_fds_wanted)
+{
+	static struct dp_msg m;
+	size_t off = 0;
+	int n;
+
+	fill(&m, DP_MSG_REFUSED);
+	CHECK_OK(round_trip(&m));
+	CHECK_EQ(out.refused.type, DP_MSG_PIN_ADD);
+	CHECK(out.refused.id == 7);
+	CHECK_EQ(out.refused.status, -EDQUOT);
+	CHECK(strcmp(out.refused.reason, m.refused.reason) == 0);
+	m.refused.status = 0;
+	CHECK_ERR(dp_proto_encode(&m, 1, buf, sizeof(buf)), EINVAL);
+	m.refused.status = -EBADF;
+	m.refused.type = DP_MSG_TYPE_END;
+	CHECK_ERR(dp_proto_encode(&m, 1, buf, sizeof(buf)), EINVAL);
+	m.refused.type = 0;
+	CHECK_ERR(dp_proto_encode(&m, 1, buf, sizeof(buf)), EINVAL);
+
+	/* Three REGION_ADDs among other messages want three descriptors. */
+	for (unsigned int t = DP_MSG_REGION_ADD; t <= DP_MSG_PIN_ADD; t++) {
+		for (int k = 0; k < (t == DP_MSG_REGION_ADD ? 3 : 1); k++) {
+			fill(&m, t);
+			n = dp_proto_encode(&m, 1, buf + off, sizeof(buf) - off);
+			CHECK(n > 0);
+			off += (size_t)n;
+		}
+	}
+	CHECK_EQ(dp_proto_fds_wanted(buf, off), 3);
+	CHECK_EQ(dp_proto_fds_wanted(buf, DP_PROTO_HDR_SIZE - 1), 0);
+	m.region_add.id = 0;
+	m.type = DP_MSG_REGION_ADD;
+	CHECK_ERR(dp_proto_encode(&m, 1, buf, sizeof(buf)), EINVAL);
 }

@@ -5,8 +5,12 @@
  *	socket           the unix socket path (default /run/daxpool/daxpoold.sock)
  *	socket_mode      its permissions, octal (default 0660)
  *	release_timeout  seconds a release waits for holders by default (default 30)
+ *	max_connections, max_connections_per_uid, max_regions, max_maps,
+ *	max_pins, max_output: the limits (daxpoold.conf(5) says why these
+ *	defaults)
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,49 @@ void dd_config_defaults(struct dd_config *cfg)
 	snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", DP_DAEMON_SOCKET_DEFAULT);
 	cfg->socket_mode = 0660;
 	cfg->release_timeout_ms = 30000;
+	cfg->max_connections = 512;
+	cfg->max_connections_per_uid = 128;
+	cfg->max_regions = 1024;
+	cfg->max_maps = 65536;
+	cfg->max_pins = 65536;
+	cfg->max_output = 64u << 20;
+}
+
+/* A count in [1, @max]; *ret set. Return 0 or -EINVAL. */
+static int parse_count(const char *val, unsigned long max, unsigned long *ret)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*val))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || v < 1 || v > max)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K':
+	case 'k':
+		v = v > max >> 10 ? max + 1 : v << 10;
+		end++;
+		break;
+	case 'M':
+		v = v > max >> 20 ? max + 1 : v << 20;
+		end++;
+		break;
+	case 'G':
+		v = v > max >> 30 ? max + 1 : v << 30;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
 }
 
 static char *trim(char *s)
@@ -50,6 +97,35 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		if (errno || *end || v < 0 || v > 0777)
 			return -EINVAL;
 		cfg->socket_mode = (unsigned int)v;
+		return 0;
+	}
+	static const struct {
+		const char *key;
+		size_t off;
+		unsigned long min, max;
+	} counts[] = {
+		{ "max_connections", offsetof(struct dd_config, max_connections), 1, 1u << 20 },
+		{ "max_connections_per_uid", offsetof(struct dd_config, max_connections_per_uid), 1,
+		  1u << 20 },
+		{ "max_regions", offsetof(struct dd_config, max_regions), 1, 1u << 20 },
+		{ "max_maps", offsetof(struct dd_config, max_maps), 1, 1u << 24 },
+		{ "max_pins", offsetof(struct dd_config, max_pins), 1, 1u << 24 },
+	};
+	unsigned long u;
+
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		if (strcmp(key, counts[i].key) != 0)
+			continue;
+		if (parse_count(val, counts[i].max, &u) < 0 || u < counts[i].min)
+			return -EINVAL;
+		*(unsigned int *)((char *)cfg + counts[i].off) = (unsigned int)u;
+		return 0;
+	}
+	if (strcmp(key, "max_output") == 0) {
+		/* At least one whole datagram, so any single message can be queued. */
+		if (parse_count(val, 1ul << 34, &u) < 0 || u < DP_PROTO_MAX_DGRAM)
+			return -EINVAL;
+		cfg->max_output = (size_t)u;
 		return 0;
 	}
 	if (strcmp(key, "release_timeout") == 0) {

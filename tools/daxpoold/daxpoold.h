@@ -24,6 +24,10 @@ struct dd_config {
 	char socket_path[108];
 	unsigned int socket_mode;
 	int release_timeout_ms;
+	/* Limits (daxpoold.conf(5)): what one client, or one user, may cost the daemon. */
+	unsigned int max_connections, max_connections_per_uid;
+	unsigned int max_regions, max_maps, max_pins; /* per client connection */
+	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
 };
 void dd_config_defaults(struct dd_config *cfg);
 /* Load @path; a missing file is fine unless @required. Return 0 or -errno. */
@@ -50,12 +54,30 @@ struct dd_region {
 	uint32_t lease;
 	int32_t lease_error;
 	uint64_t lease_breaks;
-	struct dd_region *next;
+	uint64_t revoke_req; /* the operation that sent it REVOKE (dedup); 0: none */
+	struct dd_region *next, **pprev; /* the client's list (pprev: O(1) unlink) */
+	struct dd_region *hnext;	  /* the client's table by id */
+};
+
+/* A client's regions by id (holders.c): a chained hash that grows. */
+struct dd_regmap {
+	struct dd_region **b;
+	size_t nb, n;
 };
 
 void dd_idmap_put(struct dd_idmap *m, struct dd_holding *h); /* replaces an equal id */
 struct dd_holding *dd_idmap_take(struct dd_idmap *m, uint64_t id);
 void dd_idmap_clear(struct dd_idmap *m);
+struct dd_region *dd_regmap_get(const struct dd_regmap *m, uint64_t id);
+/* Add @r (its id not in @m). Return 0 or -ENOMEM. */
+int dd_regmap_add(struct dd_regmap *m, struct dd_region *r);
+void dd_regmap_del(struct dd_regmap *m, struct dd_region *r);
+void dd_regmap_clear(struct dd_regmap *m); /* the table only: the regions are the list's */
+struct dd_region *dd_regmap_get(const struct dd_regmap *m, uint64_t id);
+/* Add @r (its id not in @m). Return 0 or -ENOMEM. */
+int dd_regmap_add(struct dd_regmap *m, struct dd_region *r);
+void dd_regmap_del(struct dd_regmap *m, struct dd_region *r);
+void dd_regmap_clear(struct dd_regmap *m); /* the table only: the regions are the list's */
 #define dd_idmap_for_each(m, i, h)                                                                 \
 	for (size_t i = 0; i < (m)->nb; i++)                                                       \
 		for (struct dd_holding *h = (m)->b[i]; h; h = h->hnext)
@@ -96,7 +118,12 @@ struct dd_conn {
 	uint32_t seq;
 	struct dd_ep ep_sock, ep_pid;
 	struct dd_outbuf *out, **out_tail;
+	size_t out_bytes; /* queued in out (the cap: dd_cfg.max_output) */
+	uint64_t gone_deadline_ns; /* its socket hung up: waiting for its pidfd until then */
+	uint32_t refused_logged;   /* message types whose refusal was logged (bit per type) */
+	bool regions_refused;	   /* a REGION_ADD was refused: its maps and pins are too */
 	struct dd_region *regions;
+	struct dd_regmap region_ids;
 	struct dd_seen *seen; /* every (dev, ino) it ever registered, n_seen of them */
 	size_t n_seen;
 	bool seen_overflow;   /* more than DD_SEEN_MAX: it counts for every device */

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What one client holds: maps and pins by id, in a chained hash that grows. */
+/* What one client holds: regions, maps and pins by id, in chained hashes that grow. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "daxpoold.h"
 
-static size_t slot(const struct dd_idmap *m, uint64_t id)
+static size_t slot_of(size_t nb, uint64_t id)
 {
 	id ^= id >> 33;
 	id *= 0xff51afd7ed558ccdULL;
 	id ^= id >> 33;
-	return (size_t)(id & (m->nb - 1));
+	return (size_t)(id & (nb - 1));
+}
+
+static size_t slot(const struct dd_idmap *m, uint64_t id)
+{
+	return slot_of(m->nb, id);
 }
 
 static void idmap_grow(struct dd_idmap *m)
@@ -81,6 +87,72 @@ void dd_idmap_clear(struct dd_idmap *m)
 			free(h);
 		}
 	}
+	free(m->b);
+	m->b = NULL;
+	m->nb = m->n = 0;
+}
+
+struct dd_region *dd_regmap_get(const struct dd_regmap *m, uint64_t id)
+{
+	if (!m->nb)
+		return NULL;
+	for (struct dd_region *r = m->b[slot_of(m->nb, id)]; r; r = r->hnext)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static void regmap_grow(struct dd_regmap *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 16;
+	struct dd_region **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return; /* keep the longer chains */
+	for (size_t i = 0; i < m->nb; i++) {
+		for (struct dd_region *r = m->b[i], *next; r; r = next) {
+			size_t s = slot_of(nb, r->id);
+
+			next = r->hnext;
+			r->hnext = b[s];
+			b[s] = r;
+		}
+	}
+	free(m->b);
+	m->b = b;
+	m->nb = nb;
+}
+
+int dd_regmap_add(struct dd_regmap *m, struct dd_region *r)
+{
+	size_t s;
+
+	if (m->n >= m->nb)
+		regmap_grow(m);
+	if (!m->nb)
+		return -ENOMEM;
+	s = slot_of(m->nb, r->id);
+	r->hnext = m->b[s];
+	m->b[s] = r;
+	m->n++;
+	return 0;
+}
+
+void dd_regmap_del(struct dd_regmap *m, struct dd_region *r)
+{
+	if (!m->nb)
+		return;
+	for (struct dd_region **pp = &m->b[slot_of(m->nb, r->id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == r) {
+			*pp = r->hnext;
+			m->n--;
+			return;
+		}
+	}
+}
+
+void dd_regmap_clear(struct dd_regmap *m)
+{
 	free(m->b);
 	m->b = NULL;
 	m->nb = m->n = 0;

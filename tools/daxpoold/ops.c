@@ -55,12 +55,13 @@ static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 	struct dp_msg m = { .type = DP_MSG_REVOKE };
 	struct dd_pend *p;
 
-	for (p = op->pend; p; p = p->next)
-		if (p->conn == c && p->region_id == r->id)
-			return;
+	/* Once per region: a region matches one operation at most (one per dev, ino). */
+	if (r->revoke_req == op->req)
+		return;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return;
+	r->revoke_req = op->req;
 	p->conn = c;
 	p->region_id = r->id;
 	p->next = op->pend;
@@ -468,9 +469,11 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 			json_object *doc = op_doc(op, "failed");
 			char msg[256];
 
+			/* A process that died counts as drained (server.c waits for its pidfd). */
 			snprintf(msg, sizeof(msg),
-				 "pid %d (%s) lost its connection while draining; what it holds is "
-				 "unknown, so nothing was changed", (int)c->cred.pid, c->comm);
+				 "pid %d (%s) lost its connection while draining and its process "
+				 "did not exit; what it holds is unknown, so nothing was changed",
+				 (int)c->cred.pid, c->comm);
 			json_object_object_add(doc, "message", json_object_new_string(msg));
 			op_end(op, -ECONNRESET, doc, true);
 		} else {
