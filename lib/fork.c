@@ -25,7 +25,9 @@
  *   MADV_DONTFORK while pinned (the whole map, which is its own VMA: no
  *   split), and MADV_DOFORK again when its last pin goes. Detected once.
  * - vfork() and posix_spawn() run no handler; fork() (also before exec)
- *   runs these, which take two locks: O(1) in the number of pins.
+ *   runs these, which take three locks: O(1) in the number of pins. The
+ *   child closes the parent's lease rendezvous sockets (lease.c): O(number
+ *   of leased regions).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +51,14 @@ atomic_ulong dp_fork_generation;
 static void fork_prepare(void)
 {
 	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+	dp_lease_atfork_prepare();
 	rcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
 	rcu_bp_after_fork_parent();
+	dp_lease_atfork_parent();
 	pthread_rwlock_unlock(&dp_pmem2_map_lock);
 }
 
@@ -63,6 +67,8 @@ static void fork_child(void)
 	/* Everything made before this point belongs to the parent. */
 	atomic_fetch_add_explicit(&dp_fork_generation, 1, memory_order_relaxed);
 	rcu_bp_after_fork_child();
+	/* The lease rendezvous sockets are the parent's: their names must not stay bound here. */
+	dp_lease_atfork_child();
 	/*
 	 * The lock was write-locked by the forking thread, which lives on as
 	 * the child's only thread but under a new thread id, which glibc's

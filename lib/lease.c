@@ -16,10 +16,21 @@
  * F_SETSIG to one thread of daxpool's own, named with F_SETOWN_EX
  * (F_OWNER_TID), which blocks every signal and reads the lease signal from a
  * signalfd. A thread-directed signal stays pending on that thread only, so no
- * other thread's mask or the process's dispositions matter. If the kernel's
- * queue of real-time signals overflows, it sends SIGIO instead: the thread
- * reads that too, and on any wakeup checks every leased region with
- * F_GETLEASE, which reports a pending break as F_UNLCK.
+ * other thread's mask or the process's dispositions matter. Both are set on
+ * the descriptor before every F_SETLEASE: a lease asked for with no owner
+ * makes the whole process the owner with SIGIO (default action: terminate),
+ * and F_UNLCK clears owner and signal again. If the kernel's queue of
+ * real-time signals overflows, it sends SIGIO instead (to the same thread):
+ * the thread reads that too, and on any wakeup checks every leased region
+ * with F_GETLEASE, which reports a pending break as F_UNLCK.
+ *
+ * The application may use SIGIO and SIGRTMAX-6 itself, process-directed
+ * (O_ASYNC, kill(), sigqueue()). A signalfd reads those too, so the watcher
+ * reads only what is pending on its own thread (SigPnd of
+ * /proc/thread-self/status, and a signalfd mask of exactly those signals:
+ * the kernel dequeues a thread's own signals before the process's). While a
+ * process-directed one waits for an application thread, the watcher polls
+ * every LEASE_SHARED_POLL_MS instead of waking on the signalfd.
  *
  * Another daxpool process is not an outsider: before it opens a file it
  * connects to the abstract unix socket the lease holder's watcher listens on
@@ -28,9 +39,19 @@
  * holds a lease). So only opens and truncates from outside daxpool revoke.
  * Only a peer of the same user (or root) is heard.
  *
- * One watcher thread per context, started with the first lease and stopped
- * when the context goes (a region holds a context reference, so no lease is
- * left by then).
+ * One watcher thread per context, started before the first lease is asked
+ * for (the break signal needs its thread id first) and stopped when the
+ * context goes (a region holds a context reference, so no lease is left by
+ * then). A context whose leases are all refused keeps it, idle.
+ *
+ * The rendezvous sockets (the peer listeners and the file lease locks) are
+ * abstract names that stay bound while any descriptor of them is open: a
+ * child of fork() that never execs would keep them, and a daxpool process
+ * opening the file would then wait for an answer nobody gives. So every one
+ * of them is listed, and the atfork child handler closes them all
+ * (dp_lease_atfork_child()). Another user can bind the names first: a
+ * listener or lock held by a process of another user (not root) is not
+ * waited for, and connecting never blocks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +75,7 @@
 #define LEASE_BREAK_TIME "/proc/sys/fs/lease-break-time"
 #define LEASE_PEER_MAGIC 0x44504c53u /* a peer's announcement: magic, then its pid */
 #define LEASE_PEER_WAIT_MS 2000
+#define LEASE_SHARED_POLL_MS 20
 
 /* A listening socket for peers of one leased region; the watcher's own. */
 struct lease_listener {
@@ -96,6 +118,118 @@ static socklen_t lease_addr(const char *what, uint64_t dev, uint64_t ino, struct
 }
 
 /*
+ * Every rendezvous socket of this process (listeners, their watcher copies,
+ * file lease locks, announcements), closed in a child of fork(): the child's
+ * copies of the parent's objects are foreign there and never used again.
+ * lease_fds_lock is taken by the atfork prepare handler, so a socket is
+ * either listed and closed in the child, or made after the fork.
+ */
+static pthread_mutex_t lease_fds_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *lease_fds;
+static size_t lease_n_fds, lease_cap_fds;
+
+/* Room for one more listed socket. With lease_fds_lock held. */
+static bool lease_fds_room(void)
+{
+	size_t cap;
+	int *v;
+
+	if (lease_n_fds < lease_cap_fds)
+		return true;
+	cap = lease_cap_fds ? lease_cap_fds * 2 : 16;
+	v = realloc(lease_fds, cap * sizeof(*v));
+	if (!v)
+		return false;
+	lease_fds = v;
+	lease_cap_fds = cap;
+	return true;
+}
+
+/* socket(AF_UNIX, @type | SOCK_CLOEXEC), listed. */
+static int lease_socket(int type)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&lease_fds_lock);
+	if (!lease_fds_room())
+		errno = ENOMEM;
+	else if ((fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) >= 0)
+		lease_fds[lease_n_fds++] = fd;
+	pthread_mutex_unlock(&lease_fds_lock);
+	return fd;
+}
+
+/* F_DUPFD_CLOEXEC of a rendezvous socket, listed. */
+static int lease_dup(int fd)
+{
+	int nfd = -1;
+
+	pthread_mutex_lock(&lease_fds_lock);
+	if (lease_fds_room() && (nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0)
+		lease_fds[lease_n_fds++] = nfd;
+	pthread_mutex_unlock(&lease_fds_lock);
+	return nfd;
+}
+
+/*
+ * close() of a listed socket. One not listed was closed by the atfork child
+ * handler (its number may be another file's by now): left alone.
+ */
+static void lease_close(int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&lease_fds_lock);
+	for (size_t i = 0; i < lease_n_fds; i++)
+		if (lease_fds[i] == fd) {
+			lease_fds[i] = lease_fds[--lease_n_fds];
+			close(fd);
+			break;
+		}
+	pthread_mutex_unlock(&lease_fds_lock);
+}
+
+void dp_lease_atfork_prepare(void)
+{
+	pthread_mutex_lock(&lease_fds_lock);
+}
+
+void dp_lease_atfork_parent(void)
+{
+	pthread_mutex_unlock(&lease_fds_lock);
+}
+
+void dp_lease_atfork_child(void)
+{
+	for (size_t i = 0; i < lease_n_fds; i++)
+		close(lease_fds[i]);
+	lease_n_fds = 0;
+	pthread_mutex_init(&lease_fds_lock, NULL);
+}
+
+/* Whether the process behind a connected unix socket is of this user or root. */
+static bool lease_peer_trusted(int fd, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0 &&
+	       (cred->uid == 0 || cred->uid == geteuid());
+}
+
+/*
+ * Test hook: sleep DAXPOOL_TEST_<name>_MS milliseconds, to hold a race
+ * window open. Read only by the tests; unset, it costs a getenv().
+ */
+static void lease_test_delay(const char *var)
+{
+	const char *e = secure_getenv(var);
+	long ms = e ? strtol(e, NULL, 10) : 0;
+
+	if (ms > 0)
+		nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
+}
+
+/*
  * A short cross-process lock per file, so that "announce, then open" (a
  * process about to open the file) and "listen, then lease" (a process taking
  * the lease) never interleave: otherwise a lease taken between another
@@ -107,31 +241,60 @@ static socklen_t lease_addr(const char *what, uint64_t dev, uint64_t ino, struct
  */
 #define LEASE_FILE_LOCK_MS 5000
 
+/*
+ * Whether the holder of a file's lease lock is of another user (not root):
+ * a squatter, not waited for. The lock listens, so a waiter can ask the
+ * kernel who bound it; a holder between bind() and listen() is not known yet.
+ */
+static bool lease_lock_squatted(const struct sockaddr_un *sa, socklen_t len)
+{
+	struct ucred cred;
+	bool squatted = false;
+	int fd = lease_socket(SOCK_SEQPACKET | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return false;
+	if (connect(fd, (const struct sockaddr *)sa, len) == 0)
+		squatted = !lease_peer_trusted(fd, &cred);
+	lease_close(fd);
+	return squatted;
+}
+
 static int lease_file_lock(struct daxpool_ctx *ctx, uint64_t dev, uint64_t ino)
 {
 	struct sockaddr_un sa;
 	socklen_t len = lease_addr("lease-lock", dev, ino, &sa);
 	int fd;
 
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	fd = lease_socket(SOCK_SEQPACKET | SOCK_NONBLOCK);
 	if (fd < 0)
 		return -1;
 	for (int waited = 0; bind(fd, (struct sockaddr *)&sa, len) < 0; waited++) {
-		if (errno != EADDRINUSE || waited >= LEASE_FILE_LOCK_MS) {
+		int err = errno;
+		const char *why = err == EADDRINUSE ? "held too long" : strerror(err);
+
+		/* Checked at once, then every 100 ms: the holder may change. */
+		if (err == EADDRINUSE && waited % 100 == 0 && lease_lock_squatted(&sa, len)) {
+			why = "bound by a process of another user";
+			err = EPERM;
+		}
+		if (err != EADDRINUSE || waited >= LEASE_FILE_LOCK_MS) {
 			log_info(ctx, "cannot take the lease lock of a file (%s): going on without it",
-				 errno == EADDRINUSE ? "held too long" : strerror(errno));
-			close(fd);
+				 why);
+			lease_close(fd);
 			return -1;
 		}
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	}
+	/* A waiter asks who holds it (lease_lock_squatted()); nobody is accepted. */
+	if (listen(fd, 1) < 0)
+		log_dbg(ctx, "lease lock of a file: listen: %m");
 	return fd;
 }
 
 static void lease_file_unlock(int lock)
 {
-	if (lock >= 0)
-		close(lock);
+	lease_close(lock);
 }
 
 /*
@@ -144,7 +307,7 @@ static void lease_set_state(struct daxpool_region *region, int state, int err)
 	atomic_store_explicit(&region->lease_error, err, memory_order_relaxed);
 	atomic_store_explicit(&region->lease_state, state, memory_order_release);
 	if (state != DAXPOOL_LEASE_HELD && region->lease_sock >= 0) {
-		close(region->lease_sock);
+		lease_close(region->lease_sock);
 		region->lease_sock = -1;
 	}
 }
@@ -167,13 +330,13 @@ static int lease_listen(struct daxpool_region *region)
 {
 	struct sockaddr_un sa;
 	socklen_t len = lease_addr("lease", region->file_dev, region->file_ino, &sa);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = lease_socket(SOCK_SEQPACKET | SOCK_NONBLOCK);
 
 	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 8) < 0)) {
 		log_info(region->ctx, "%s: cannot listen for other daxpool processes (%m): their "
 				      "opens will revoke the region as an outsider's would",
 			 region->path);
-		close(fd);
+		lease_close(fd);
 		fd = -1;
 	}
 	return fd;
@@ -266,19 +429,23 @@ static struct daxpool_region **lease_collect_breaking(struct daxpool_ctx *ctx)
 			type = F_WRLCK;
 		pthread_mutex_unlock(&region->lock);
 		/* A pending break reads as the type it breaks to. */
-		if (type == F_WRLCK || !dp_refcnt_get_unless_zero(&region->ref))
+		if (type == F_WRLCK)
 			continue;
+		/*
+		 * Room first, then the reference: an unref here could be the
+		 * last, and freeing a region takes regions_lock (held).
+		 */
 		if (n + 2 > cap) {
 			struct daxpool_region **nv;
 
-			cap = cap ? cap * 2 : 8;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				daxpool_region_unref(region);
-				break;
-			}
+			nv = realloc(v, (cap ? cap * 2 : 8) * sizeof(*v));
+			if (!nv)
+				break; /* the next wakeup finds the rest */
 			v = nv;
+			cap = cap ? cap * 2 : 8;
 		}
+		if (!dp_refcnt_get_unless_zero(&region->ref))
+			continue;
 		v[n++] = region;
 		v[n] = NULL;
 	}
@@ -330,7 +497,7 @@ static void lease_sync_listeners(struct dp_lease_watcher *w)
 		w->ls = nls;
 		/* Our own descriptor of the region's listener: the region may close its own any time. */
 		pthread_mutex_lock(&region->lock);
-		fd = region->lease_sock >= 0 ? fcntl(region->lease_sock, F_DUPFD_CLOEXEC, 3) : -1;
+		fd = region->lease_sock >= 0 ? lease_dup(region->lease_sock) : -1;
 		pthread_mutex_unlock(&region->lock);
 		w->ls[w->n_ls++] = (struct lease_listener){ region, region->file_dev,
 							    region->file_ino, fd, true };
@@ -339,8 +506,8 @@ static void lease_sync_listeners(struct dp_lease_watcher *w)
 	for (size_t i = 0; i < w->n_ls; i++) {
 		if (w->ls[i].seen)
 			w->ls[kept++] = w->ls[i];
-		else if (w->ls[i].fd >= 0)
-			close(w->ls[i].fd);
+		else
+			lease_close(w->ls[i].fd);
 	}
 	w->n_ls = kept;
 }
@@ -363,6 +530,7 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 	pthread_mutex_unlock(&ctx->regions_lock);
 	if (!region)
 		return;
+	lease_test_delay("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS");
 	pthread_mutex_lock(&region->lock);
 	if (region->file_dev == l->dev && region->file_ino == l->ino &&
 	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
@@ -376,6 +544,7 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 			      "up (the file is shared)", region->path, (int)peer);
 		dp_client_region_state(region);
 	}
+	/* The last reference may free the context, and w with it: see w->orphaned. */
 	daxpool_region_unref(region);
 }
 
@@ -383,7 +552,6 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 static void lease_peer_accept(struct dp_lease_watcher *w, struct lease_listener *l)
 {
 	struct ucred cred;
-	socklen_t clen = sizeof(cred);
 	uint32_t msg[2];
 	struct pollfd p;
 	int c;
@@ -392,13 +560,12 @@ static void lease_peer_accept(struct dp_lease_watcher *w, struct lease_listener 
 	if (c < 0)
 		return;
 	p = (struct pollfd){ .fd = c, .events = POLLIN };
-	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
-	    (cred.uid == 0 || cred.uid == geteuid()) && poll(&p, 1, 500) == 1 &&
+	if (lease_peer_trusted(c, &cred) && poll(&p, 1, 500) == 1 &&
 	    recv(c, msg, sizeof(msg), MSG_DONTWAIT) == sizeof(msg) && msg[0] == LEASE_PEER_MAGIC &&
 	    (pid_t)msg[1] == cred.pid) {
 		lease_yield_to_peer(w, l, cred.pid);
-		if (send(c, "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			log_dbg(w->ctx, "lease peer %d went away", (int)cred.pid);
+		/* No log: the context may be gone (w->orphaned). */
+		(void)send(c, "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	close(c);
 }
@@ -406,12 +573,88 @@ static void lease_peer_accept(struct dp_lease_watcher *w, struct lease_listener 
 static void lease_watcher_free(struct dp_lease_watcher *w)
 {
 	for (size_t i = 0; i < w->n_ls; i++)
-		if (w->ls[i].fd >= 0)
-			close(w->ls[i].fd);
+		lease_close(w->ls[i].fd);
 	free(w->ls);
 	close(w->sfd);
 	close(w->efd);
 	free(w);
+}
+
+/*
+ * The signals pending on this thread itself (SigPnd of its status; the
+ * process's own pending set is ShdPnd), as a mask of bit sig - 1; or
+ * UINT64_MAX when it cannot be read.
+ */
+static uint64_t lease_thread_pending(void)
+{
+	char buf[4096], *p;
+	uint64_t mask = UINT64_MAX;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mask;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return mask;
+	buf[n] = '\0';
+	p = strstr(buf, "\nSigPnd:");
+	if (p)
+		mask = strtoull(p + strlen("\nSigPnd:"), NULL, 16);
+	return mask;
+}
+
+/*
+ * Read the lease signals directed to the watcher thread, and only those: a
+ * process-directed SIGIO or LEASE_SIGNAL is the application's. Each read
+ * has a signalfd mask of one signal known to be pending on this thread, so
+ * the kernel dequeues this thread's instance, never the process's. Return:
+ * whether a signal is pending for the process that is not ours to read
+ * (the caller then stops polling the signalfd for a while).
+ */
+static bool lease_read_signals(struct dp_lease_watcher *w)
+{
+	const int sigs[] = { LEASE_SIGNAL, SIGIO };
+	struct signalfd_siginfo si;
+	sigset_t one, both;
+	uint64_t pnd = lease_thread_pending();
+	bool shared = false;
+
+	if (pnd == UINT64_MAX) {
+		/* No /proc: read them all, as a signalfd would. */
+		while (read(w->sfd, &si, sizeof(si)) > 0)
+			;
+		return false;
+	}
+	for (int budget = 64; budget > 0; budget--) {
+		int sig = 0;
+
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]) && !sig; i++)
+			if (pnd & (1ull << (sigs[i] - 1)))
+				sig = sigs[i];
+		if (!sig)
+			break;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		if (signalfd(w->sfd, &one, 0) < 0 || read(w->sfd, &si, sizeof(si)) < 0)
+			break;
+		pnd = lease_thread_pending();
+	}
+	sigemptyset(&both);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&both, sigs[i]);
+	if (signalfd(w->sfd, &both, 0) < 0)
+		log_dbg(w->ctx, "lease watcher: signalfd: %m");
+	/* Still readable with nothing of ours pending: the process's own. */
+	{
+		struct pollfd p = { .fd = w->sfd, .events = POLLIN };
+
+		shared = poll(&p, 1, 0) == 1 && (lease_thread_pending() &
+						 ((1ull << (LEASE_SIGNAL - 1)) | (1ull << (SIGIO - 1)))) == 0;
+	}
+	return shared;
 }
 
 static void *lease_thread(void *arg)
@@ -424,8 +667,7 @@ static void *lease_thread(void *arg)
 	pthread_cond_broadcast(&ctx->lease_cond);
 	pthread_mutex_unlock(&ctx->lease_lock);
 
-	for (;;) {
-		struct signalfd_siginfo si[16];
+	for (bool shared = false;;) {
 		struct daxpool_region **v;
 		struct pollfd *p;
 		uint64_t kicks;
@@ -438,11 +680,12 @@ static void *lease_thread(void *arg)
 			log_err(ctx, "lease watcher: out of memory; leases are no longer watched");
 			break;
 		}
-		p[0] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
+		/* An application's signal pending on the process: poll for ours instead. */
+		p[0] = (struct pollfd){ .fd = shared ? -1 : w->sfd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
 		for (size_t i = 0; i < n; i++)
 			p[2 + i] = (struct pollfd){ .fd = w->ls[i].fd, .events = POLLIN };
-		if (poll(p, 2 + n, -1) < 0 && errno != EINTR) {
+		if (poll(p, 2 + n, shared ? LEASE_SHARED_POLL_MS : -1) < 0 && errno != EINTR) {
 			log_err(ctx, "lease watcher: poll: %m; leases are no longer watched");
 			free(p);
 			break;
@@ -453,13 +696,18 @@ static void *lease_thread(void *arg)
 			free(p);
 			break;
 		}
-		for (size_t i = 0; i < n; i++)
+		/* A yield to a peer may drop the last reference of the context. */
+		for (size_t i = 0; i < n && !atomic_load_explicit(&w->orphaned, memory_order_acquire);
+		     i++)
 			if (p[2 + i].revents)
 				lease_peer_accept(w, &w->ls[i]);
 		free(p);
-		/* Drain the signals; which fd they name does not matter: check them all. */
-		while (read(w->sfd, si, sizeof(si)) > 0)
-			;
+		if (atomic_load_explicit(&w->orphaned, memory_order_acquire)) {
+			lease_watcher_free(w);
+			return NULL;
+		}
+		/* Drain our signals; which fd they name does not matter: check them all. */
+		shared = lease_read_signals(w);
 		v = lease_collect_breaking(ctx);
 		for (size_t i = 0; v && v[i]; i++) {
 			lease_break(v[i]);
@@ -549,71 +797,61 @@ static const char *lease_refusal(int err)
 
 /*
  * Take (or take again) the lease of a read-write file region. Any thread but
- * the watcher. The lease is asked for first, and the watcher started only
- * when the kernel grants it (no thread for files that cannot be leased, e.g.
- * shared ones); a break that begins before the signal is directed to the
- * watcher is found by F_GETLEASE right after, and handed to the watcher.
- * The file's lease lock is held throughout: a daxpool process that announces
- * itself finds the lease either not taken or held and answered. The outcome
- * is reported to daxpoold.
+ * the watcher. The watcher runs first, and the break signal is directed to it
+ * before the lease is asked for: a break that begins at once goes to the
+ * watcher, which finds the lease held (state and lease change under
+ * region->lock) or is kicked once it is. The file's lease lock is held
+ * throughout: a daxpool process that announces itself finds the lease either
+ * not taken or held and answered. The outcome is reported to daxpoold.
  */
 static void lease_take(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
-	bool pending = false;
 	pid_t tid = 0;
-	int r = 0, lock;
+	int r, lock;
 
 	lock = lease_file_lock(ctx, region->file_dev, region->file_ino);
-	pthread_mutex_lock(&region->lock);
-	if (region->fd < 0)
-		r = -EBADF;
-	if (r == 0) {
-		/* Listen before the lease exists: a peer never finds it held and unheard. */
-		if (region->lease_sock < 0)
-			region->lease_sock = lease_listen(region);
-		if (fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
-			r = -errno;
-	}
-	if (r < 0)
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
-	pthread_mutex_unlock(&region->lock);
-	if (r < 0) {
-		lease_file_unlock(lock);
-		log_info(ctx, "%s: no write lease (%s): another process can change the file "
-			      "unnoticed", region->path, lease_refusal(r));
-		dp_client_region_state(region);
-		return;
-	}
-
 	pthread_mutex_lock(&ctx->lease_lock);
 	r = lease_watcher_start(ctx);
 	if (r == 0)
 		tid = ctx->lease_watcher->tid;
 	pthread_mutex_unlock(&ctx->lease_lock);
+	if (r < 0) {
+		pthread_mutex_lock(&region->lock);
+		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
+		pthread_mutex_unlock(&region->lock);
+		lease_file_unlock(lock);
+		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,
+			strerror(-r));
+		dp_client_region_state(region);
+		return;
+	}
 
 	pthread_mutex_lock(&region->lock);
-	if (r == 0 && region->fd >= 0)
+	r = region->fd < 0 ? -EBADF : 0;
+	if (r == 0) {
+		/* Listen before the lease exists: a peer never finds it held and unheard. */
+		if (region->lease_sock < 0)
+			region->lease_sock = lease_listen(region);
+		/* Owner and signal first: F_SETLEASE keeps an owner that is set. */
 		r = lease_direct(region, tid);
-	if (r == 0 && region->fd >= 0) {
-		lease_set_state(region, DAXPOOL_LEASE_HELD, 0);
-		pending = fcntl(region->fd, F_GETLEASE) != F_WRLCK;
-	} else {
-		lease_drop(region, DAXPOOL_LEASE_REFUSED, r < 0 ? r : -EBADF);
+		if (r == 0 && fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
+			r = -errno;
 	}
+	lease_set_state(region, r == 0 ? DAXPOOL_LEASE_HELD : DAXPOOL_LEASE_REFUSED, r);
 	pthread_mutex_unlock(&region->lock);
+	lease_test_delay("DAXPOOL_TEST_LEASE_TAKE_DELAY_MS");
 	/* Only now may another daxpool process announce itself: we hold it, and answer. */
 	lease_file_unlock(lock);
 
 	if (r < 0) {
-		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,
-			strerror(-r));
+		log_info(ctx, "%s: no write lease (%s): another process can change the file "
+			      "unnoticed", region->path, lease_refusal(r));
 	} else {
 		/* Listen for other daxpool processes; handle a break that began meanwhile. */
 		lease_kick(ctx);
-		log_dbg(ctx, "%s: write lease held%s: another process's open or truncate revokes "
-			     "the region first",
-			region->path, pending ? " (a break is already pending)" : "");
+		log_dbg(ctx, "%s: write lease held: another process's open or truncate revokes "
+			     "the region first", region->path);
 	}
 	dp_client_region_state(region);
 }
@@ -640,26 +878,47 @@ void dp_lease_region_opened(struct daxpool_region *region)
 static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
 {
 	uint32_t msg[2] = { LEASE_PEER_MAGIC, (uint32_t)getpid() };
+	uint64_t deadline = dp_now_ns() + LEASE_PEER_WAIT_MS * 1000000ull, now;
 	struct sockaddr_un sa;
 	socklen_t len = lease_addr("lease", st->st_dev, st->st_ino, &sa);
+	struct ucred cred;
 	struct pollfd p;
 	char ack;
-	int fd;
+	int fd, r;
 
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = lease_socket(SOCK_SEQPACKET | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
-	if (connect(fd, (struct sockaddr *)&sa, len) == 0 &&
-	    send(fd, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg)) {
+	/* A unix connect never blocks here: EAGAIN while the listener's backlog is full. */
+	while ((r = connect(fd, (struct sockaddr *)&sa, len)) < 0 && errno == EAGAIN &&
+	       dp_now_ns() < deadline)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	if (r < 0) {
+		if (errno == EAGAIN)
+			log_info(ctx, "the lease holder of the file accepts nobody (for %d ms); opening "
+				      "anyway (it will take the open for an outsider's)",
+				 LEASE_PEER_WAIT_MS);
+		lease_close(fd);
+		return;
+	}
+	if (!lease_peer_trusted(fd, &cred)) {
+		log_warn(ctx, "the lease listener of the file is a process of another user (pid %d, "
+			      "uid %u): not waited for", (int)cred.pid, (unsigned int)cred.uid);
+		lease_close(fd);
+		return;
+	}
+	if (send(fd, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg)) {
+		now = dp_now_ns();
 		p = (struct pollfd){ .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, LEASE_PEER_WAIT_MS) == 1 && recv(fd, &ack, 1, 0) == 1)
+		if (now < deadline && poll(&p, 1, (int)((deadline - now) / 1000000) + 1) == 1 &&
+		    recv(fd, &ack, 1, 0) == 1)
 			log_dbg(ctx, "the lease holder of the file gave its lease up to us");
 		else
 			log_info(ctx, "the lease holder of the file did not answer in %d ms; opening "
 				      "anyway (it will take the open for an outsider's)",
 				 LEASE_PEER_WAIT_MS);
 	}
-	close(fd);
+	lease_close(fd);
 }
 
 int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)

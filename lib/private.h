@@ -235,6 +235,14 @@ void dp_lease_yield(struct daxpool_region *region);
 void dp_lease_resume(struct daxpool_region *region);
 void dp_lease_region_reopened(struct daxpool_region *region);
 void dp_lease_region_closing(struct daxpool_region *region);
+/*
+ * fork() (fork.c): the child closes every rendezvous socket of the parent's
+ * leases (listeners, file lease locks), so that a child that never execs does
+ * not keep their names bound. Prepare takes a lock; parent and child drop it.
+ */
+void dp_lease_atfork_prepare(void);
+void dp_lease_atfork_parent(void);
+void dp_lease_atfork_child(void);
 
 struct dp_backing {
 	int kind;

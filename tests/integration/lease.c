@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -593,4 +596,292 @@ TEST(daxpool_processes_opening_at_once_revoke_nobody)
 		CHECK_EQ(WEXITSTATUS(status), 0);
 	}
 	CHECK_EQ(atomic_load(&shm->outsider_result), 0);
+}
+
+/* The abstract unix socket address daxpool's lease rendezvous uses for @what of @path. */
+static socklen_t rendezvous_addr(const char *what, const char *path, struct sockaddr_un *sa)
+{
+	struct stat st;
+	int n;
+
+	CHECK(stat(path, &st) == 0);
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "daxpool-%s-%llx-%llx", what,
+		     (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* A listener bound to a rendezvous address that never accepts; -1 if it cannot be. */
+static int squat(const struct sockaddr_un *sa, socklen_t len, int backlog)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && (bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, backlog) < 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* In a child: a daxpool process (leases off) that opens @path; returns how long the open took. */
+static double peer_open_ms(const char *path)
+{
+	uint64_t t0 = now_ns();
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *peer;
+		struct daxpool_ctx *pctx;
+
+		if (daxpool_ctx_new(&pctx) < 0 || daxpool_ctx_set_leases(pctx, 0) < 0 ||
+		    daxpool_region_open(pctx, path, 0, &peer) < 0)
+			_exit(2);
+		daxpool_region_unref(peer);
+		daxpool_ctx_unref(pctx);
+		_exit(0);
+	}
+	reap(pid);
+	return (double)(now_ns() - t0) / 1e6;
+}
+
+TEST(an_outsider_open_while_the_lease_is_taken_does_not_kill_the_application)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	int status;
+	pid_t pid;
+
+	shared_init();
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *region;
+		struct daxpool_ctx *ctx;
+
+		/* The take stays in its window (lease granted, take not done) for a second. */
+		setenv("DAXPOOL_TEST_LEASE_TAKE_DELAY_MS", "1000", 1);
+		if (daxpool_ctx_new(&ctx) < 0 || daxpool_region_open(ctx, path, 0, &region) < 0)
+			_exit(2);
+		if (daxpool_region_get_lease(region, NULL) == DAXPOOL_LEASE_REFUSED)
+			_exit(77);
+		/* The outsider opened inside the window: the watcher took the break. */
+		for (int i = 0; i < 500 && daxpool_region_get_lease(region, NULL) !=
+						   DAXPOOL_LEASE_BROKEN; i++)
+			msleep(10);
+		_exit(daxpool_region_get_lease(region, NULL) == DAXPOOL_LEASE_BROKEN ? 0 : 3);
+	}
+	msleep(300); /* the child is inside the take by now */
+	reap(outsider(path, O_RDONLY, 0));
+	CHECK_EQ(atomic_load(&shm->outsider_result), 1);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("no lease on this file system");
+	if (WIFSIGNALED(status))
+		printf("# the application died of signal %d (%s)\n", WTERMSIG(status),
+		       strsignal(WTERMSIG(status)));
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(a_peer_that_takes_the_last_reference_from_the_watcher)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	pid_t pid;
+
+	/* The watcher holds its reference for half a second while it yields to a peer. */
+	setenv("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS", "500", 1);
+	open_leased(path, &ctx, &region);
+	daxpool_ctx_unref(ctx); /* the region holds the context */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *peer;
+		struct daxpool_ctx *pctx;
+
+		unsetenv("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS");
+		if (daxpool_ctx_new(&pctx) < 0 || daxpool_ctx_set_leases(pctx, 0) < 0 ||
+		    daxpool_region_open(pctx, path, 0, &peer) < 0)
+			_exit(2);
+		daxpool_region_unref(peer);
+		daxpool_ctx_unref(pctx);
+		_exit(0);
+	}
+	msleep(200); /* the watcher is yielding now */
+	/* The watcher's unref is the last: it frees the region and the context. */
+	daxpool_region_unref(region);
+	reap(pid);
+	/* The watcher goes on after freeing the context: it must touch nothing of it (ASan). */
+	msleep(600);
+	unsetenv("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS");
+}
+
+TEST(a_fork_child_does_not_keep_the_lease_listener)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	double ms;
+	pid_t child;
+
+	open_leased(path, &ctx, &region);
+	child = fork(); /* never execs: it would keep copies of every descriptor */
+	CHECK(child >= 0);
+	if (child == 0) {
+		msleep(20000);
+		_exit(0);
+	}
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx); /* the watcher's copy of the listener goes too */
+	/* Nobody listens: a daxpool process opening the file does not wait for an answer. */
+	ms = peer_open_ms(path);
+	printf("# a daxpool process opened the file in %.1f ms\n", ms);
+	kill(child, SIGKILL);
+	CHECK_EQ(waitpid(child, NULL, 0), child);
+	CHECK(ms < 1000);
+}
+
+TEST_TIMEOUT(an_open_does_not_hang_on_a_lease_listener_that_never_accepts, 30)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	struct sockaddr_un sa;
+	socklen_t len = rendezvous_addr("lease", path, &sa);
+	int l = squat(&sa, len, 0), c[64], n = 0;
+	uint64_t t0;
+	double ms;
+
+	/* Its backlog full: a blocking connect would wait for ever. */
+	for (; n < 64; n++) {
+		c[n] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		CHECK(c[n] >= 0);
+		if (connect(c[n], (struct sockaddr *)&sa, len) < 0) {
+			CHECK_EQ(errno, EAGAIN);
+			close(c[n]);
+			break;
+		}
+	}
+	CHECK(l >= 0 && n < 64);
+	t0 = now_ns();
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	ms = (double)(now_ns() - t0) / 1e6;
+	printf("# the open took %.0f ms\n", ms);
+	CHECK(ms < 5000);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	for (int i = 0; i < n; i++)
+		close(c[i]);
+	close(l);
+}
+
+TEST(rendezvous_names_squatted_by_another_user_are_not_waited_for)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	struct daxpool_region *region;
+	struct sockaddr_un sa, lsa;
+	socklen_t len = rendezvous_addr("lease", path, &sa);
+	socklen_t llen = rendezvous_addr("lease-lock", path, &lsa);
+	struct daxpool_ctx *ctx;
+	int ready[2];
+	uint64_t t0;
+	double ms;
+	pid_t pid;
+	char c;
+
+	if (geteuid() != 0)
+		SKIP("needs root to run a process of another user");
+	CHECK_EQ(pipe(ready), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* Another user binds both names first, and answers nothing. */
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		if (squat(&sa, len, 8) < 0 || squat(&lsa, llen, 8) < 0 ||
+		    write(ready[1], "r", 1) != 1)
+			_exit(3);
+		msleep(30000);
+		_exit(0);
+	}
+	close(ready[1]);
+	CHECK_EQ(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	t0 = now_ns();
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+	ms = (double)(now_ns() - t0) / 1e6;
+	printf("# the open took %.0f ms\n", ms);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, NULL, 0), pid);
+	CHECK(ms < 1000);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+static atomic_int app_signals[2]; /* SIGIO, SIGRTMAX-6: delivered to the application */
+
+static void app_signal(int sig)
+{
+	atomic_fetch_add(&app_signals[sig == SIGIO ? 0 : 1], 1);
+}
+
+/* Send the process @sig while this (its only application) thread blocks it; then unblock. */
+static void process_signal_later(int sig, unsigned int pending_ms)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	CHECK(pthread_sigmask(SIG_BLOCK, &set, NULL) == 0);
+	CHECK(kill(getpid(), sig) == 0); /* process-directed: pending until a thread takes it */
+	msleep(pending_ms);
+	CHECK(pthread_sigmask(SIG_UNBLOCK, &set, NULL) == 0);
+}
+
+TEST(the_watcher_leaves_the_application_its_signals)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	const int sigs[2] = { SIGIO, SIGRTMAX - 6 };
+	struct sigaction sa;
+	struct daxpool_region *region;
+	struct daxpool_ctx *ctx;
+	struct holder h = { .drop_delay_ms = 0 };
+
+	open_leased(path, &ctx, &region); /* the watcher runs */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = app_signal;
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 2; i++)
+		CHECK(sigaction(sigs[i], &sa, NULL) == 0);
+	for (int round = 1; round <= 3; round++)
+		for (int i = 0; i < 2; i++) {
+			process_signal_later(sigs[i], 100);
+			CHECK_EQ(atomic_load(&app_signals[i]), round);
+		}
+
+	/* An application signal waiting for its thread while a break comes: both go where they belong. */
+	holder_start(region, &h);
+	{
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGIO);
+		CHECK(pthread_sigmask(SIG_BLOCK, &set, NULL) == 0);
+		CHECK(kill(getpid(), SIGIO) == 0);
+		reap(outsider(path, O_RDONLY, 0));
+		CHECK_EQ(atomic_load(&shm->outsider_result), 1);
+		CHECK(atomic_load(&shm->outsider_ns) >= atomic_load(&shm->dropped_ns));
+		CHECK_EQ(lease_of(region), DAXPOOL_LEASE_BROKEN);
+		CHECK(pthread_sigmask(SIG_UNBLOCK, &set, NULL) == 0);
+		CHECK_EQ(atomic_load(&app_signals[0]), 4);
+	}
+	holder_finish(&h);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	for (int i = 0; i < 2; i++)
+		signal(sigs[i], SIG_DFL);
 }
