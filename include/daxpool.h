@@ -935,11 +935,16 @@ struct daxpool_pin *daxpool_pin_ref(struct daxpool_pin *pin);
  * daxpool_pin_unref() - drop a reference on a pin (unpin on the last one)
  * @pin: the pin, or NULL
  *
- * The last reference persists a device-write range, removes the pin from the
- * registry (its memory is freed after an RCU grace period, so concurrent
- * lock-free lookups stay safe), drops the pin's reference on its map, and
- * wakes a daxpool_region_wait_idle() waiting for it.
+ * The last reference stops the device (an I/O helper's MR is deregistered,
+ * its io_uring buffer unregistered), then persists a device-write range,
+ * removes the pin from the registry (its memory is freed after an RCU grace
+ * period by a thread of daxpool's own, so concurrent lock-free lookups stay
+ * safe), drops the pin's reference on its map, and wakes a
+ * daxpool_region_wait_idle() waiting for it.
  *
+ * Context: any thread, also inside the application's own urcu-bp read-side
+ * section: it never waits for a grace period. Takes the region's lock
+ * briefly; the I/O helpers' release waits for the device.
  * Return: NULL.
  */
 struct daxpool_pin *daxpool_pin_unref(struct daxpool_pin *pin);

@@ -25,7 +25,7 @@
  *   MADV_DONTFORK while pinned (the whole map, which is its own VMA: no
  *   split), and MADV_DOFORK again when its last pin goes. Detected once.
  * - vfork() and posix_spawn() run no handler; fork() (also before exec)
- *   runs these, which take three locks: O(1) in the number of pins. The
+ *   runs these, which take four locks: O(1) in the number of pins. The
  *   child closes the parent's lease rendezvous sockets (lease.c): O(number
  *   of leased regions).
  */
@@ -46,18 +46,21 @@ atomic_ulong dp_fork_generation;
 /*
  * daxpool uses no call_rcu and no lfht resize thread (registry.c), so of
  * liburcu's fork protocol only the urcu-bp part applies: its reader registry
- * lock, which must not be held by another thread at the fork.
+ * lock, which must not be held by another thread at the fork. The registry's
+ * own reclaim thread takes its lock outside any grace period wait.
  */
 static void fork_prepare(void)
 {
 	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
 	dp_lease_atfork_prepare();
+	dp_registry_atfork_prepare();
 	rcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
 	rcu_bp_after_fork_parent();
+	dp_registry_atfork_parent();
 	dp_lease_atfork_parent();
 	pthread_rwlock_unlock(&dp_pmem2_map_lock);
 }
@@ -67,6 +70,7 @@ static void fork_child(void)
 	/* Everything made before this point belongs to the parent. */
 	atomic_fetch_add_explicit(&dp_fork_generation, 1, memory_order_relaxed);
 	rcu_bp_after_fork_child();
+	dp_registry_atfork_child();
 	/* The lease rendezvous sockets are the parent's: their names must not stay bound here. */
 	dp_lease_atfork_child();
 	/*

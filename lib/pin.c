@@ -23,9 +23,18 @@ static void pin_free(struct daxpool_pin *pin)
 	/*
 	 * No new reference from a lookup from here on. Lookups still report
 	 * the pin until it leaves the registry below: the device may use the
-	 * range until the range is persisted and the I/O object released.
+	 * range until the I/O object is released and the range persisted.
 	 */
 	atomic_store_explicit(&pin->dead, true, memory_order_release);
+
+	/*
+	 * First stop the device (deregister the MR, unregister the io_uring
+	 * buffer: both wait for the I/O that still uses the range), then
+	 * flush: a write landing between a flush and the stop would stay in
+	 * the CPU caches.
+	 */
+	if (pin->io_release)
+		pin->io_release(pin);
 
 	/*
 	 * The device may have written the range at any moment of the pin's
@@ -38,8 +47,6 @@ static void pin_free(struct daxpool_pin *pin)
 			(unsigned long long)(pin->end - pin->start));
 	}
 
-	if (pin->io_release)
-		pin->io_release(pin);
 	dp_registry_remove(pin->ctx->registry, pin);
 
 	pthread_mutex_lock(&region->lock);

@@ -447,7 +447,8 @@ struct daxpool_pin {
 	/*
 	 * Pins made by the I/O helpers (uring.c, rdma.c) stop their I/O
 	 * themselves: io_revoke runs on a zap after the application's revoke
-	 * function; io_release runs when the pin goes, before its map is
+	 * function; io_release runs when the pin goes, before its range is
+	 * persisted (the device stops first) and before its map is
 	 * dropped. Both are set before the pin is published and never change.
 	 */
 	void (*io_revoke)(struct daxpool_pin *pin);
@@ -486,8 +487,15 @@ void dp_registry_free(struct dp_registry *reg);
 void dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin);
 /* Remove a pin's nodes: from here on lookups do not report it. */
 void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin);
-/* Free a removed pin after a grace period (batched); the caller no longer touches it. */
+/*
+ * Free a removed pin after a grace period (batched, by the reclaim thread);
+ * the caller no longer touches it. Never waits for a grace period.
+ */
 void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin);
+/* fork() (fork.c): the reclaim thread's lock; the child starts without the thread. */
+void dp_registry_atfork_prepare(void);
+void dp_registry_atfork_parent(void);
+void dp_registry_atfork_child(void);
 
 /* ---- the daxpoold client (client.c) ---- */
 

@@ -20,13 +20,19 @@
  *
  * Removal is unlink, then free after a grace period, so a reader that found a
  * node before it was unlinked still reads valid memory. Frees are batched:
- * the unpin that fills a batch waits for one grace period (synchronize_rcu,
- * 1-25 us here) and frees the batch, so no reclamation thread exists. That
- * keeps fork() cheap: liburcu's call_rcu and resize threads must be paused
- * around every fork (about 1 ms each), these tables use neither (no
- * automatic resize: they grow by doubling from the inserting thread).
+ * the unpin that fills a batch hands it to daxpool's reclaim thread (one per
+ * process, started with the first batch), which waits for the grace period
+ * (synchronize_rcu, 1-25 us here) and frees it. An unpin never waits for a
+ * grace period itself: urcu-bp is process-wide, so an application that uses
+ * it too may unpin inside its own read-side section, where synchronize_rcu
+ * would wait for ever for the caller. liburcu's call_rcu would do the same
+ * with its own thread, but its threads must be paused around every fork
+ * (about 1 ms each); the reclaim thread needs one lock at the fork. The tables
+ * use no resize thread either (no automatic resize: they grow by doubling
+ * from the inserting thread).
  */
 #include <assert.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "private.h"
@@ -45,14 +51,16 @@
 #define DP_TSAN 1
 #endif
 #endif
+/* One for the process: the reclaim thread frees batches of every registry. */
+static char dp_grace;
 #ifdef DP_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-#define dp_tsan_reader_done(reg) __tsan_release(&(reg)->grace)
-#define dp_tsan_grace_passed(reg) __tsan_acquire(&(reg)->grace)
+#define dp_tsan_reader_done(reg) ((void)(reg), __tsan_release(&dp_grace))
+#define dp_tsan_grace_passed() __tsan_acquire(&dp_grace)
 #else
-#define dp_tsan_reader_done(reg) ((void)(reg))
-#define dp_tsan_grace_passed(reg) ((void)(reg))
+#define dp_tsan_reader_done(reg) ((void)(reg), (void)dp_grace)
+#define dp_tsan_grace_passed() ((void)0)
 #endif
 
 #define DP_TABLE_MIN (1ul << 10)
@@ -70,9 +78,8 @@ struct dp_registry {
 	struct dp_level levels[DP_LEVELS];
 	pthread_mutex_t grow_lock;
 	pthread_mutex_t defer_lock;
-	struct daxpool_pin *deferred; /* unlinked, waiting for a grace period */
+	struct daxpool_pin *deferred; /* unlinked, waiting for a full batch */
 	unsigned int n_deferred;
-	char grace; /* only its address is used, by the TSan annotations */
 };
 
 void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
@@ -145,19 +152,97 @@ static void free_batch(struct daxpool_pin *list)
 	}
 }
 
+/*
+ * The reclaim thread: batches of unlinked pins (chained by defer_next) wait
+ * on reclaim_list for it. reclaim_lock is taken by the atfork prepare
+ * handler; the child starts with no thread and an empty list (what was
+ * listed is the parent's).
+ */
+static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reclaim_cond = PTHREAD_COND_INITIALIZER;
+static struct daxpool_pin *reclaim_list;
+static bool reclaim_running;
+
+static void *reclaim_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct daxpool_pin *list;
+
+		pthread_mutex_lock(&reclaim_lock);
+		while (!reclaim_list)
+			pthread_cond_wait(&reclaim_cond, &reclaim_lock);
+		list = reclaim_list;
+		reclaim_list = NULL;
+		pthread_mutex_unlock(&reclaim_lock);
+		/* Every reader that could see a node of these batches has finished. */
+		synchronize_rcu();
+		dp_tsan_grace_passed();
+		free_batch(list);
+	}
+	return NULL;
+}
+
+/*
+ * Hand a batch to the reclaim thread, starting it if needed (with every
+ * signal blocked: it never takes the application's). Never waits for a grace
+ * period. If the thread cannot start, the batch stays listed for the next try.
+ */
+static void reclaim_batch(struct daxpool_pin *batch)
+{
+	struct daxpool_pin *tail = batch;
+
+	while (tail->defer_next)
+		tail = tail->defer_next;
+	pthread_mutex_lock(&reclaim_lock);
+	tail->defer_next = reclaim_list;
+	reclaim_list = batch;
+	if (!reclaim_running) {
+		pthread_attr_t attr;
+		sigset_t all, old;
+		pthread_t t;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		reclaim_running = pthread_create(&t, &attr, reclaim_thread, NULL) == 0;
+		pthread_attr_destroy(&attr);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	pthread_cond_signal(&reclaim_cond);
+	pthread_mutex_unlock(&reclaim_lock);
+}
+
+void dp_registry_atfork_prepare(void)
+{
+	pthread_mutex_lock(&reclaim_lock);
+}
+
+void dp_registry_atfork_parent(void)
+{
+	pthread_mutex_unlock(&reclaim_lock);
+}
+
+void dp_registry_atfork_child(void)
+{
+	pthread_mutex_init(&reclaim_lock, NULL);
+	pthread_cond_init(&reclaim_cond, NULL);
+	reclaim_list = NULL;
+	reclaim_running = false;
+}
+
 void dp_registry_free(struct dp_registry *reg)
 {
 	if (!reg)
 		return;
 	/*
 	 * Every pin holds its map, which holds its region, which holds the ctx:
-	 * when the ctx goes, no pin is registered. Free the last batch.
+	 * when the ctx goes, no pin is registered. The last batch is freed after
+	 * a grace period like the others (it holds nothing of the registry).
 	 */
-	if (reg->deferred) {
-		synchronize_rcu();
-		dp_tsan_grace_passed(reg);
-		free_batch(reg->deferred);
-	}
+	if (reg->deferred)
+		reclaim_batch(reg->deferred);
 	for (unsigned int l = 0; l < DP_LEVELS; l++)
 		if (reg->levels[l].ht)
 			cds_lfht_destroy(reg->levels[l].ht, NULL);
@@ -227,12 +312,8 @@ void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin)
 		reg->n_deferred = 0;
 	}
 	pthread_mutex_unlock(&reg->defer_lock);
-	if (batch) {
-		/* Every reader that could see a node of the batch has finished. */
-		synchronize_rcu();
-		dp_tsan_grace_passed(reg);
-		free_batch(batch);
-	}
+	if (batch)
+		reclaim_batch(batch);
 }
 
 /*

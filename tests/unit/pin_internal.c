@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pins, from inside (linked with the static library): the order of an
+ * unpin's steps for the I/O helpers' pins, and unpins that must not wait for
+ * an RCU grace period.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <urcu-bp.h>
+
+#include "daxpool.h"
+#include "harness.h"
+
+#define REGION_SIZE (8ull << 20)
+
+/* Not exported (lib/private.h): a pin with the I/O helpers' revoke and release functions. */
+int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
+		  unsigned int access, void (*io_revoke)(struct daxpool_pin *),
+		  void (*io_release)(struct daxpool_pin *), const void *io, size_t io_len,
+		  struct daxpool_pin **ret);
+
+/* What happened during an unpin, in order: 'r' the device stopped, 'p' the range persisted. */
+static char steps[8];
+static atomic_int n_steps;
+
+static void step(char c)
+{
+	int i = atomic_fetch_add(&n_steps, 1);
+
+	if (i < (int)sizeof(steps) - 1)
+		steps[i] = c;
+}
+
+static void device_stop(struct daxpool_pin *pin)
+{
+	(void)pin;
+	step('r');
+}
+
+static void log_steps(struct daxpool_ctx *ctx, int priority, const char *file, int line,
+		      const char *fn, const char *format, va_list args)
+{
+	char msg[512];
+
+	(void)ctx, (void)priority, (void)file, (void)line, (void)fn;
+	vsnprintf(msg, sizeof(msg), format, args);
+	if (strstr(msg, "unpin persisted device-written"))
+		step('p');
+}
+
+TEST(unpin_stops_the_device_before_it_persists_the_range)
+{
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_ctx *ctx;
+	struct daxpool_pin *pin;
+
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_ctx_set_log_fn(ctx, log_steps));
+	CHECK_OK(daxpool_ctx_set_log_priority(ctx, LOG_DEBUG));
+	CHECK_OK(daxpool_region_open(ctx, fixture_backing(REGION_SIZE), 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 0, 0, &map));
+	/* Like an MR or a registered buffer: the device writes until io_release stops it. */
+	CHECK_OK(dp_pin_new_io(map, daxpool_map_get_address(map), 65536, DAXPOOL_PIN_LONGTERM,
+			       DAXPOOL_PIN_DEVICE_WRITE, NULL, device_stop, NULL, 0, &pin));
+	daxpool_pin_unref(pin);
+	printf("# unpin steps: %s (r: device stopped, p: range persisted)\n", steps);
+	CHECK(strcmp(steps, "rp") == 0);
+	daxpool_map_unref(map);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+static void msleep(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+/*
+ * urcu-bp is process-wide: an application that uses it too may hold its own
+ * read-side section while it unpins. Many unpins (several batches of frees)
+ * inside one must return.
+ */
+TEST(unpins_inside_the_applications_rcu_read_side_section_return)
+{
+	const char *path = fixture_backing(REGION_SIZE);
+	int status = 0;
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *region;
+		struct daxpool_map *map;
+		struct daxpool_ctx *ctx;
+
+		if (daxpool_ctx_new(&ctx) < 0 || daxpool_region_open(ctx, path, 0, &region) < 0 ||
+		    daxpool_map_new(region, 0, 0, 0, &map) < 0)
+			_exit(2);
+		urcu_bp_read_lock();
+		for (int i = 0; i < 1000; i++) {
+			struct daxpool_pin *pin;
+
+			if (daxpool_pin_new(map, daxpool_map_get_address(map), 4096,
+					    DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_READ, &pin) < 0)
+				_exit(3);
+			daxpool_pin_unref(pin);
+		}
+		urcu_bp_read_unlock();
+		daxpool_map_unref(map);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		_exit(0);
+	}
+	for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		msleep(10);
+	if (waitpid(pid, &status, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		CHECK_EQ(waitpid(pid, &status, 0), pid);
+		dp_test_fail(__FILE__, __LINE__, "1000 unpins in a read-side section: still "
+						 "waiting after 10 s (a grace period waits for its caller)");
+	}
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
