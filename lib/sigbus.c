@@ -10,15 +10,24 @@
  * dead the same way when it reports the device gone (client.c).
  *
  * The handler is installed once, the first time a guard runs, and chains to
- * the handler that was there before for every SIGBUS it does not own (or
- * restores the default action, so such a fault kills the process as it would
- * have without daxpool). An application that installs its own SIGBUS handler
- * afterwards replaces it, and then daxpool's helpers fault like plain code.
+ * the disposition that was there before for every SIGBUS it does not own: a
+ * handler is called; an ignored kill(SIGBUS) stays ignored; and where the
+ * default action applies, the process dies of SIGBUS as it would have
+ * without daxpool (the default is restored only for that instant: the
+ * signal is raised again at once, so no living process runs without the
+ * guard). Only a fault the kernel raised (si_code > 0) is the guard's: a
+ * SIGBUS sent with kill() or sigqueue() goes to the previous disposition even
+ * inside a guard. The guarded range is widened to whole cache lines, since
+ * the flush instructions start at the line that holds the first byte. An
+ * application that installs its own SIGBUS handler afterwards replaces
+ * daxpool's, and then daxpool's helpers fault like plain code.
  */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -33,37 +42,61 @@ struct dp_guard {
  * allocate. The variable is touched before the guard is armed anyway.
  */
 static __thread struct dp_guard *guard_current __attribute__((tls_model("initial-exec")));
-static struct sigaction sigbus_prev;
+static struct sigaction sigbus_prev, sigbus_ours;
+
+#define DP_CACHE_LINE 64
+
+/*
+ * The default action, terminate with a core, from inside the handler: the
+ * default disposition for as long as it takes to raise SIGBUS again at this
+ * thread (it is not blocked: SA_NODEFER, empty sa_mask), which kills the
+ * process on the way out of tgkill(). Async-signal-safe.
+ */
+static void sigbus_default(void)
+{
+	struct sigaction dfl;
+	sigset_t set;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGBUS, &dfl, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGBUS);
+	/* Not reached, unless something between blocks it: the guard stays installed. */
+	sigaction(SIGBUS, &sigbus_ours, NULL);
+}
 
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct dp_guard *g = guard_current;
 	uintptr_t a = (uintptr_t)si->si_addr;
 
-	if (g && a >= g->lo && a < g->hi)
+	/* si_code <= 0: sent by a process (SI_USER, SI_QUEUE, SI_TKILL...), si_addr is not an address. */
+	if (g && si->si_code > 0 && a >= g->lo && a < g->hi)
 		siglongjmp(g->jmp, si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO
 					   ? EIO
 					   : ENXIO);
 	/* Not ours: whoever was there before, or what would have happened without us. */
-	if (sigbus_prev.sa_flags & SA_SIGINFO) {
+	if (sigbus_prev.sa_flags & SA_SIGINFO)
 		sigbus_prev.sa_sigaction(sig, si, uc);
-	} else if (sigbus_prev.sa_handler != SIG_DFL && sigbus_prev.sa_handler != SIG_IGN) {
+	else if (sigbus_prev.sa_handler != SIG_DFL && sigbus_prev.sa_handler != SIG_IGN)
 		sigbus_prev.sa_handler(sig);
-	} else {
-		/* Returning re-runs the access, which now faults into the default action. */
-		signal(SIGBUS, SIG_DFL);
-	}
+	else if (sigbus_prev.sa_handler == SIG_IGN && si->si_code <= 0)
+		return; /* an ignored kill(SIGBUS); a fault cannot be ignored */
+	else
+		sigbus_default();
 }
 
 static void sigbus_install(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = sigbus_handler;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &sigbus_prev);
+	memset(&sigbus_ours, 0, sizeof(sigbus_ours));
+	sigbus_ours.sa_sigaction = sigbus_handler;
+	sigbus_ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sigbus_ours.sa_mask);
+	sigaction(SIGBUS, &sigbus_ours, &sigbus_prev);
 }
 
 int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t length,
@@ -76,8 +109,9 @@ int dp_sigbus_guard(struct daxpool_region *region, const void *addr, size_t leng
 	pthread_once(&once, sigbus_install);
 	if (atomic_load_explicit(&region->dead, memory_order_acquire))
 		return -ENXIO;
-	g.lo = (uintptr_t)addr;
-	g.hi = g.lo + length;
+	/* Whole cache lines: a flush of [addr, addr + length) touches all of them. */
+	g.lo = (uintptr_t)addr & ~(uintptr_t)(DP_CACHE_LINE - 1);
+	g.hi = ((uintptr_t)addr + length + DP_CACHE_LINE - 1) & ~(uintptr_t)(DP_CACHE_LINE - 1);
 	g.outer = guard_current;
 	/*
 	 * No signal mask saved here (that is a system call on every access):

@@ -5,9 +5,12 @@
  * dead, and SIGBUS that is not daxpool's still reaches the application (or
  * kills it, as it would without daxpool).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <syslog.h>
 
 #include "daxpool.h"
@@ -175,4 +178,104 @@ TEST(devdax_disabled_underneath)
 	daxpool_ctx_unref(ctx);
 	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
 	CHECK_EQ(system(cmd), 0);
+}
+
+/* A persist of an unaligned range flushes from the start of its first cache line. */
+TEST(an_unaligned_persist_of_a_vanished_mapping_fails_instead_of_killing)
+{
+	struct fixture f;
+
+	/* libpmem2 flushes cache lines (as on DAX) instead of msync() on this plain file. */
+	setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 1);
+	f = setup_file();
+	unsetenv("PMEM2_FORCE_GRANULARITY");
+	if (daxpool_map_get_granularity(f.map) != DAXPOOL_GRANULARITY_CACHE_LINE)
+		SKIP("libpmem2 does not force cache-line granularity here");
+	memset(f.base, 1, 2 * 4096);
+	CHECK_EQ(truncate(f.path, 0), 0);
+	/* The flush faults at f.base + 4096, 8 bytes before the range asked for. */
+	CHECK_ERR(daxpool_map_persist(f.map, f.base + 4096 + 8, 16), ENXIO);
+	CHECK_EQ(daxpool_region_is_dead(f.region), 1);
+	teardown(&f);
+}
+
+TEST_SIGNAL(a_kill_sigbus_still_kills_without_a_handler, SIGBUS)
+{
+	struct fixture f = setup_file();
+	char buf[8] = "x";
+
+	CHECK_OK(daxpool_map_memcpy(f.map, f.base, buf, 1, 0)); /* installs the guard */
+	kill(getpid(), SIGBUS);
+	printf("# survived a kill(SIGBUS) that should have killed\n");
+}
+
+TEST(an_ignored_kill_sigbus_stays_ignored_and_the_guard_stays)
+{
+	struct fixture f = setup_file();
+	char buf[8] = "x";
+
+	signal(SIGBUS, SIG_IGN);
+	CHECK_OK(daxpool_map_memcpy(f.map, f.base, buf, 1, 0)); /* installs the guard on top */
+	CHECK_EQ(kill(getpid(), SIGBUS), 0);
+	/* The guard still turns a fault into an error. */
+	CHECK_EQ(truncate(f.path, 0), 0);
+	CHECK_ERR(daxpool_map_memcpy(f.map, f.base + 4096, buf, 1, 0), ENXIO);
+	teardown(&f);
+}
+
+static atomic_int app_queued;
+static pid_t target_tid;
+static void *target_addr;
+
+static void app_info_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	if (si->si_code == SI_QUEUE)
+		atomic_fetch_add(&app_queued, 1);
+}
+
+/* Queue SIGBUS at the target thread 20 times, with si_addr forged to point into its map. */
+static void *send_sigbus(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		siginfo_t si;
+
+		memset(&si, 0, sizeof(si));
+		si.si_signo = SIGBUS;
+		si.si_code = SI_QUEUE;
+		si.si_addr = target_addr; /* shares its bytes with a sender's pid and uid */
+		if (syscall(SYS_rt_tgsigqueueinfo, getpid(), target_tid, SIGBUS, &si) < 0)
+			return (void *)1;
+		usleep(5000);
+	}
+	return NULL;
+}
+
+TEST(a_queued_sigbus_inside_a_guard_reaches_the_application)
+{
+	struct fixture f = setup_file();
+	struct sigaction sa;
+	char *buf = malloc(SIZE);
+	void *ret = (void *)1;
+	pthread_t t;
+
+	CHECK(buf != NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = app_info_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
+	CHECK_OK(daxpool_map_read(f.map, buf, f.base, SIZE)); /* installs the guard on top */
+	target_tid = (pid_t)syscall(SYS_gettid);
+	target_addr = f.base + 4096;
+	CHECK(pthread_create(&t, NULL, send_sigbus, NULL) == 0);
+	/* Nearly all of this loop runs inside a guard of the whole map: the signals land there. */
+	while (atomic_load(&app_queued) < 20)
+		CHECK_OK(daxpool_map_read(f.map, buf, f.base, SIZE));
+	CHECK(pthread_join(t, &ret) == 0);
+	CHECK(ret == NULL);
+	CHECK_EQ(daxpool_region_is_dead(f.region), 0);
+	free(buf);
+	teardown(&f);
 }
