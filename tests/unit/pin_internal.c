@@ -42,8 +42,9 @@ static void device_stop(struct daxpool_pin *pin)
 	step('r');
 }
 
-static void log_steps(struct daxpool_ctx *ctx, int priority, const char *file, int line,
-		      const char *fn, const char *format, va_list args)
+__attribute__((format(printf, 6, 0))) static void
+log_steps(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
+	  const char *format, va_list args)
 {
 	char msg[512];
 
