@@ -555,7 +555,9 @@ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset, uin
  *	owner pid and tid, tag, age), one per line; the caller frees it
  *
  * Waits on the region's condition variable: the last map going away wakes it,
- * nothing polls. A timeout also logs the report at LOG_WARNING.
+ * nothing polls. A wait that times out (@timeout_ms not 0) also logs the
+ * report at LOG_WARNING; a check (@timeout_ms 0) logs nothing and builds the
+ * report only for @ret_report.
  *
  * Context: may sleep. Must not be called from a revoke function.
  * Return: 0 when no map overlaps a zapped range; -ETIMEDOUT when some still do
@@ -765,6 +767,27 @@ int daxpool_map_set_tag(struct daxpool_map *map, const char *tag);
  * Return: the tag ("" if none), valid until the next set; NULL for NULL.
  */
 const char *daxpool_map_get_tag(struct daxpool_map *map);
+
+/**
+ * daxpool_ctx_find_map() - the map of this context that holds a range of addresses
+ * @ctx: the context
+ * @addr: start of the range
+ * @length: its length (> 0)
+ * @ret: on success, the map with a new reference
+ *
+ * For code that is handed addresses, not maps (a registration cache, a
+ * memory monitor): finds a live map (not revoked) of a region of @ctx that
+ * contains all of [@addr, @addr + @length). A map being freed is never
+ * returned. Walks the context's regions and their maps under their locks:
+ * linear in the number of maps.
+ *
+ * Context: any thread, also with locks of the caller's held: takes only
+ * daxpool's own locks, briefly, and never calls out.
+ * Return: 0; -ENOENT if no live map contains the range (-ENXIO if only a
+ * revoked one does); -EINVAL for NULL or zero length; -ESTALE in a child.
+ */
+int daxpool_ctx_find_map(struct daxpool_ctx *ctx, const void *addr, size_t length,
+			 struct daxpool_map **ret);
 
 /**
  * daxpool_map_persist() - make a range of a map persistent
@@ -1069,8 +1092,18 @@ int daxpool_pin_is_valid(struct daxpool_pin *pin);
  *	daxpool_pin_try_ref() to keep it or to use its map)
  * @userdata: as given to the query
  *
- * Runs inside an RCU read-side critical section: it must not block, and must
- * not unref a pin or zap a region.
+ * From daxpool_ctx_lookup_pins() and daxpool_ctx_is_pinned() it runs inside
+ * an RCU read-side critical section: it must not block, so it must not call
+ * daxpool functions that may sleep or take a region's lock (unref, zap,
+ * unzap, wait, release, truncate, punch, map or pin creation, the setters of
+ * revoke functions, owners and tags); getters and daxpool_pin_try_ref() are
+ * fine. A reference taken with daxpool_pin_try_ref() is dropped after the
+ * query returns.
+ *
+ * From daxpool_region_foreach_pin() it runs with that region's lock held:
+ * the same rules, and it must not call daxpool_region_get_state(),
+ * daxpool_region_get_map_count() or daxpool_region_foreach_pin() of that
+ * region either (they take the lock).
  *
  * Return: 0 to continue, non-zero to stop the query.
  */
@@ -1124,7 +1157,10 @@ int daxpool_region_get_pin_count(struct daxpool_region *region, int kind);
  * @userdata: passed to @visit
  *
  * For introspection (the daemon, daxpoolctl): runs with the region's lock
- * held, so @visit must not pin, unpin or zap on this region.
+ * held, so @visit must not call anything that takes it (see
+ * daxpool_pin_visit_fn): no pin, unpin, map or unmap, zap, unzap, wait or
+ * setter on this region; a pin it keeps with daxpool_pin_try_ref() is
+ * dropped after the call returns.
  *
  * Return: the number of pins visited, or -EINVAL.
  */

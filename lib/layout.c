@@ -25,7 +25,11 @@ static int layout_fd(struct daxpool_region *region)
 	return region->fd;
 }
 
-/* Zap [offset, offset + length) and wait for it to go idle. */
+/*
+ * Zap [offset, offset + length) and wait for that range to go idle: the
+ * holders of other zapped ranges (the application's own zaps) do not hold
+ * the change up.
+ */
 static int layout_drain(struct daxpool_region *region, uint64_t offset, uint64_t length,
 			int timeout_ms)
 {
@@ -33,7 +37,7 @@ static int layout_drain(struct daxpool_region *region, uint64_t offset, uint64_t
 
 	if (r < 0)
 		return r;
-	return daxpool_region_wait_idle(region, timeout_ms, NULL);
+	return dp_region_wait_range_idle(region, offset, offset + length, timeout_ms);
 }
 
 _public_ int daxpool_region_truncate(struct daxpool_region *region, uint64_t size, int timeout_ms)

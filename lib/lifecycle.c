@@ -300,11 +300,17 @@ _public_ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout
 		pthread_mutex_unlock(&region->lock);
 		return 0;
 	}
+	/* A check (0) is a poll: no report unless asked for, and no warning. */
+	if (timeout_ms == 0 && !ret_report) {
+		pthread_mutex_unlock(&region->lock);
+		return -ETIMEDOUT;
+	}
 
 	report = region_holders_report(region);
 	pthread_mutex_unlock(&region->lock);
-	log_warn(region->ctx, "%s: not idle after %d ms; still held:\n%s", region->path, timeout_ms,
-		 report ? report : "(no memory for the report)");
+	if (timeout_ms != 0)
+		log_warn(region->ctx, "%s: not idle after %d ms; still held:\n%s", region->path,
+			 timeout_ms, report ? report : "(no memory for the report)");
 	if (ret_report) {
 		*ret_report = report;
 		return report ? -ETIMEDOUT : -ENOMEM;

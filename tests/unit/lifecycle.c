@@ -281,3 +281,62 @@ TEST(unzap_reopens_an_idle_range_only)
 	CHECK_ERR(daxpool_region_unzap_range(NULL, 0, 0), EINVAL);
 	teardown(&f);
 }
+
+static int warnings;
+
+__attribute__((format(printf, 6, 0))) static void
+count_warnings(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
+	       const char *format, va_list args)
+{
+	(void)ctx, (void)file, (void)line, (void)fn, (void)format, (void)args;
+	if (priority == LOG_WARNING)
+		warnings++;
+}
+
+TEST(a_check_of_idle_builds_no_report_and_warns_nothing)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map;
+	char *report = NULL;
+
+	CHECK_OK(daxpool_ctx_set_log_fn(f.ctx, count_warnings));
+	CHECK_OK(daxpool_ctx_set_log_priority(f.ctx, LOG_WARNING));
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &map));
+	CHECK_OK(daxpool_region_zap(f.region));
+	/* A poller checks every few ms: no report, no warning each time. */
+	for (int i = 0; i < 20; i++)
+		CHECK_ERR(daxpool_region_wait_idle(f.region, 0, NULL), ETIMEDOUT);
+	CHECK_EQ(warnings, 0);
+	/* Asked for, the report is there; a real wait that times out still warns. */
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 0, &report), ETIMEDOUT);
+	CHECK(report != NULL && strstr(report, "map") != NULL);
+	free(report);
+	CHECK_EQ(warnings, 0);
+	CHECK_ERR(daxpool_region_wait_idle(f.region, 10, NULL), ETIMEDOUT);
+	CHECK_EQ(warnings, 1);
+	daxpool_map_unref(map);
+	teardown(&f);
+}
+
+TEST(truncate_waits_for_its_own_range_only)
+{
+	struct fixture f = setup();
+	struct daxpool_map *head, *tail;
+	uint64_t size = daxpool_region_get_size(f.region);
+
+	if (daxpool_region_get_kind(f.region) == DAXPOOL_REGION_DEVDAX)
+		SKIP("a device has no layout to change");
+	CHECK(size >= 4 * f.align);
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &head));
+	CHECK_OK(daxpool_map_new(f.region, size - f.align, f.align, 0, &tail));
+	CHECK_OK(daxpool_map_set_revoke_fn(tail, revoke_drop, &tail));
+	/* The application zapped the head itself, and its holder keeps it. */
+	CHECK_OK(daxpool_region_zap_range(f.region, 0, f.align));
+	/* Shrinking drains the tail (its holder lets go) and waits for nothing else. */
+	CHECK_OK(daxpool_region_truncate(f.region, size / 2, 2000));
+	CHECK(tail == NULL);
+	CHECK_EQ(daxpool_map_is_valid(head), 0);
+	daxpool_map_unref(head);
+	CHECK_OK(daxpool_region_truncate(f.region, size, 0));
+	teardown(&f);
+}
