@@ -538,7 +538,7 @@ int dp_proto_connect(const char *path, uint32_t role, int timeout_ms)
 	uint8_t buf[512]; /* a HELLO_OK, or a REFUSED with its reason */
 	struct pollfd pfd;
 	ssize_t n;
-	int fd, r;
+	int fd, r, sent;
 
 	if (!path)
 		path = DP_DAEMON_SOCKET_DEFAULT;
@@ -554,20 +554,25 @@ int dp_proto_connect(const char *path, uint32_t role, int timeout_ms)
 		return r;
 	}
 	m.hello.role = role;
-	r = dp_proto_send(fd, &m, 0);
-	if (r < 0)
-		goto fail;
+	/*
+	 * A daemon that refuses the connection sends REFUSED and closes, maybe
+	 * before our HELLO (then the send fails) or with it unread (then the
+	 * first recv fails with ECONNRESET): the REFUSED is still queued here.
+	 */
+	sent = dp_proto_send(fd, &m, 0);
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	do
-		r = poll(&pfd, 1, timeout_ms);
+		r = poll(&pfd, 1, sent < 0 ? 0 : timeout_ms);
 	while (r < 0 && errno == EINTR);
 	if (r <= 0) {
-		r = r == 0 ? -ETIMEDOUT : -errno;
+		r = sent < 0 ? sent : r == 0 ? -ETIMEDOUT : -errno;
 		goto fail;
 	}
 	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && errno == ECONNRESET)
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n <= 0) {
-		r = n == 0 ? -ECONNRESET : -errno;
+		r = sent < 0 ? sent : n == 0 ? -ECONNRESET : -errno;
 		goto fail;
 	}
 	r = dp_proto_decode(buf, (size_t)n, &m);

@@ -440,11 +440,15 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 
 		next = op->next;
 		if (op->requester == c) {
+			json_object *doc = op_doc(op, "cancelled");
+
 			/* Nobody waits for the answer: cancel, reopen everything. */
 			op->requester = NULL;
 			dd_log(LOG_WARNING, "%s of %s: the requester went away; cancelled",
 			       op_name(op->kind), op->target);
-			op_end(op, -ECANCELED, op_doc(op, "cancelled"), true);
+			/* op_end()'s audit line reads the outsiders: there are none to name. */
+			json_object_object_add(doc, "outsiders", json_object_new_array());
+			op_end(op, -ECANCELED, doc, true);
 			continue;
 		}
 		for (struct dd_pend **pp = &op->pend; *pp;) {
@@ -469,6 +473,7 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 			json_object *doc = op_doc(op, "failed");
 			char msg[256];
 
+			json_object_object_add(doc, "outsiders", json_object_new_array());
 			/* A process that died counts as drained (server.c waits for its pidfd). */
 			snprintf(msg, sizeof(msg),
 				 "pid %d (%s) lost its connection while draining and its process "

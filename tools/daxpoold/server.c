@@ -437,6 +437,10 @@ static void conn_accept(int lfd)
 		m.refused.status = -EUSERS;
 		snprintf(m.refused.reason, sizeof(m.refused.reason), "%s", why);
 		dp_proto_send(fd, &m, 0); /* a fresh non-blocking socket: room for it */
+		/* Read what it sent: closing with it unread would reset the REFUSED away. */
+		for (int i = 0; i < 4 && recv(fd, why, sizeof(why), MSG_DONTWAIT | MSG_TRUNC) > 0;
+		     i++)
+			;
 		close(fd);
 		return;
 	}

@@ -1,0 +1,848 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * daxpoold against clients that do not play along: a holder SIGKILLed in the
+ * middle of a drain, registrations without proof of access, a connection
+ * flood, a client over its limits, a client that never reads. The daemon runs
+ * as root (as the tests do); the adversaries run as the user nobody
+ * (setgroups, setgid, setuid in a child) where it matters, and speak the wire
+ * protocol directly.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "daxpool.h"
+#include "harness.h"
+#include "daemon_harness.h"
+#include "util/protocol.h"
+
+#define REGION_SIZE (8u << 20)
+
+/* ---- the wire ---- */
+
+/* A socket to the daemon, HELLO answered; or -errno (a REFUSED's status). */
+static int raw_connect(uint32_t role)
+{
+	return dp_proto_connect(sock_path, role, 5000);
+}
+
+/* Send @m as one datagram with @n_fds descriptors. */
+static int raw_send(int fd, const struct dp_msg *m, const int *fds, size_t n_fds)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	int n = dp_proto_encode(m, 0, buf, sizeof(buf));
+
+	CHECK(n > 0);
+	return dp_proto_send_fds(fd, buf, (size_t)n, fds, n_fds, 0);
+}
+
+/* The next message from the daemon within @timeout_ms: 1, 0 at a hangup, -ETIMEDOUT. */
+static int raw_recv(int fd, struct dp_msg *m, int timeout_ms)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&pfd, 1, timeout_ms) != 1)
+		return -ETIMEDOUT;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n <= 0)
+		return 0;
+	CHECK_EQ(dp_proto_decode(buf, (size_t)n, m), n);
+	return 1;
+}
+
+static int region_add(int fd, uint64_t id, int region_fd)
+{
+	struct dp_msg m = { .type = DP_MSG_REGION_ADD, .region_add.id = id };
+
+	return raw_send(fd, &m, &region_fd, region_fd >= 0 ? 1 : 0);
+}
+
+/* Wait for a REFUSED (other messages skipped); false if none came in @timeout_ms. */
+static bool wait_refused(int fd, struct dp_msg *m, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	while (now_ns() < end) {
+		if (raw_recv(fd, m, 100) == 1 && m->type == DP_MSG_REFUSED)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the daemon's side ---- */
+
+/* A field of /proc/PID/status in kB (VmRSS:). */
+static long proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	CHECK(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, strlen(field)) == 0)
+			v = strtol(line + strlen(field), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* CPU time the process used so far, in ms (utime + stime). */
+static long proc_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	CHECK(n > 0);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	CHECK(p);
+	/* After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+	CHECK(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2);
+	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+static int proc_fd_count(pid_t pid);
+
+/* The daemon's count of descriptors once it is @want, or after a second whatever it is. */
+static int daemon_fds_settle(int want)
+{
+	int n = -1;
+
+	/* The daemon closes a connection just after its answer is sent: let it. */
+	for (int i = 0; i < 100 && (n = proc_fd_count(daemon_pid)) != want; i++)
+		msleep(10);
+	return n;
+}
+
+static int proc_fd_count(pid_t pid)
+{
+	char path[64];
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	CHECK(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 2;
+}
+
+/* The clients of the daemon's status, and of them the one with @pid (NULL: none). */
+static json_object *status_client(json_object *doc, pid_t pid)
+{
+	json_object *clients = json_object_object_get(doc, "clients");
+
+	for (size_t i = 0; i < json_object_array_length(clients); i++) {
+		json_object *c = json_object_array_get_idx(clients, i);
+
+		if (json_object_get_int(json_object_object_get(c, "pid")) == pid)
+			return c;
+	}
+	return NULL;
+}
+
+/* ---- the user nobody ---- */
+
+static uid_t nobody_uid;
+static gid_t nobody_gid;
+
+/* Let nobody reach the socket: the test's directory is mkdtemp()'s 0700. */
+static void nobody_setup(void)
+{
+	struct passwd *pw = getpwnam("nobody");
+
+	if (!pw || geteuid() != 0)
+		SKIP("needs root and a user nobody");
+	nobody_uid = pw->pw_uid;
+	nobody_gid = pw->pw_gid;
+	CHECK(chmod(fixture_dir(), 0755) == 0);
+}
+
+/* In a child: become nobody for good (what setpriv --reuid --regid --clear-groups does). */
+static void become_nobody(void)
+{
+	CHECK(setgroups(0, NULL) == 0);
+	CHECK(setgid(nobody_gid) == 0);
+	CHECK(setuid(nobody_uid) == 0);
+	CHECK(getuid() == nobody_uid && geteuid() == nobody_uid);
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* the change of credentials cleared it */
+}
+
+/* A file of @size in the test's directory, owned by @uid, mode @mode. */
+static const char *owned_file(const char *name, uid_t uid, mode_t mode, off_t size)
+{
+	static char paths[4][PATH_MAX];
+	static int next;
+	char *p = paths[next++ % 4];
+	int fd;
+
+	snprintf(p, PATH_MAX, "%s/%s", fixture_dir(), name);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	CHECK(fd >= 0);
+	CHECK(ftruncate(fd, size) == 0);
+	CHECK(fchown(fd, uid, (gid_t)-1) == 0);
+	CHECK(fchmod(fd, mode) == 0);
+	close(fd);
+	return p;
+}
+
+static void root_status_answers(unsigned int ms);
+
+/* ---- a holder SIGKILLed mid-drain ---- */
+
+struct holder_shared {
+	atomic_int ready;
+};
+
+/*
+ * A library client that maps @path and holds 1000 pins with no revoke
+ * functions: it never drains by itself. Returns its pid.
+ *
+ * Like a server, it has many descriptors open, from before it connected.
+ * That is what makes its SIGKILL hang up its daxpoold socket well before its
+ * pidfd turns readable: an exiting process releases its files in the reverse
+ * order of their numbers, after closing them all, and only then exits; so
+ * everything numbered below the socket (here up to 10,000 eventfds; in the field
+ * an io_uring with registered buffers, or ASan's teardown) is released after
+ * the daemon saw the hangup.
+ */
+static pid_t start_holder(const char *path, struct holder_shared *sh)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		static struct daxpool_pin *pins[1000];
+		struct daxpool_region *region;
+		struct daxpool_map *map;
+		struct daxpool_ctx *ctx;
+
+		struct rlimit rl;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "stubborn");
+		CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+		rl.rlim_cur = rl.rlim_max;
+		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+		for (rlim_t i = 0; i < 10000 && i + 200 < rl.rlim_cur; i++)
+			CHECK(eventfd(0, EFD_CLOEXEC) >= 0);
+		CHECK_OK(daxpool_ctx_new(&ctx));
+		CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+		CHECK_OK(daxpool_region_open(ctx, path, 0, &region));
+		CHECK_OK(daxpool_map_new(region, 0, 1u << 20, 0, &map));
+		for (int i = 0; i < 1000; i++)
+			CHECK_OK(daxpool_pin_new(map, (char *)daxpool_map_get_address(map) + i * 512,
+						 512,
+						 i % 2 ? DAXPOOL_PIN_LONGTERM : DAXPOOL_PIN_TRANSIENT,
+						 DAXPOOL_PIN_DEVICE_READ, &pins[i]));
+		atomic_store(&sh->ready, 1);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+/* Until status shows @pid with 1000 pins; then until the target is draining (@draining). */
+static void wait_holder(pid_t pid, bool draining)
+{
+	for (int i = 0; i < 3000; i++) {
+		json_object *doc = daemon_status(), *c = status_client(doc, pid), *r = NULL;
+		bool ok = false;
+
+		if (c && json_object_array_length(json_object_object_get(c, "regions")) == 1)
+			r = json_object_array_get_idx(json_object_object_get(c, "regions"), 0);
+		if (r && json_object_array_length(json_object_object_get(r, "pins")) == 1000)
+			ok = !draining ||
+			     json_object_get_boolean(json_object_object_get(r, "draining"));
+		json_object_put(doc);
+		if (ok)
+			return;
+		msleep(1);
+	}
+	dp_test_fail(__FILE__, __LINE__, "pid %d: not registered%s in time", (int)pid,
+		     draining ? " and draining" : "");
+}
+
+/* Read a whole REPLY; its status, *ret_doc its JSON. */
+static int read_reply(int fd, json_object **ret_doc, int timeout_ms)
+{
+	static struct dp_msg m;
+	char *text = NULL;
+	size_t len = 0;
+	bool more = true;
+	int status = 0;
+
+	while (more) {
+		if (raw_recv(fd, &m, timeout_ms) != 1) {
+			free(text);
+			return -ETIMEDOUT;
+		}
+		CHECK_EQ(m.type, DP_MSG_REPLY);
+		text = realloc(text, len + m.reply.text_len + 1);
+		CHECK(text);
+		memcpy(text + len, m.reply.text, m.reply.text_len);
+		len += m.reply.text_len;
+		text[len] = '\0';
+		status = m.reply.status;
+		more = m.reply.flags & DP_REPLY_MORE;
+	}
+	*ret_doc = json_tokener_parse(text);
+	CHECK(*ret_doc);
+	free(text);
+	return status;
+}
+
+TEST_TIMEOUT(holder_sigkilled_mid_drain_counts_as_drained, 600)
+{
+	struct holder_shared *sh = fixture_shared(sizeof(*sh));
+	const char *path = fixture_plain_file(REGION_SIZE);
+	int failed = 0;
+
+	daemon_start(NULL);
+	for (int round = 0; round < 100; round++) {
+		struct dp_msg op = { .type = DP_MSG_OP };
+		json_object *doc;
+		pid_t pid;
+		int fd, r, status;
+
+		atomic_store(&sh->ready, 0);
+		pid = start_holder(path, sh);
+		wait_holder(pid, false);
+		fd = raw_connect(DP_ROLE_CTL);
+		CHECK(fd >= 0);
+		op.op.op = DP_OP_RELEASE;
+		op.op.timeout_ms = 20000;
+		snprintf(op.op.target, sizeof(op.op.target), "%s", path);
+		CHECK_OK(raw_send(fd, &op, NULL, 0));
+		/* The holder got its REVOKE and will not answer: kill it mid-drain. */
+		wait_holder(pid, true);
+		CHECK(kill(pid, SIGKILL) == 0);
+		r = read_reply(fd, &doc, 10000);
+		CHECK(r != -ETIMEDOUT);
+		if (r != 0) {
+			fprintf(stderr, "round %d: %s\n", round,
+				json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
+			failed++;
+		} else {
+			CHECK(strcmp(json_object_get_string(json_object_object_get(doc, "result")),
+				     "released") == 0);
+		}
+		json_object_put(doc);
+		close(fd);
+		CHECK_EQ(waitpid(pid, &status, 0), pid);
+	}
+	if (failed)
+		dp_test_fail(__FILE__, __LINE__, "%d of 100 releases failed after their holder was "
+						 "killed mid-drain", failed);
+	daemon_kill(SIGTERM);
+}
+
+/*
+ * The other side of it: a holder that hangs up mid-drain but lives on may
+ * still hold what it mapped; the release fails, after the daemon waited for
+ * its pidfd in vain, with that said, and the daemon serves on.
+ */
+TEST(holder_hanging_up_alive_fails_the_release_clearly)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct dp_msg op = { .type = DP_MSG_OP }, m;
+	json_object *doc;
+	uint64_t t0;
+	int cfd, fd, rfd;
+
+	daemon_start(NULL);
+	/* This process is the holder: registered by descriptor, then silent. */
+	cfd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(cfd >= 0);
+	rfd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(rfd >= 0);
+	CHECK_OK(region_add(cfd, 1, rfd));
+	close(rfd);
+	fd = raw_connect(DP_ROLE_CTL);
+	CHECK(fd >= 0);
+	op.op.op = DP_OP_RELEASE;
+	op.op.timeout_ms = 20000;
+	snprintf(op.op.target, sizeof(op.op.target), "%s", path);
+	CHECK_OK(raw_send(fd, &op, NULL, 0));
+	CHECK_EQ(raw_recv(cfd, &m, 5000), 1);
+	CHECK_EQ(m.type, DP_MSG_REVOKE);
+	t0 = now_ns();
+	close(cfd);
+	CHECK_EQ(read_reply(fd, &doc, 10000), -ECONNRESET);
+	CHECK(now_ns() - t0 > 1000000000ull); /* it waited for the pidfd */
+	CHECK(strstr(json_object_get_string(json_object_object_get(doc, "message")),
+		     "did not exit"));
+	json_object_put(doc);
+	close(fd);
+	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- registrations prove access ---- */
+
+/* nobody's forger: what it does, reported through the exit status (0: as expected). */
+static void forger(const char *own, const char *roots)
+{
+	struct dp_msg m;
+	int fd, ofd, pfd[2];
+
+	become_nobody();
+	/* It cannot open root's file: the only proof it could give. */
+	CHECK(open(roots, O_RDONLY | O_CLOEXEC) < 0 && errno == EACCES);
+	fd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(fd >= 0);
+
+	/* Without a descriptor: refused, nothing recorded, the connection stays. */
+	CHECK_OK(region_add(fd, 1, -1));
+	CHECK(wait_refused(fd, &m, 2000));
+	CHECK_EQ(m.refused.type, DP_MSG_REGION_ADD);
+	CHECK(m.refused.id == 1);
+	CHECK_EQ(m.refused.status, -EBADF);
+	CHECK(strstr(m.refused.reason, "descriptor"));
+	/* Its maps and pins are not recorded either, and do not end the connection. */
+	struct dp_msg pin = { .type = DP_MSG_PIN_ADD };
+	pin.pin_add = (typeof(pin.pin_add)){ 2, 1, 0, 4096, 1, 1, 1, 1 };
+	CHECK_OK(raw_send(fd, &pin, NULL, 0));
+
+	/* A pipe, and a character device that is not device-dax: refused. */
+	CHECK(pipe(pfd) == 0);
+	CHECK_OK(region_add(fd, 3, pfd[0]));
+	CHECK(wait_refused(fd, &m, 2000));
+	CHECK(m.refused.id == 3 && m.refused.status == -EINVAL);
+	ofd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(ofd >= 0);
+	CHECK_OK(region_add(fd, 4, ofd));
+	CHECK(wait_refused(fd, &m, 2000));
+	CHECK(m.refused.id == 4 && m.refused.status == -EINVAL);
+	CHECK(strstr(m.refused.reason, "not device-dax"));
+	close(ofd);
+
+	/* Its own file: recorded, as the kernel knows it. */
+	ofd = open(own, O_RDWR | O_CLOEXEC);
+	CHECK(ofd >= 0);
+	CHECK_OK(region_add(fd, 5, ofd));
+	close(ofd);
+	close(pfd[0]);
+	close(pfd[1]);
+	/* Then it stays, answers nothing (no REVOKE_DONE), until killed. */
+	for (;;)
+		pause();
+}
+
+TEST(forged_registration_is_refused)
+{
+	const char *own, *roots;
+	json_object *doc, *c, *regions, *r;
+	struct stat st;
+	pid_t pid;
+	int status, n_fds, fd;
+
+	nobody_setup();
+	daemon_start("socket_mode = 0666\n");
+	own = owned_file("nobodys", nobody_uid, 0600, 3 * 4096);
+	roots = owned_file("roots", 0, 0600, REGION_SIZE);
+	/* daemon_start()'s probe may still be closing: wait for the count to settle. */
+	for (int i = 0, last = -1; i < 100; i++, msleep(10)) {
+		n_fds = proc_fd_count(daemon_pid);
+		if (n_fds == last)
+			break;
+		last = n_fds;
+	}
+
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		forger(own, roots);
+	}
+	/* Its one region is its own file, with the size the kernel gives (the message has none). */
+	for (int i = 0;; i++) {
+		doc = daemon_status();
+		c = status_client(doc, pid);
+		regions = c ? json_object_object_get(c, "regions") : NULL;
+		if (regions && json_object_array_length(regions) == 1)
+			break;
+		CHECK(waitpid(pid, &status, WNOHANG) == 0); /* the forger failed a check */
+		CHECK(i < 2000);
+		json_object_put(doc);
+		msleep(5);
+	}
+	r = json_object_array_get_idx(regions, 0);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(r, "path")), own) == 0);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(r, "kind")), "file") == 0);
+	CHECK_EQ(json_object_get_uint64(json_object_object_get(r, "size")), 3 * 4096);
+	CHECK_EQ(json_object_array_length(json_object_object_get(r, "pins")), 0);
+	CHECK_EQ(json_object_get_int(json_object_object_get(c, "uid")), (int)nobody_uid);
+	json_object_put(doc);
+	/* Every descriptor it passed was closed again: only its connection's two are new. */
+	CHECK_EQ(daemon_fds_settle(n_fds + 2), n_fds + 2);
+
+	/* It registered nothing of root's file: root's release does not wait for it. */
+	{
+		const char *argv[] = { "release", roots, "--timeout", "5", NULL };
+		static char out[1 << 16];
+		uint64_t t0 = now_ns();
+
+		CHECK(stat(roots, &st) == 0);
+		CHECK_EQ(ctl(out, sizeof(out), argv), 0);
+		CHECK(now_ns() - t0 < 3000000000ull);
+	}
+	/* A CTL connection that passes descriptors has them closed, every one. */
+	fd = raw_connect(DP_ROLE_CTL);
+	CHECK(fd >= 0);
+	{
+		struct dp_msg m = { .type = DP_MSG_STATUS };
+		int many[DP_PROTO_MAX_FDS];
+
+		for (int i = 0; i < DP_PROTO_MAX_FDS; i++)
+			many[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		CHECK_OK(raw_send(fd, &m, many, DP_PROTO_MAX_FDS));
+		CHECK_OK(read_reply(fd, &doc, 5000));
+		json_object_put(doc);
+		for (int i = 0; i < DP_PROTO_MAX_FDS; i++)
+			close(many[i]);
+	}
+	close(fd);
+	CHECK_EQ(daemon_fds_settle(n_fds + 2), n_fds + 2);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- connection flood ---- */
+
+/*
+ * As nobody, open @n connections and keep them; *accepted and *refused
+ * (-EUSERS) through @sh. Non-blocking connects: a full backlog is no wait.
+ */
+struct flood_shared {
+	atomic_int done, accepted, refused_users, other;
+};
+
+static pid_t start_flood(int n, struct flood_shared *sh, bool hello)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { 4096, 4096 };
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setrlimit(RLIMIT_NOFILE, &rl);
+		become_nobody();
+		for (int i = 0; i < n; i++) {
+			if (hello) {
+				int fd = raw_connect(DP_ROLE_CTL);
+
+				if (fd >= 0)
+					atomic_fetch_add(&sh->accepted, 1);
+				else if (fd == -EUSERS)
+					atomic_fetch_add(&sh->refused_users, 1);
+				else
+					atomic_fetch_add(&sh->other, 1);
+			} else {
+				struct sockaddr_un sa = { .sun_family = AF_UNIX };
+				int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+						0);
+
+				snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+				if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+					atomic_fetch_add(&sh->accepted, 1);
+				else
+					atomic_fetch_add(&sh->other, 1);
+			}
+		}
+		atomic_store(&sh->done, 1);
+		for (;;)
+			pause();
+	}
+	for (int i = 0; i < 30000 && !atomic_load(&sh->done); i++)
+		msleep(1);
+	CHECK(atomic_load(&sh->done));
+	return pid;
+}
+
+/* Root's status answers, within @ms. */
+static void root_status_answers(unsigned int ms)
+{
+	struct dp_msg req = { .type = DP_MSG_STATUS };
+	uint64_t t0 = now_ns();
+	json_object *doc = NULL;
+
+	CHECK_OK(daemon_ask(&req, &doc));
+	json_object_put(doc);
+	if (now_ns() - t0 > (uint64_t)ms * 1000000u)
+		dp_test_fail(__FILE__, __LINE__, "root's status took %llu ms",
+			     (unsigned long long)((now_ns() - t0) / 1000000u));
+}
+
+/* The daemon gets @n descriptors at most, from now on (lowered under it: prlimit). */
+static void daemon_start_nofile(const char *config, rlim_t n)
+{
+	struct rlimit rl = { n, n };
+
+	daemon_start(config);
+	CHECK(prlimit(daemon_pid, RLIMIT_NOFILE, &rl, NULL) == 0);
+}
+
+TEST(connection_flood_root_still_answers)
+{
+	struct flood_shared *sh = fixture_shared(sizeof(*sh));
+	pid_t pid;
+	int status;
+
+	nobody_setup();
+	/* 400 connections of two descriptors each would need 800 of the 256. */
+	daemon_start_nofile("socket_mode = 0666\nmax_connections_per_uid = 64\n", 256);
+	pid = start_flood(400, sh, true);
+	CHECK_EQ(atomic_load(&sh->accepted), 64);
+	CHECK_EQ(atomic_load(&sh->refused_users), 400 - 64);
+	CHECK_EQ(atomic_load(&sh->other), 0);
+	root_status_answers(1000);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	daemon_kill(SIGTERM);
+}
+
+TEST(out_of_descriptors_is_not_spun_on)
+{
+	struct flood_shared *sh = fixture_shared(sizeof(*sh));
+	long cpu0, cpu1;
+	pid_t pid;
+	int status;
+
+	nobody_setup();
+	/* Limits over what 96 descriptors hold: accept4() itself runs out. */
+	daemon_start_nofile("socket_mode = 0666\nmax_connections = 1000\n"
+			    "max_connections_per_uid = 1000\n",
+			    96);
+	pid = start_flood(300, sh, false);
+	msleep(200);
+	cpu0 = proc_cpu_ms(daemon_pid);
+	msleep(1000);
+	cpu1 = proc_cpu_ms(daemon_pid);
+	/* Spinning on EMFILE burns the whole second; answering it costs next to nothing. */
+	if (cpu1 - cpu0 > 200)
+		dp_test_fail(__FILE__, __LINE__, "the daemon used %ld ms of CPU in 1 s of EMFILE",
+			     cpu1 - cpu0);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	/* The flood gone, root gets in again. */
+	for (int i = 0; i < 200; i++) {
+		int fd = raw_connect(DP_ROLE_CTL);
+
+		if (fd >= 0) {
+			close(fd);
+			break;
+		}
+		msleep(10);
+	}
+	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- per-client limits ---- */
+
+struct pin_reader {
+	int fd;
+	atomic_long refused;
+	atomic_bool stop;
+	struct dp_msg first;
+	atomic_bool have_first;
+};
+
+static void *pin_reader_main(void *arg)
+{
+	static uint8_t buf[DP_PROTO_MAX_DGRAM];
+	static struct dp_msg m;
+	struct pin_reader *pr = arg;
+
+	while (!atomic_load(&pr->stop)) {
+		struct pollfd pfd = { .fd = pr->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 50) != 1)
+			continue;
+		n = recv(pr->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		CHECK_EQ(dp_proto_decode(buf, (size_t)n, &m), n);
+		if (m.type != DP_MSG_REFUSED)
+			continue;
+		if (!atomic_load(&pr->have_first)) {
+			pr->first = m;
+			atomic_store(&pr->have_first, true);
+		}
+		atomic_fetch_add(&pr->refused, 1);
+	}
+	return NULL;
+}
+
+TEST_TIMEOUT(per_client_limits_clear_error_rss_bounded, 180)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	static uint8_t batch[DP_PROTO_MAX_DGRAM];
+	struct pin_reader pr = { 0 };
+	json_object *doc, *c, *r;
+	pthread_t th;
+	long rss0, rss1;
+	const long n_pins = 400000;
+	uint64_t id = 100;
+	int fd, rfd;
+
+	daemon_start("max_pins = 1000\nmax_maps = 1000\nmax_regions = 8\n");
+	rss0 = proc_status_kb(daemon_pid, "VmRSS:");
+	fd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(fd >= 0);
+
+	/* Regions: the ninth is refused, with the limit named. */
+	for (uint64_t i = 1; i <= 9; i++) {
+		rfd = open(path, O_RDWR | O_CLOEXEC);
+		CHECK(rfd >= 0);
+		CHECK_OK(region_add(fd, i, rfd));
+		close(rfd);
+	}
+	{
+		struct dp_msg m;
+
+		CHECK(wait_refused(fd, &m, 2000));
+		CHECK(m.refused.type == DP_MSG_REGION_ADD && m.refused.id == 9);
+		CHECK_EQ(m.refused.status, -EDQUOT);
+		CHECK(strstr(m.refused.reason, "max_regions"));
+	}
+
+	/* 400,000 pins in full datagrams, the REFUSED answers read as they come. */
+	pr.fd = fd;
+	CHECK(pthread_create(&th, NULL, pin_reader_main, &pr) == 0);
+	for (long sent = 0; sent < n_pins;) {
+		size_t off = 0;
+		int n;
+
+		while (sent < n_pins) {
+			struct dp_msg pin = { .type = DP_MSG_PIN_ADD };
+
+			pin.pin_add = (typeof(pin.pin_add)){ id++, 1, 0, 4096, 1, 1, 1, 1 };
+			n = dp_proto_encode(&pin, 0, batch + off, sizeof(batch) - off);
+			if (n == -ENOBUFS)
+				break;
+			CHECK(n > 0);
+			off += (size_t)n;
+			sent++;
+		}
+		CHECK_OK(dp_proto_send_fds(fd, batch, off, NULL, 0, 0));
+		/* Keep up with the answers: what the daemon queues stays small. */
+		for (int i = 0; i < 10000 && atomic_load(&pr.refused) < sent - 1000 - 2000; i++)
+			msleep(1);
+	}
+	for (int i = 0; i < 30000 && atomic_load(&pr.refused) < n_pins - 1000; i++)
+		msleep(1);
+	CHECK_EQ(atomic_load(&pr.refused), n_pins - 1000);
+	atomic_store(&pr.stop, true);
+	pthread_join(th, NULL);
+	CHECK(pr.first.refused.type == DP_MSG_PIN_ADD);
+	CHECK_EQ(pr.first.refused.status, -EDQUOT);
+	CHECK(strstr(pr.first.refused.reason, "max_pins"));
+
+	/* Recorded: the first 1000; the daemon did not grow with the rest. */
+	doc = daemon_status();
+	c = status_client(doc, getpid());
+	CHECK(c);
+	CHECK_EQ(json_object_array_length(json_object_object_get(c, "regions")), 8);
+	r = NULL;
+	for (size_t i = 0; i < 8; i++) {
+		json_object *ri = json_object_array_get_idx(json_object_object_get(c, "regions"), i);
+
+		if (json_object_array_length(json_object_object_get(ri, "pins")))
+			r = ri;
+	}
+	CHECK(r);
+	CHECK_EQ(json_object_array_length(json_object_object_get(r, "pins")), 1000);
+	json_object_put(doc);
+	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
+	fprintf(stderr, "daemon VmRSS %ld kB before, %ld kB after %ld pins\n", rss0, rss1, n_pins);
+	if (rss1 - rss0 > 8 * 1024)
+		dp_test_fail(__FILE__, __LINE__, "the daemon grew by %ld kB", rss1 - rss0);
+	close(fd);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- a client that never reads ---- */
+
+TEST(client_that_never_reads_is_dropped)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	static uint8_t batch[DP_PROTO_MAX_DGRAM];
+	struct pollfd pfd;
+	long rss0, rss1;
+	uint64_t id = 100, t0;
+	int fd, rfd, n;
+
+	daemon_start("max_pins = 10\nmax_output = 256K\n");
+	rss0 = proc_status_kb(daemon_pid, "VmRSS:");
+	fd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(fd >= 0);
+	rfd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(rfd >= 0);
+	CHECK_OK(region_add(fd, 1, rfd));
+	close(rfd);
+	/* Pins over the limit, every one answered with a REFUSED it never reads. */
+	t0 = now_ns();
+	pfd = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
+	while (now_ns() - t0 < 10000000000ull) {
+		size_t off = 0;
+
+		for (;;) {
+			struct dp_msg pin = { .type = DP_MSG_PIN_ADD };
+
+			pin.pin_add = (typeof(pin.pin_add)){ id++, 1, 0, 4096, 1, 1, 1, 1 };
+			n = dp_proto_encode(&pin, 0, batch + off, sizeof(batch) - off);
+			if (n == -ENOBUFS)
+				break;
+			off += (size_t)n;
+		}
+		n = dp_proto_send_fds(fd, batch, off, NULL, 0, MSG_DONTWAIT);
+		if (n < 0 && n != -EAGAIN)
+			break; /* EPIPE, ECONNRESET: it was dropped */
+		if (poll(&pfd, 1, 1) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)))
+			break;
+	}
+	CHECK(poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)));
+	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
+	fprintf(stderr, "dropped after %llu ms, %llu pins sent; daemon VmRSS %ld -> %ld kB\n",
+		(unsigned long long)((now_ns() - t0) / 1000000u), (unsigned long long)(id - 100),
+		rss0, rss1);
+	CHECK(rss1 - rss0 < 8 * 1024);
+	close(fd);
+	/* The daemon forgot it, and answers others. */
+	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
