@@ -29,6 +29,14 @@
 #define REGION_SIZE (8u << 20)
 
 /* Status counts: clients, pins, maps (of everything visible). */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int daemon_counts(int *ret_clients, int *ret_pins, int *ret_maps)
 {
 	struct dp_msg req = { .type = DP_MSG_STATUS };
@@ -496,22 +504,92 @@ TEST(unauthorized_release)
 }
 
 /*
+ * Another user learns nothing from the daemon about files it cannot see: for
+ * a file in root's 0700 directory, status and release answer exactly as for a
+ * name that does not exist there.
+ */
+TEST(another_user_learns_nothing_of_root_files)
+{
+	char secret_dir[PATH_MAX - 32], secret[PATH_MAX], missing[PATH_MAX];
+	pid_t pid;
+	int status, fd;
+
+	snprintf(secret_dir, sizeof(secret_dir), "%s/secret", fixture_dir());
+	CHECK(mkdir(secret_dir, 0700) == 0);
+	snprintf(secret, sizeof(secret), "%s/exists", secret_dir);
+	snprintf(missing, sizeof(missing), "%s/missing", secret_dir);
+	fd = open(secret, O_CREAT | O_RDWR, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+	CHECK(chmod(fixture_dir(), 0755) == 0);
+	daemon_start("socket_mode = 0666\n");
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct dp_msg req = { .type = DP_MSG_OP }, st = { .type = DP_MSG_STATUS };
+		const char *paths[2] = { secret, missing };
+		char answers[2][2][1024];
+		json_object *doc;
+		int rc[2][2];
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(77);
+		for (int i = 0; i < 2; i++) {
+			snprintf(st.status.target, sizeof(st.status.target), "%s", paths[i]);
+			rc[i][0] = daemon_ask(&st, &doc);
+			json_object_object_del(doc, "target");
+			snprintf(answers[i][0], sizeof(answers[i][0]), "%s",
+				 json_object_to_json_string(json_object_object_get(doc, "clients")));
+			json_object_put(doc);
+			req.op.op = DP_OP_RELEASE;
+			req.op.timeout_ms = 1000;
+			snprintf(req.op.target, sizeof(req.op.target), "%s", paths[i]);
+			rc[i][1] = daemon_ask(&req, &doc);
+			/* The error names the target it was given: compare the rest. */
+			snprintf(answers[i][1], sizeof(answers[i][1]), "%s",
+				 strstr(jget(doc, "error"), ": ") ? strstr(jget(doc, "error"), ": ")
+								  : "");
+			json_object_put(doc);
+			printf("# %s: status rc %d %s; release rc %d%s\n", paths[i], rc[i][0],
+			       answers[i][0], rc[i][1], answers[i][1]);
+		}
+		CHECK_EQ(rc[0][0], rc[1][0]);
+		CHECK_EQ(rc[0][1], rc[1][1]);
+		CHECK_EQ(rc[0][1], -EPERM);
+		CHECK(strcmp(answers[0][0], answers[1][0]) == 0);
+		CHECK(strcmp(answers[0][1], answers[1][1]) == 0);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("cannot switch to uid 65534 (not root?)");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+	unlink(secret);
+	rmdir(secret_dir);
+}
+
+/*
  * A release names its device by the kernel's identity, never by the path: a
  * symlink called dax0.0 to a character device that is not device-dax is
- * refused before any drain or disable, and so is a relative path (the
- * daemon's working directory means nothing to the requester).
+ * refused before any drain or disable (no symbolic link is followed on the
+ * way, not even in a directory of the path), a character device that is not
+ * device-dax is refused by what sysfs says it is, and so is a relative path
+ * (the daemon's working directory means nothing to the requester).
  */
 TEST(release_of_a_symlinked_char_device_is_refused)
 {
 	const char *path = fixture_plain_file(REGION_SIZE);
 	struct dp_msg req = { .type = DP_MSG_OP };
 	struct client cl;
-	char link[PATH_MAX];
+	char link[PATH_MAX], dirlink[PATH_MAX - 16];
 	json_object *doc;
 
 	shm = fixture_shared(sizeof(struct shared));
 	snprintf(link, sizeof(link), "%s/dax0.0", fixture_dir());
 	CHECK(symlink("/dev/null", link) == 0);
+	snprintf(dirlink, sizeof(dirlink), "%s/devdir", fixture_dir());
+	CHECK(symlink("/dev", dirlink) == 0);
 	daemon_start(NULL);
 	cl = client_start(0, path, COOPERATIVE, 1, "bystander");
 	wait_ready(1);
@@ -519,6 +597,15 @@ TEST(release_of_a_symlinked_char_device_is_refused)
 	req.op.op = DP_OP_RELEASE;
 	req.op.timeout_ms = 1000;
 	snprintf(req.op.target, sizeof(req.op.target), "%s", link);
+	CHECK_EQ(daemon_ask(&req, &doc), -ELOOP);
+	CHECK(strstr(jget(doc, "error"), "symbolic link"));
+	json_object_put(doc);
+	/* A directory on the way that is a link: the same. */
+	snprintf(req.op.target, sizeof(req.op.target), "%s/null", dirlink);
+	CHECK_EQ(daemon_ask(&req, &doc), -ELOOP);
+	json_object_put(doc);
+	/* The character device itself: sysfs says it is no device-dax device. */
+	snprintf(req.op.target, sizeof(req.op.target), "/dev/null");
 	CHECK_EQ(daemon_ask(&req, &doc), -EINVAL);
 	CHECK(strstr(jget(doc, "error"), "device-dax"));
 	json_object_put(doc);
@@ -532,6 +619,7 @@ TEST(release_of_a_symlinked_char_device_is_refused)
 	client_stop(&cl);
 	daemon_kill(SIGTERM);
 	unlink(link);
+	unlink(dirlink);
 }
 
 /* Send raw bytes on a new connection; true if the daemon then closed it. */
@@ -831,6 +919,172 @@ TEST(outsider_refuses_release)
 	daemon_kill(SIGTERM);
 }
 
+/* A process outside daxpool that maps the first page of @path; SIGKILL it to end it. */
+static pid_t start_mapper(const char *path, const char *comm)
+{
+	int pfd[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		prctl(PR_SET_NAME, comm);
+		CHECK(p != MAP_FAILED);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	return pid;
+}
+
+/*
+ * release --timeout waits for the holders outside daxpool to go instead of
+ * refusing at once: an outsider that exits one second into the wait lets the
+ * release through, soon after; one that stays is refused at the deadline,
+ * named, with the wait said in the message. Without --timeout the refusal is
+ * immediate, as before.
+ */
+TEST_TIMEOUT(release_waits_for_an_outsider_to_go, 120)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	uint64_t t0, t_kill, t_done;
+	json_object *doc;
+	int rc, status;
+	pid_t pid, waiter;
+	char pidstr[32];
+
+	daemon_start(NULL);
+
+	/* An outsider that stays: refused at the deadline, not before. */
+	pid = start_mapper(path, "stays-mapped");
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	t0 = now_ms();
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "2", path, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	CHECK(now_ms() - t0 >= 1900);
+	CHECK(strstr(out, "refused") && strstr(out, "did not go before the deadline") &&
+	      strstr(out, pidstr));
+	/* Without --timeout: at once. */
+	t0 = now_ms();
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", path, NULL });
+	CHECK_EQ(rc, 1);
+	CHECK(now_ms() - t0 < 1500);
+	CHECK(!strstr(out, "deadline"));
+
+	/* It goes one second into a 30 s wait: the release follows within a poll or two. */
+	waiter = fork();
+	CHECK(waiter >= 0);
+	if (waiter == 0) {
+		rc = ctl(out, sizeof(out),
+			 (const char *const[]){ "release", "--json", "--timeout", "30", path, NULL });
+		doc = json_tokener_parse(out);
+		if (rc != 0 || !doc ||
+		    strcmp(json_object_get_string(json_object_object_get(doc, "result")),
+			   "released") != 0 ||
+		    !json_object_object_get(doc, "outsiders_gone_ms")) {
+			printf("# waiting release: rc %d: %s", rc, out);
+			_exit(1);
+		}
+		printf("# outsiders_gone_ms %s, duration_ms %s\n",
+		       json_object_get_string(json_object_object_get(doc, "outsiders_gone_ms")),
+		       json_object_get_string(json_object_object_get(doc, "duration_ms")));
+		_exit(0);
+	}
+	msleep(1000);
+	t_kill = now_ms();
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, NULL, 0), pid);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	t_done = now_ms();
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# from the outsider's exit to the release's answer: %llu ms\n",
+	       (unsigned long long)(t_done - t_kill));
+	CHECK(t_done - t_kill < 5000);
+	daemon_kill(SIGTERM);
+}
+
+/*
+ * A truncate through the daemon of a file someone holds a lease on: the
+ * daemon's write open waits for the lease to be given up (up to the kernel's
+ * lease-break-time, 45 s by default). That wait is the operation's, not the
+ * daemon's: status keeps answering at once meanwhile, and at the request's
+ * deadline the truncate is interrupted and refused with nothing changed. Once
+ * the lease is gone the truncate goes through.
+ */
+TEST_TIMEOUT(truncate_of_a_leased_file_does_not_freeze_the_daemon, 120)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	int pfd[2], go[2], status, rc;
+	uint64_t t0, worst = 0;
+	struct stat st;
+	pid_t holder, req;
+	char c;
+
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	holder = fork();
+	CHECK(holder >= 0);
+	if (holder == 0) {
+		int fd = open(path, O_RDONLY);
+
+		signal(SIGIO, SIG_IGN); /* told of the break, and does not give the lease up */
+		prctl(PR_SET_NAME, "lease-holder");
+		CHECK(fd >= 0 && fcntl(fd, F_SETLEASE, F_RDLCK) == 0);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		CHECK(fcntl(fd, F_SETLEASE, F_UNLCK) == 0);
+		CHECK(write(pfd[1], "u", 1) == 1);
+		pause();
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	req = fork();
+	CHECK(req >= 0);
+	if (req == 0) {
+		rc = ctl(out, sizeof(out),
+			 (const char *const[]){ "truncate", "--timeout", "3", path, "4096", NULL });
+		printf("# leased truncate: rc %d: %s", rc, out);
+		_exit(rc != 0 && strstr(out, "still blocked in the kernel at the deadline") ? 0
+											      : 1);
+	}
+	/* While the daemon's open waits for the lease: status answers, each time at once. */
+	msleep(300);
+	for (int i = 0; i < 8; i++) {
+		t0 = now_ms();
+		rc = ctl(out, sizeof(out), (const char *const[]){ "status", NULL });
+		CHECK_EQ(rc, 0);
+		if (now_ms() - t0 > worst)
+			worst = now_ms() - t0;
+		msleep(200);
+	}
+	printf("# slowest status during the lease wait: %llu ms\n", (unsigned long long)worst);
+	CHECK(worst < 1000);
+	t0 = now_ms();
+	CHECK_EQ(waitpid(req, &status, 0), req);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(stat(path, &st) == 0 && st.st_size == REGION_SIZE); /* nothing changed */
+	/* The lease given up: the truncate goes through. */
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "truncate", "--timeout", "10", path, "4096", NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(stat(path, &st) == 0 && st.st_size == 4096);
+	kill(holder, SIGKILL);
+	waitpid(holder, NULL, 0);
+	daemon_kill(SIGTERM);
+}
+
 /* ---- the vm tier: a routed truncate of an fsdax file with a page reference held ---- */
 
 struct spliced {
@@ -1120,6 +1374,7 @@ static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, i
 		struct ibv_mr *mr;
 
 		prctl(PR_SET_NAME, comm);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
 		CHECK(pd && p != MAP_FAILED);
 		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
 		CHECK(mr);
@@ -1290,6 +1545,148 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 	CHECK(write(go_elsewhere, "g", 1) == 1);
 	CHECK_EQ(waitpid(elsewhere, &status, 0), elsewhere);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
+}
+
+/*
+ * A process outside daxpool that opens the device, maps it, registers an MR
+ * on the mapping, then unmaps and closes it, keeping the MR (a registration
+ * cache's idle entry): the pages stay pinned. A byte on *ret_go deregisters
+ * the MR and exits.
+ */
+static pid_t start_unmapped_mr_holder(const char *dev, size_t mr_len, const char *comm,
+				      int *ret_go)
+{
+	int pfd[2], go[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		int fd = open(dev, O_RDWR);
+		void *p = mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, comm);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
+		CHECK(pd && p != MAP_FAILED);
+		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
+		CHECK(mr);
+		CHECK(munmap(p, 2u << 20) == 0);
+		CHECK(close(fd) == 0);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		CHECK(ibv_dereg_mr(mr) == 0);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	close(pfd[1]);
+	close(go[0]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	*ret_go = go[1];
+	return pid;
+}
+
+/* Whether the daemon records opens of device nodes here (status's "open_record"). */
+static bool open_record_on(json_object *doc)
+{
+	json_object *rec = json_object_object_get(doc, "open_record");
+
+	printf("# open record: %s\n", json_object_to_json_string(rec));
+	return json_object_get_boolean(json_object_object_get(rec, "recording"));
+}
+
+/*
+ * The MR that outlives its mapping, outside daxpool: open, mmap, ibv_reg_mr,
+ * munmap, close. Nothing maps the device any more, yet its pages are pinned.
+ * The untargeted status lists the process as a possible holder of the
+ * device; the release is refused, naming it and why; a release with a
+ * timeout waits and goes through soon after the process deregisters and
+ * exits. A process with an MR on anonymous memory that never opened the
+ * device blocks nothing -- where the kernel lets daxpoold record opens; where
+ * it does not, no pin can be ruled out and it is named instead.
+ */
+TEST_TIMEOUT(release_refused_for_an_outsider_mr_after_unmap, 240)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int go, go_elsewhere, rc, status;
+	char pidstr[32], expect[64];
+	json_object *doc, *o;
+	uint64_t t_go, t_done;
+	pid_t pid, elsewhere, waiter;
+	bool recording;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", &go_elsewhere);
+	pid = start_unmapped_mr_holder(dev, 2u << 20, "unmapped-mr", &go);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+
+	/* status with no target: every device-dax device's possible holders. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "status", "--json", NULL });
+	CHECK_EQ(rc, 0);
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	recording = open_record_on(doc);
+	o = outsider_of(doc, pid);
+	CHECK(o);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(o, "target")), dev) == 0);
+	CHECK(lists_mr(o, 2u << 20));
+	CHECK(json_object_get_int(json_object_object_get(o, "vm_pin_kb")) >= 2048);
+	printf("# reason: %s\n", json_object_get_string(json_object_object_get(o, "reason")));
+	CHECK(recording == !outsider_of(doc, elsewhere));
+	json_object_put(doc);
+
+	/* release: refused at once, the holder named with why. */
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "unmapped-mr"));
+	snprintf(expect, sizeof(expect), "opened %s at", name);
+	CHECK(strstr(out, recording ? expect : "cannot be ruled out"));
+	CHECK(strstr(out, "no longer maps it") || !recording);
+	CHECK(devdax_enabled(name));
+
+	if (!recording) {
+		/* Nothing can be ruled out: the bystander must go too. */
+		CHECK(write(go_elsewhere, "g", 1) == 1);
+		CHECK_EQ(waitpid(elsewhere, &status, 0), elsewhere);
+	}
+	/* A waiting release: the holder deregisters and exits 1 s into it. */
+	waiter = fork();
+	CHECK(waiter >= 0);
+	if (waiter == 0) {
+		rc = ctl(out, sizeof(out),
+			 (const char *const[]){ "release", "--timeout", "60", name, NULL });
+		printf("# waiting release: rc %d: %s", rc, out);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	msleep(1000);
+	CHECK(devdax_enabled(name));
+	t_go = now_ms();
+	CHECK(write(go, "g", 1) == 1);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	t_done = now_ms();
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# from the holder's deregistration to the release's answer: %llu ms\n",
+	       (unsigned long long)(t_done - t_go));
+	CHECK(!devdax_enabled(name));
+	if (recording) {
+		CHECK(write(go_elsewhere, "g", 1) == 1);
+		CHECK_EQ(waitpid(elsewhere, &status, 0), elsewhere);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
 	daemon_kill(SIGTERM);
 	devdax_enable(name);
 	CHECK(devdax_enabled(name));

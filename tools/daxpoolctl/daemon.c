@@ -176,19 +176,24 @@ void daemon_print_outsiders(json_object *outsiders)
 
 	if (!n)
 		return;
-	printf("\nHolders outside daxpool (processes that map it):\n");
+	printf("\nHolders outside daxpool (processes that map it or may pin it):\n");
 	printf("%-8s %-16s %-9s %-9s %-8s %s\n", "PID", "COMMAND", "MAPPINGS", "IO_URING", "RDMA_MRS",
 	       "TARGET");
 	for (size_t i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(outsiders, i);
 		json_object *mrs = json_object_object_get(o, "rdma_mrs");
 
+		json_object *maps = json_object_object_get(o, "mappings");
+
 		printf("%-8s %-16s %-9zu %-9s %-8s %s%s\n", jstr(o, "pid"), jstr(o, "comm"),
-		       json_object_array_length(json_object_object_get(o, "mappings")),
+		       json_object_is_type(maps, json_type_array) ? json_object_array_length(maps)
+								   : 0,
 		       jstr(o, "io_uring_buffers"), jstr(o, "rdma_mr_count"), jstr(o, "target"),
 		       json_object_get_boolean(json_object_object_get(o, "client"))
 			       ? " (a daxpool client: MRs it registered itself)"
 			       : "");
+		if (json_object_object_get(o, "reason"))
+			printf("         why: %s\n", jstr(o, "reason"));
 		/* RDMA netlink gives no address: each MR of such a process may pin the device. */
 		for (size_t j = 0; j < json_object_array_length(mrs); j++) {
 			json_object *mr = json_object_array_get_idx(mrs, j);

@@ -129,6 +129,14 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 		print_lease_notes(clients);
 		daemon_print_outsiders(json_object_object_get(doc, "outsiders"));
 		daemon_print_rdma(json_object_object_get(doc, "rdma"));
+		{
+			json_object *rec = json_object_object_get(doc, "open_record");
+
+			if (rec && !json_object_get_boolean(json_object_object_get(rec, "recording")))
+				printf("(opens of device-dax nodes are not recorded: %s; every process "
+				       "with pinned pages counts as a possible holder of them)\n",
+				       json_object_get_string(json_object_object_get(rec, "reason")));
+		}
 		gone = json_object_object_get(doc, "gone");
 		for (size_t i = 0; i < json_object_array_length(gone); i++) {
 			json_object *g = json_object_array_get_idx(gone, i);

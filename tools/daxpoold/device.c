@@ -2,7 +2,7 @@
 /*
  * Releasing a device-dax device: disable it through libdaxctl. Called only
  * after every known holder drained: devdax unbind does not wait for pins, and
- * a pin released after it oopses the kernel (KERNEL-FACTS.md section 1).
+ * a pin released after it oopses the kernel.
  */
 #include <errno.h>
 #include <limits.h>
@@ -84,11 +84,7 @@ int dd_devdax_disable(const char *devname, char *msg, size_t msg_size)
 		daxctl_unref(ctx);
 		return -ENODEV;
 	}
-	/* The unbind event that follows is this release, not an unplug (udev.c). */
-	dd_udev_expect_disable(devname);
 	r = daxctl_dev_disable(found);
-	if (r < 0)
-		dd_udev_unexpect_disable(devname);
 	if (r < 0)
 		snprintf(msg, msg_size, "%s: daxctl_dev_disable: %s", devname, strerror(-r));
 	else

@@ -73,6 +73,15 @@ static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 	dd_conn_send(c, &m);
 }
 
+/* @ns as milliseconds, printed with three decimals (not 16.743600000000001). */
+static json_object *json_ms(uint64_t ns)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%.3f", (double)ns / 1e6);
+	return json_object_new_double_s((double)ns / 1e6, text);
+}
+
 static json_object *op_doc(struct dd_op *op, const char *result)
 {
 	json_object *o = json_object_new_object();
@@ -88,16 +97,10 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 	json_object_object_add(o, "started_ns", json_object_new_uint64(op->started_ns));
 	if (op->last_done_ns)
 		json_object_object_add(o, "last_idle_ns", json_object_new_uint64(op->last_done_ns));
+	if (op->outsiders_gone_ns)
+		json_object_object_add(o, "outsiders_gone_ms",
+				       json_ms(op->outsiders_gone_ns - op->started_ns));
 	return o;
-}
-
-/* @ns as milliseconds, printed with three decimals (not 16.743600000000001). */
-static json_object *json_ms(uint64_t ns)
-{
-	char text[32];
-
-	snprintf(text, sizeof(text), "%.3f", (double)ns / 1e6);
-	return json_object_new_double_s((double)ns / 1e6, text);
 }
 
 /* End an operation: tell the clients, answer the requester, free it. */
@@ -164,6 +167,11 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 		}
 	}
 	json_object_put(op->outsiders_before);
+	json_object_put(op->outsiders_final);
+	json_object_put(op->rdma_final);
+	if (op->path_fd >= 0)
+		close(op->path_fd);
+	free(op->waiting_on);
 	free(op);
 }
 
@@ -183,48 +191,51 @@ static json_object *op_holders(struct dd_op *op)
 	return arr;
 }
 
-/*
- * Holders outside daxpool: processes that map it, and clients that still map
- * it with RDMA MRs daxpool did not register. *ret_rdma: the MR scan's summary.
- */
+/* Possible holders outside the drain (the holder rule). *ret_rdma: the MR scan's summary. */
 static json_object *op_outsiders(struct dd_op *op, json_object **ret_rdma)
 {
 	struct dd_rdma_mrs mrs = { 0 };
-	size_t n;
-	pid_t *ex = dd_client_pids(op->dev, op->ino, &n);
-	json_object *o = dd_outsiders_scan(op->dev, op->ino, ex, n, &mrs);
-	json_object *cl = dd_client_mr_holders(op->dev, op->ino, &mrs);
+	json_object *o = dd_possible_holders(op->dev, op->ino, op->devdax ? op->rdev : 0,
+					     op->devname, op->target, &mrs);
 
-	for (size_t i = 0; i < json_object_array_length(cl); i++)
-		json_object_array_add(o, json_object_get(json_object_array_get_idx(cl, i)));
-	json_object_put(cl);
-	for (size_t i = 0; i < json_object_array_length(o); i++)
-		json_object_object_add(json_object_array_get_idx(o, i), "target",
-				       json_object_new_string(op->target));
-	free(ex);
 	if (ret_rdma)
 		*ret_rdma = dd_rdma_mrs_json(&mrs);
 	dd_rdma_mrs_free(&mrs);
 	return o;
 }
 
-/* Why outsiders refuse an operation, in words: possible pins are named first. */
-static json_object *refusal_message(json_object *outs)
+/* Why outsiders refuse an operation, in words: possible pins first, each holder's reason. */
+static json_object *refusal_message(json_object *outs, bool waited)
 {
-	size_t n = json_object_array_length(outs), pinned = 0;
-	char msg[512];
+	size_t n = json_object_array_length(outs), pinned = 0, off;
+	char msg[2048];
 
 	for (size_t i = 0; i < n; i++)
 		pinned += dd_outsider_has_pins(json_object_array_get_idx(outs, i));
 	if (pinned)
-		snprintf(msg, sizeof(msg),
-			 "%zu process(es) that map it hold RDMA MRs or io_uring buffers daxpool did "
-			 "not register (possible pins); nothing was changed. --force would disable "
-			 "it under them: the kernel does not wait, and it crashes when they are "
-			 "deregistered", pinned);
+		off = (size_t)snprintf(msg, sizeof(msg),
+				       "%zu process(es) hold possible pins of it: RDMA MRs, io_uring "
+				       "buffers or pinned pages daxpool did not register, which the "
+				       "drain cannot revoke%s; nothing was changed. --force would go "
+				       "on under them: "
+				       "the kernel does not wait, and it crashes when they are "
+				       "deregistered.",
+				       pinned, waited ? ", and they did not go before the deadline" : "");
 	else
-		snprintf(msg, sizeof(msg),
-			 "processes outside daxpool map it; nothing was changed (--force overrides)");
+		off = (size_t)snprintf(msg, sizeof(msg),
+				       "processes outside daxpool map it%s; nothing was changed "
+				       "(--force overrides).",
+				       waited ? " and did not go before the deadline" : "");
+	for (size_t i = 0; i < n && off < sizeof(msg) - 1; i++) {
+		json_object *o = json_object_array_get_idx(outs, i), *why;
+
+		if (!json_object_object_get_ex(o, "reason", &why))
+			continue;
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, " pid %d (%s): %s.",
+					json_object_get_int(json_object_object_get(o, "pid")),
+					json_object_get_string(json_object_object_get(o, "comm")),
+					json_object_get_string(why));
+	}
 	return json_object_new_string(msg);
 }
 
@@ -233,69 +244,113 @@ static void op_refuse(struct dd_op *op, json_object *outs, json_object *rdma)
 {
 	json_object *doc = op_doc(op, "refused");
 
-	json_object_object_add(doc, "message", refusal_message(outs));
+	json_object_object_add(doc, "message", refusal_message(outs, op->waiting));
 	json_object_object_add(doc, "outsiders", outs);
 	json_object_object_add(doc, "rdma", rdma);
 	op_end(op, -EBUSY, doc, true);
 }
 
-/* All clients drained: check outsiders again, then act. */
+/* The action's result: answer, tell the clients, end. */
+static void op_acted(struct dd_op *op, int r, const char *action_msg)
+{
+	json_object *doc;
+	char msg[PATH_MAX + 320];
+
+	if (op->kind == DP_OP_RELEASE)
+		snprintf(msg, sizeof(msg), "%s", action_msg);
+	else if (r == 0 && op->kind == DP_OP_TRUNCATE)
+		snprintf(msg, sizeof(msg), "truncated to %llu bytes", (unsigned long long)op->offset);
+	else if (r == 0)
+		snprintf(msg, sizeof(msg), "punched [%llu, +%llu)", (unsigned long long)op->offset,
+			 (unsigned long long)op->length);
+	else if (r == -EINTR && op->work.interrupted)
+		snprintf(msg, sizeof(msg),
+			 "%s: still blocked in the kernel at the deadline (a lease holder that does "
+			 "not give its lease up, or page references held outside daxpool); "
+			 "interrupted, nothing was changed", op->target);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", op->target, strerror(-r));
+	doc = op_doc(op, r < 0 ? "failed" : op->kind == DP_OP_RELEASE ? "released"
+					 : op->kind == DP_OP_TRUNCATE	  ? "truncated"
+									  : "punched");
+	json_object_object_add(doc, "message", json_object_new_string(msg));
+	json_object_object_add(doc, "outsiders", op->outsiders_final ? op->outsiders_final
+								    : json_object_new_array());
+	json_object_object_add(doc, "rdma", op->rdma_final ? op->rdma_final
+							   : json_object_new_object());
+	op->outsiders_final = op->rdma_final = NULL;
+	/* A released device stays zapped in the clients; everything else reopens. */
+	op_end(op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
+}
+
+/* All clients drained: check outsiders again, then act -- off the loop when it may sleep. */
 static void op_finish(struct dd_op *op)
 {
-	json_object *rdma, *outs = op_outsiders(op, &rdma), *doc;
-	char msg[PATH_MAX + 256] = "";
-	int r = 0, fd;
+	json_object *rdma, *outs = op_outsiders(op, &rdma);
+	int r;
 
 	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
 		op_refuse(op, outs, rdma);
 		return;
 	}
-	switch (op->kind) {
-	case DP_OP_RELEASE:
-		if (op->devdax)
-			r = dd_devdax_disable(op->devname, msg, sizeof(msg));
-		else
-			snprintf(msg, sizeof(msg), "file-backed region: there is no device to disable; "
-						   "the release is the end of the drain");
-		break;
-	case DP_OP_TRUNCATE:
-	case DP_OP_PUNCH:
-		fd = open(op->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0) {
-			r = -errno;
-		} else {
-			struct stat st;
-
-			/* The path may have been replaced since the request: same file only. */
-			if (fstat(fd, &st) < 0 || st.st_dev != op->dev || st.st_ino != op->ino)
-				r = -ESTALE;
-			else if (op->kind == DP_OP_TRUNCATE)
-				r = ftruncate(fd, (off_t)op->offset) < 0 ? -errno : 0;
-			else
-				r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					      (off_t)op->offset, (off_t)op->length) < 0
-					    ? -errno
-					    : 0;
-			close(fd);
-		}
-		if (r == 0 && op->kind == DP_OP_TRUNCATE)
-			snprintf(msg, sizeof(msg), "truncated to %llu bytes",
-				 (unsigned long long)op->offset);
-		else if (r == 0)
-			snprintf(msg, sizeof(msg), "punched [%llu, +%llu)",
-				 (unsigned long long)op->offset, (unsigned long long)op->length);
-		else
-			snprintf(msg, sizeof(msg), "%s: %s", op->target, strerror(-r));
-		break;
+	op->outsiders_final = outs;
+	op->rdma_final = rdma;
+	if (op->kind == DP_OP_RELEASE && !op->devdax) {
+		op_acted(op, 0, "file-backed region: there is no device to disable; the release is "
+				"the end of the drain");
+		return;
 	}
-	doc = op_doc(op, r < 0 ? "failed" : op->kind == DP_OP_RELEASE ? "released"
-					 : op->kind == DP_OP_TRUNCATE	  ? "truncated"
-									  : "punched");
-	json_object_object_add(doc, "message", json_object_new_string(msg));
-	json_object_object_add(doc, "outsiders", outs);
-	json_object_object_add(doc, "rdma", rdma);
-	/* A released device stays zapped in the clients; everything else reopens. */
-	op_end(op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
+	op->work = (struct dd_work){ .path_fd = op->path_fd, .dev = op->dev, .ino = op->ino,
+				     .offset = op->offset, .length = op->length };
+	if (op->kind == DP_OP_RELEASE) {
+		op->work.kind = DD_WORK_DISABLE;
+		snprintf(op->work.devname, sizeof(op->work.devname), "%s", op->devname);
+		/* The unbind event that follows is this release, not an unplug (udev.c). */
+		dd_udev_expect_disable(op->devname);
+	} else {
+		op->work.kind = op->kind == DP_OP_TRUNCATE ? DD_WORK_TRUNCATE : DD_WORK_PUNCH;
+	}
+	r = dd_work_start(&op->work);
+	if (r < 0) {
+		if (op->kind == DP_OP_RELEASE)
+			dd_udev_unexpect_disable(op->devname);
+		snprintf(op->work.msg, sizeof(op->work.msg), "cannot start the worker: %s",
+			 strerror(-r));
+		op_acted(op, r, op->work.msg);
+		return;
+	}
+	op->acting = true;
+}
+
+void dd_ops_stop(void)
+{
+	for (struct dd_op *op = dd_ops; op; op = op->next) {
+		/* A thread still in the kernel: interrupt it until it returns. */
+		while (op->acting && !dd_work_done(&op->work)) {
+			dd_work_interrupt(&op->work);
+			usleep(20000);
+		}
+		op->acting = false;
+	}
+	while (dd_ops) {
+		dd_log(LOG_WARNING, "%s of %s: the daemon stops; nothing was changed",
+		       op_name(dd_ops->kind), dd_ops->target);
+		op_end(dd_ops, -ECANCELED, op_doc(dd_ops, "cancelled"), true);
+	}
+}
+
+void dd_ops_work_done(void)
+{
+	dd_worker_drain_event();
+	for (struct dd_op *op = dd_ops, *next; op; op = next) {
+		next = op->next;
+		if (!op->acting || !dd_work_done(&op->work))
+			continue;
+		op->acting = false;
+		if (op->kind == DP_OP_RELEASE && op->work.result < 0)
+			dd_udev_unexpect_disable(op->devname);
+		op_acted(op, op->work.result, op->work.msg);
+	}
 }
 
 static void op_check_done(struct dd_op *op)
@@ -306,14 +361,98 @@ static void op_check_done(struct dd_op *op)
 	op_finish(op);
 }
 
+/* Revoke every client's region on the target, then finish once all are drained. */
+static void op_drain(struct dd_op *op)
+{
+	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", op_name(op->kind),
+	       op->target, (int)op->requester_pid, (unsigned)op->requester_uid);
+	for (struct dd_conn *cc = dd_conns; cc; cc = cc->next)
+		for (struct dd_region *reg = cc->regions; reg; reg = reg->next)
+			if (cc->role == DP_ROLE_CLIENT && op_matches(op, reg))
+				op_revoke(op, cc, reg);
+	op_check_done(op);
+}
+
+/* Wait (polled by dd_ops_tick) for the holders in @outs to go: their exit, unmap or unpin. */
+static void op_wait_outsiders(struct dd_op *op, json_object *outs)
+{
+	size_t n = json_object_array_length(outs);
+
+	free(op->waiting_on);
+	op->waiting_on = calloc(n + 1, sizeof(*op->waiting_on));
+	op->n_waiting_on = 0;
+	for (size_t i = 0; op->waiting_on && i < n; i++) {
+		pid_t pid = json_object_get_int(
+			json_object_object_get(json_object_array_get_idx(outs, i), "pid"));
+		uint64_t start;
+
+		if (dd_proc_start(pid, &start, NULL) == 0)
+			op->waiting_on[op->n_waiting_on++] = (struct dd_waited){ pid, start };
+	}
+	if (!op->waiting)
+		dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: waiting for %zu possible "
+				   "holder(s) outside daxpool", op_name(op->kind), op->target,
+		       (int)op->requester_pid, (unsigned)op->requester_uid, n);
+	op->waiting = true;
+	op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
+}
+
+/* Whether a holder waited on may still hold: alive, and still pinning or mapping. */
+static bool waited_still_there(const struct dd_op *op, const struct dd_waited *w)
+{
+	uint64_t start;
+
+	if (dd_proc_start(w->pid, &start, NULL) < 0 || start != w->start_ns)
+		return false; /* exited */
+	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->dev, op->ino);
+}
+
+/* A poll while waiting for outsiders: go on once the rule finds none. */
+static void op_poll_outsiders(struct dd_op *op)
+{
+	json_object *outs;
+
+	for (size_t i = 0; i < op->n_waiting_on; i++) {
+		if (waited_still_there(op, &op->waiting_on[i])) {
+			op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
+			return; /* the cheap check: no full scan while one is surely there */
+		}
+	}
+	outs = op_outsiders(op, NULL);
+	if (json_object_array_length(outs)) {
+		op_wait_outsiders(op, outs);
+		json_object_put(outs);
+		return;
+	}
+	json_object_put(outs);
+	op->waiting = false;
+	op->outsiders_gone_ns = dd_now_ns();
+	dd_log(LOG_NOTICE, "%s of %s: the holders outside daxpool went after %.3f s",
+	       op_name(op->kind), op->target,
+	       (double)(op->outsiders_gone_ns - op->started_ns) / 1e9);
+	op_drain(op);
+}
+
 void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 {
 	struct dd_op *op;
 	struct stat st;
 	char path[PATH_MAX], devname[DP_PROTO_MAX_DEVNAME + 1];
-	int r;
+	int r, path_fd;
 
-	r = dd_resolve_target(m->op.target, path, &st, devname, sizeof(devname));
+	r = dd_resolve_target(m->op.target, path, &st, devname, sizeof(devname), &path_fd);
+	if ((r == 0 && c->cred.uid != 0 && c->cred.uid != st.st_uid) ||
+	    (r < 0 && r != -EINVAL && r != -ELOOP && c->cred.uid != 0)) {
+		/* The same answer whether it exists or not: another user learns nothing. */
+		dd_log(LOG_WARNING, "%s of %s by uid %u (pid %d) refused: %s", op_name(m->op.op),
+		       m->op.target, (unsigned)c->cred.uid, (int)c->cred.pid,
+		       r < 0 ? strerror(-r) : "not root nor the owner");
+		dd_conn_reply_error(c, -EPERM, "%s: only root or its owner may %s it (or there is "
+					       "no such file)", m->op.target, op_name(m->op.op));
+		if (r == 0)
+			close(path_fd);
+		return;
+	}
 	if (r < 0) {
 		dd_log(LOG_WARNING, "%s of %s by pid %d uid %u (%s) refused: %s", op_name(m->op.op),
 		       m->op.target, (int)c->cred.pid, (unsigned)c->cred.uid, c->comm,
@@ -324,34 +463,34 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 						  "device (the device is named by the kernel, not "
 						  "by the path); relative paths are refused",
 					    m->op.target);
+		else if (r == -ELOOP)
+			dd_conn_reply_error(c, r, "%s: a symbolic link on the way; give the path "
+						  "without links", m->op.target);
 		else
 			dd_conn_reply_error(c, r, "%s: %s", m->op.target, strerror(-r));
-		return;
-	}
-	if (c->cred.uid != 0 && c->cred.uid != st.st_uid) {
-		dd_log(LOG_WARNING, "%s of %s by uid %u (pid %d) refused: not root nor the owner",
-		       op_name(m->op.op), path, (unsigned)c->cred.uid, (int)c->cred.pid);
-		dd_conn_reply_error(c, -EPERM, "%s: only root or its owner (uid %u) may %s it", path,
-				    (unsigned)st.st_uid, op_name(m->op.op));
 		return;
 	}
 	if (m->op.op != DP_OP_RELEASE && !S_ISREG(st.st_mode)) {
 		dd_conn_reply_error(c, -EINVAL, "%s: %s needs a regular file", path,
 				    op_name(m->op.op));
+		close(path_fd);
 		return;
 	}
 	for (op = dd_ops; op; op = op->next) {
 		if (op->dev == st.st_dev && op->ino == st.st_ino) {
 			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", path,
 					    op_name(op->kind));
-			return;
+			close(path_fd);
+		return;
 		}
 	}
 	op = calloc(1, sizeof(*op));
 	if (!op) {
 		dd_conn_reply_error(c, -ENOMEM, "out of memory");
+		close(path_fd);
 		return;
 	}
+	op->path_fd = path_fd;
 	op->req = next_req++;
 	op->kind = m->op.op;
 	op->flags = m->op.flags;
@@ -386,17 +525,17 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 
 	op->outsiders_before = op_outsiders(op, &rdma);
 	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
+		if (m->op.timeout_ms > 0) {
+			/* Asked to wait: for them to go, then drain, within the same deadline. */
+			json_object_put(rdma);
+			op_wait_outsiders(op, op->outsiders_before);
+			return;
+		}
 		op_refuse(op, json_object_get(op->outsiders_before), rdma);
 		return;
 	}
 	json_object_put(rdma);
-	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", op_name(op->kind),
-	       op->target, (int)c->cred.pid, (unsigned)c->cred.uid);
-	for (struct dd_conn *cc = dd_conns; cc; cc = cc->next)
-		for (struct dd_region *reg = cc->regions; reg; reg = reg->next)
-			if (cc->role == DP_ROLE_CLIENT && op_matches(op, reg))
-				op_revoke(op, cc, reg);
-	op_check_done(op);
+	op_drain(op);
 }
 
 void dd_op_region_added(struct dd_conn *c, struct dd_region *r)
@@ -439,6 +578,11 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 		bool lost = false;
 
 		next = op->next;
+		if (op->requester == c && op->acting) {
+			/* The action is under way in the kernel: it ends on its own. */
+			op->requester = NULL;
+			continue;
+		}
 		if (op->requester == c) {
 			json_object *doc = op_doc(op, "cancelled");
 
@@ -493,6 +637,35 @@ int dd_ops_tick(void)
 
 	for (struct dd_op *op = dd_ops, *nop; op; op = nop) {
 		nop = op->next;
+		if (op->acting) {
+			/*
+			 * Past the deadline, interrupt its sleep; again at every poll, in
+			 * case the signal came before the system call began.
+			 */
+			if (now >= op->deadline_ns) {
+				dd_work_interrupt(&op->work);
+				if (now + DD_OUTSIDER_POLL_NS < next)
+					next = now + DD_OUTSIDER_POLL_NS;
+			} else if (op->deadline_ns < next) {
+				next = op->deadline_ns;
+			}
+			continue;
+		}
+		if (now >= op->deadline_ns && op->waiting) {
+			json_object *rdma, *outs = op_outsiders(op, &rdma);
+
+			if (!json_object_array_length(outs)) {
+				/* They went just now: drain at once, the deadline is the drain's. */
+				json_object_put(outs);
+				json_object_put(rdma);
+				op->waiting = false;
+				op->deadline_ns = now + DD_OUTSIDER_POLL_NS;
+				op_drain(op);
+				continue;
+			}
+			op_refuse(op, outs, rdma);
+			continue;
+		}
 		if (now >= op->deadline_ns) {
 			json_object *doc = op_doc(op, "timeout");
 
@@ -505,10 +678,17 @@ int dd_ops_tick(void)
 			op_end(op, -ETIMEDOUT, doc, true);
 			continue;
 		}
+		if (op->waiting && now >= op->poll_ns) {
+			op_poll_outsiders(op);
+			/* It may have ended (drained at once, nothing to revoke). */
+			continue;
+		}
 		if (op->deadline_ns < next)
 			next = op->deadline_ns;
+		if (op->waiting && op->poll_ns < next)
+			next = op->poll_ns;
 	}
 	if (next == UINT64_MAX)
-		return -1;
+		return dd_ops ? 0 : -1;
 	return (int)((next - now + 999999) / 1000000);
 }

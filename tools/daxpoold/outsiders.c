@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Holders outside daxpool: processes that map the device or file, found in
+ * Holders outside daxpool. Processes that map the device or file, found in
  * /proc/PID/maps by (st_dev, st_ino) -- devdax mappings show devtmpfs's device
  * and the node's inode, fsdax ones the filesystem's device and the file's
- * inode (KERNEL-FACTS.md section 6) -- and the io_uring registered buffers
- * (/proc/PID/fdinfo, "UserBufs:") that lie in those mappings. Page references
- * taken by vmsplice are visible nowhere. RDMA MRs come from RDMA netlink
- * (rdma_res.c) with a pid and a length but no address: every MR of a process
- * that maps the device or file is a possible pin of it, and so is every MR of
- * a daxpool client that daxpool did not register. MRs of processes that do
- * not map it are none of its business.
+ * inode -- with the io_uring registered buffers (/proc/PID/fdinfo,
+ * "UserBufs:") that lie in those mappings. And processes that do not map it
+ * but may still pin it: an RDMA MR keeps its pages pinned after munmap and
+ * close, until it is deregistered. RDMA netlink (rdma_res.c) gives MRs with a
+ * pid and a length but no address, so an MR cannot be tied to a device; VmPin
+ * (/proc/PID/status) counts every long-term pinned page of a process. Which
+ * of those processes count is the holder rule's (holder_rule.c), on facts
+ * gathered here and from the open record (opens.c). Page references taken by
+ * vmsplice are visible nowhere.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -155,6 +157,17 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, struct r
 	*ret_ranges = ranges;
 	*ret_n = n_ranges;
 	return maps;
+}
+
+bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino)
+{
+	struct range *ranges;
+	size_t n;
+	json_object *maps = pid_mappings(pid, dev, ino, &ranges, &n);
+
+	free(ranges);
+	json_object_put(maps);
+	return maps != NULL;
 }
 
 bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino)
@@ -328,69 +341,194 @@ static uint64_t seen_since(const struct dd_conn *c, uint64_t dev, uint64_t ino)
 	return 0;
 }
 
-json_object *dd_client_mr_holders(uint64_t dev, uint64_t ino, struct dd_rdma_mrs *t)
+uint64_t dd_proc_vm_pin_kb(pid_t pid)
 {
-	json_object *arr = json_object_new_array();
-	const struct dd_rdma_mrs *mrs = NULL;
+	char path[64], line[128];
+	unsigned long long kb = 0;
+	FILE *f;
 
-	for (struct dd_conn *c = dd_conns; c; c = c->next) {
-		struct range *ranges;
-		size_t n_ranges, n_skip = 0, n_mrs = 0;
-		uint64_t *skip, since;
-		json_object *maps, *o;
-		bool registered = false;
-		char why[256], when[32] = "?";
-		time_t secs;
-		struct tm tm;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
 
-		if (c->role != DP_ROLE_CLIENT || !dd_conn_has_seen(c, dev, ino))
-			continue;
-		mrs = mrs_get(t);
-		for (size_t i = 0; mrs && i < mrs->n; i++)
-			n_mrs += mrs->mr[i].pid == c->cred.pid;
-		if (!n_mrs)
-			continue;
-		for (struct dd_region *r = c->regions; r; r = r->next)
-			registered |= r->dev == dev && r->ino == ino;
-		/*
-		 * No mapping left is no proof of no pin: an MR pins its pages until it
-		 * is deregistered, and registration caches keep MRs after the buffer
-		 * went. A client that registered it is a possible holder either way.
-		 */
-		maps = pid_mappings(c->cred.pid, dev, ino, &ranges, &n_ranges);
-		/* What daxpool registered itself is revoked with the drain: not counted. */
+static struct dd_conn *client_of(pid_t pid)
+{
+	for (struct dd_conn *c = dd_conns; c; c = c->next)
+		if (c->role == DP_ROLE_CLIENT && c->cred.pid == pid)
+			return c;
+	return NULL;
+}
+
+/*
+ * An ancestor of @pid (started at @start) recorded as an opener of @rdev
+ * before @pid was forked: @pid may have inherited the descriptor. 0: none.
+ */
+static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
+{
+	pid_t cur = pid, ppid;
+	uint64_t child_start = start, pstart;
+
+	for (int depth = 0; depth < 64; depth++) {
+		const struct dd_opener *o;
+
+		if (dd_proc_start(cur, NULL, &ppid) < 0 || ppid <= 1)
+			return 0;
+		if (dd_proc_start(ppid, &pstart, NULL) < 0)
+			return 0;
+		o = dd_opens_find(ppid, pstart, rdev);
+		if (o && pstart <= child_start)
+			return ppid;
+		cur = ppid;
+		child_start = pstart;
+	}
+	return 0;
+}
+
+/* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
+static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
+			 struct dd_rdma_mrs *t, struct dd_proc_facts *f, uint64_t **ret_skip,
+			 size_t *ret_n_skip)
+{
+	const struct dd_rdma_mrs *mrs;
+	struct dd_conn *c;
+	uint64_t *skip = NULL;
+	size_t n_skip = 0;
+
+	*f = (struct dd_proc_facts){ .pid = pid };
+	*ret_skip = NULL;
+	*ret_n_skip = 0;
+	f->vm_pin_kb = dd_proc_vm_pin_kb(pid);
+	c = client_of(pid);
+	if (!f->vm_pin_kb && !(c && dd_conn_has_seen(c, dev, ino)))
+		return false; /* nothing pinned long-term (an MR pins, and counts in VmPin) */
+	if (dd_proc_start(pid, &f->start_ns, NULL) < 0)
+		return false; /* gone */
+	mrs = mrs_get(t);
+	for (size_t i = 0; mrs && i < mrs->n; i++) {
+		if (mrs->mr[i].pid == pid && pid) {
+			f->mrs++;
+			f->mr_bytes += mrs->mr[i].length;
+		}
+	}
+	if (c) {
+		f->registered = dd_conn_has_seen(c, dev, ino);
+		f->registered_ns = seen_since(c, dev, ino);
 		skip = calloc(c->pins.n + 1, sizeof(*skip));
 		dd_idmap_for_each(&c->pins, i, h)
 		{
-			if (skip && h->kind == 2 && n_skip < c->pins.n)
+			if (h->kind != 2)
+				continue; /* transient pins are not in VmPin, nor MRs */
+			f->own_pin_kb += ((h->offset & 4095) + h->length + 4095) / 4096 * 4;
+			if (skip && n_skip < c->pins.n)
 				skip[n_skip++] = h->length;
 		}
-		o = holder_json(c->cred.pid, maps, ranges, n_ranges);
-		json_object_object_add(o, "client", json_object_new_boolean(true));
-		n_mrs = add_mrs(o, c->cred.pid, mrs, skip, n_skip);
-		if (n_mrs) {
-			since = seen_since(c, dev, ino);
-			secs = (time_t)(since / 1000000000u);
-			if (since && localtime_r(&secs, &tm))
-				strftime(when, sizeof(when), "%H:%M:%S", &tm);
-			snprintf(why, sizeof(why),
-				 "registered it with daxpool at %s, %s; %zu RDMA MR(s) not registered "
-				 "through daxpool",
-				 when,
-				 maps ? "still maps it"
-				 : registered ? "no longer maps it"
-					      : "no longer maps it nor holds the region",
-				 n_mrs);
-			json_object_object_add(o, "reason", json_object_new_string(why));
-			/* Only its MRs count here: its io_uring buffers may be daxpool's. */
-			json_object_object_add(o, "possible_pins", json_object_new_uint64(n_mrs));
-			json_object_array_add(arr, o);
-		} else {
-			json_object_put(o);
+		/* MRs daxpool registered are matched by length, each MR to one pin. */
+		for (size_t i = 0; mrs && i < mrs->n; i++) {
+			if (mrs->mr[i].pid != pid)
+				continue;
+			for (size_t k = 0; k < n_skip; k++) {
+				if (skip[k] == mrs->mr[i].length && !(skip[k] >> 63)) {
+					skip[k] |= 1ull << 63; /* matched */
+					f->own_mrs++;
+					f->mr_bytes -= mrs->mr[i].length;
+					break;
+				}
+			}
 		}
-		free(skip);
-		free(ranges);
+		for (size_t k = 0; k < n_skip; k++)
+			skip[k] &= ~(1ull << 63);
+		if (f->own_mrs > f->mrs)
+			f->own_mrs = f->mrs;
 	}
+	if (rdev) {
+		const struct dd_opener *o = dd_opens_find(pid, f->start_ns, rdev);
+
+		f->opened_ns = o ? o->first_ns : 0;
+		if (!o)
+			f->opened_by_ancestor = opener_ancestor(pid, f->start_ns, rdev);
+	}
+	*ret_skip = skip;
+	*ret_n_skip = n_skip;
+	return true;
+}
+
+json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
+			     const pid_t *skip_pids, size_t n_skip_pids, struct dd_rdma_mrs *t)
+{
+	json_object *arr = json_object_new_array();
+	struct dd_record_facts rec = { 0 };
+	struct dirent *de;
+	DIR *proc;
+
+	if (rdev) {
+		dd_opens_refresh(); /* takes the queued events too */
+		rec.off_reason = dd_opens_off_reason();
+		rec.recording = !rec.off_reason;
+		rec.since_ns = dd_opens_since(rdev, &rec.since_real_ns);
+	}
+	proc = opendir("/proc");
+	if (!proc)
+		return arr;
+	while ((de = readdir(proc))) {
+		struct dd_proc_facts f;
+		struct range *ranges;
+		size_t n_ranges, n_skip;
+		uint64_t *skip;
+		json_object *maps, *o;
+		char why[512];
+		pid_t pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = (pid_t)atoi(de->d_name);
+		if (pid == getpid() || excluded(pid, skip_pids, n_skip_pids))
+			continue;
+		if (!gather_facts(pid, dev, ino, rdev, t, &f, &skip, &n_skip))
+			continue;
+		/*
+		 * A file (rdev 0) has no open record: only a client that registered
+		 * it counts here; outsiders that map it are the mapping scan's.
+		 */
+		if (!rdev && !f.registered) {
+			free(skip);
+			continue;
+		}
+		maps = pid_mappings(pid, dev, ino, &ranges, &n_ranges);
+		f.maps_it = maps != NULL;
+		if (f.maps_it)
+			f.uring_bufs = (size_t)count_uring_bufs(pid, ranges, n_ranges);
+		if (!dd_holder_judge(&f, devname && *devname ? devname : "it", &rec, why,
+				     sizeof(why))) {
+			json_object_put(maps);
+			free(ranges);
+			free(skip);
+			continue;
+		}
+		/* "mappings" is always an array: none left is the point of this scan. */
+		o = holder_json(pid, maps ? maps : json_object_new_array(), ranges, n_ranges);
+		if (client_of(pid))
+			json_object_object_add(o, "client", json_object_new_boolean(true));
+		add_mrs(o, pid, mrs_get(t), skip, n_skip);
+		json_object_object_add(o, "vm_pin_kb", json_object_new_uint64(f.vm_pin_kb));
+		json_object_object_add(o, "reason", json_object_new_string(why));
+		/* Every MR, io_uring buffer, or the pinned pages as one when there are neither. */
+		json_object_object_add(
+			o, "possible_pins",
+			json_object_new_uint64(f.mrs - f.own_mrs + f.uring_bufs
+					       ? f.mrs - f.own_mrs + f.uring_bufs
+					       : 1));
+		json_object_array_add(arr, o);
+		free(ranges);
+		free(skip);
+	}
+	closedir(proc);
 	return arr;
 }
 
@@ -408,4 +546,28 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs)
 	if (mrs->reason[0])
 		json_object_object_add(o, "reason", json_object_new_string(mrs->reason));
 	return o;
+}
+
+json_object *dd_possible_holders(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
+				 const char *target, struct dd_rdma_mrs *mrs)
+{
+	size_t n_ex, n_listed;
+	pid_t *ex = dd_client_pids(dev, ino, &n_ex), *listed;
+	json_object *all = dd_outsiders_scan(dev, ino, ex, n_ex, mrs), *more;
+
+	n_listed = json_object_array_length(all);
+	listed = calloc(n_listed + 1, sizeof(*listed));
+	for (size_t i = 0; listed && i < n_listed; i++)
+		listed[i] = json_object_get_int(
+			json_object_object_get(json_object_array_get_idx(all, i), "pid"));
+	more = dd_pinners_scan(dev, ino, rdev, devname, listed, listed ? n_listed : 0, mrs);
+	for (size_t i = 0; i < json_object_array_length(more); i++)
+		json_object_array_add(all, json_object_get(json_object_array_get_idx(more, i)));
+	json_object_put(more);
+	for (size_t i = 0; target && i < json_object_array_length(all); i++)
+		json_object_object_add(json_object_array_get_idx(all, i), "target",
+				       json_object_new_string(target));
+	free(listed);
+	free(ex);
+	return all;
 }

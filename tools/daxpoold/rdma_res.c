@@ -2,9 +2,9 @@
 /*
  * RDMA memory regions of every process, from the RDMA netlink resource table
  * (NETLINK_RDMA, RDMA_NLDEV_CMD_RES_MR_GET): each MR's owner pid (or the
- * kernel module's name), length, MR number and keys -- but no address
- * (KERNEL-FACTS.md section 6). So an MR cannot be tied to a mapping: an MR of
- * a process that maps a device counts as a possible pin of that device.
+ * kernel module's name), length, MR number and keys -- but no address. So an
+ * MR cannot be tied to a mapping: which MRs count as possible pins of a
+ * device is the holder rule's (holder_rule.c).
  *
  * The kernel dumps resources of one device at a time (the request must name
  * a device index), so the scan lists the devices first (RDMA_NLDEV_CMD_GET

@@ -511,7 +511,7 @@ static int region_identify(int fd, struct dd_region *r, char *why, size_t size)
 
 	/* No sync: a network or FUSE filesystem is not asked (dev, ino, mode are the inode's). */
 	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-		  STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE, &stx) < 0) {
+		  STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_UID, &stx) < 0) {
 		ret = -errno;
 		snprintf(why, size, "statx of its descriptor: %s", strerror(-ret));
 		return ret;
@@ -519,6 +519,7 @@ static int region_identify(int fd, struct dd_region *r, char *why, size_t size)
 	r->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	r->ino = stx.stx_ino;
 	r->rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+	r->owner_uid = stx.stx_uid;
 	r->devname[0] = '\0';
 	if (S_ISREG(stx.stx_mode)) {
 		r->kind = (stx.stx_attributes_mask & STATX_ATTR_DAX) &&
@@ -600,6 +601,7 @@ static int region_add(struct dd_conn *c, uint64_t id, int fd)
 	r->rdev = tmp.rdev;
 	r->size = tmp.size;
 	r->kind = tmp.kind;
+	r->owner_uid = tmp.owner_uid;
 	memcpy(r->path, tmp.path, sizeof(r->path));
 	memcpy(r->devname, tmp.devname, sizeof(r->devname));
 	conn_note_seen(c, r->dev, r->ino);
@@ -882,10 +884,11 @@ static int signal_fd(void)
 int dd_server_run(int listen_fd)
 {
 	struct dd_ep ep_listen = { DD_EP_LISTEN, NULL }, ep_sig = { DD_EP_SIGNAL, NULL };
-	struct dd_ep ep_udev = { DD_EP_UDEV, NULL };
+	struct dd_ep ep_udev = { DD_EP_UDEV, NULL }, ep_opens = { DD_EP_OPENS, NULL };
+	struct dd_ep ep_worker = { DD_EP_WORKER, NULL };
 	struct epoll_event ev, events[64];
 	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
-	int sfd, ufd, r = 0;
+	int sfd, ufd, ofd, wfd, r = 0;
 
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signal_fd();
@@ -903,6 +906,19 @@ int dd_server_run(int listen_fd)
 	if (ufd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_udev };
 		epoll_ctl(epfd, EPOLL_CTL_ADD, ufd, &ev);
+	}
+	wfd = dd_worker_init();
+	if (wfd < 0) {
+		dd_log(LOG_ERR, "worker setup: %s", strerror(-wfd));
+		free(buf);
+		return wfd;
+	}
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_worker };
+	epoll_ctl(epfd, EPOLL_CTL_ADD, wfd, &ev);
+	ofd = dd_opens_start();
+	if (ofd >= 0) {
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_opens };
+		epoll_ctl(epfd, EPOLL_CTL_ADD, ofd, &ev);
 	}
 
 	for (;;) {
@@ -935,6 +951,13 @@ int dd_server_run(int listen_fd)
 				goto out;
 			case DD_EP_UDEV:
 				dd_udev_receive();
+				dd_opens_refresh(); /* a device-dax node may have come */
+				break;
+			case DD_EP_OPENS:
+				dd_opens_receive();
+				break;
+			case DD_EP_WORKER:
+				dd_ops_work_done();
 				break;
 			case DD_EP_PIDFD:
 				conn_close(c, NULL, false);
@@ -980,6 +1003,9 @@ out:
 		close(reserve_fd);
 	reserve_fd = -1;
 	dd_udev_close();
+	dd_opens_stop();
+	dd_ops_stop();
+	dd_worker_exit();
 	close(sfd);
 	close(epfd);
 	free(buf);

@@ -5,11 +5,16 @@
  * other user sees its own clients, and every client's holdings of devices and
  * files that user owns.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "daxpoold.h"
 
@@ -23,9 +28,24 @@ static const char *region_kind_name(uint32_t kind)
 	return kind == 3 ? "devdax" : kind == 2 ? "fsdax" : "file";
 }
 
-int dd_resolve_target(const char *target, char *path, struct stat *st, char *devname,
-		      size_t devname_size)
+/* openat2(2): glibc 2.36 has no wrapper. */
+static int open_no_symlinks(const char *path)
 {
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+
+	return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+}
+
+int dd_resolve_target(const char *target, char *path, struct stat *st, char *devname,
+		      size_t devname_size, int *ret_fd)
+{
+	int fd, r = 0;
+
+	if (ret_fd)
+		*ret_fd = -1;
+	if (devname_size)
+		devname[0] = '\0';
 	/* The daemon's working directory means nothing to the requester. */
 	if (strchr(target, '/') && target[0] != '/')
 		return -EINVAL;
@@ -33,23 +53,32 @@ int dd_resolve_target(const char *target, char *path, struct stat *st, char *dev
 		snprintf(path, PATH_MAX, "%s", target);
 	else
 		snprintf(path, PATH_MAX, "/dev/%s", target); /* a devdax name: dax0.0 */
-	if (stat(path, st) < 0)
-		return -errno;
-	if (devname_size)
-		devname[0] = '\0';
-	if (S_ISCHR(st->st_mode)) {
+	/*
+	 * One lookup, with no symbolic link anywhere on the way (a link a user
+	 * planted, or a directory swapped for one, could lead anywhere); the
+	 * identity is the descriptor's, and the operation acts through it.
+	 */
+	fd = open_no_symlinks(path);
+	if (fd < 0)
+		return errno == ELOOP ? -ELOOP : -errno;
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+	} else if (S_ISCHR(st->st_mode)) {
 		char name[DP_PROTO_MAX_DEVNAME + 1];
-		int r = dd_devdax_name(st->st_rdev, name, sizeof(name));
 
-		if (r < 0)
-			return r == -ENOTTY || r == -ENODEV ? -EINVAL : r;
-		if (devname_size)
+		r = dd_devdax_name(st->st_rdev, name, sizeof(name));
+		if (r == -ENOTTY || r == -ENODEV)
+			r = -EINVAL;
+		else if (r == 0 && devname_size)
 			snprintf(devname, devname_size, "%s", name);
-		return 0;
+	} else if (!S_ISREG(st->st_mode)) {
+		r = -EINVAL;
 	}
-	if (!S_ISREG(st->st_mode))
-		return -EINVAL;
-	return 0;
+	if (r < 0 || !ret_fd)
+		close(fd);
+	else
+		*ret_fd = fd;
+	return r;
 }
 
 static json_object *holding_json(const struct dd_holding *h, uint64_t now)
@@ -160,20 +189,74 @@ pid_t *dd_client_pids(uint64_t dev, uint64_t ino, size_t *ret_n)
 	return pids;
 }
 
-/* Whether @uid may see @r of @c: its own client, or a device it owns. */
+/*
+ * Whether @uid may see @r of @c: its own client, or a device or file it owns
+ * -- the owner as the registration's descriptor gave it, never a lookup of
+ * the path (which another user may have re-created since).
+ */
 static bool region_visible(uid_t uid, struct dd_conn *c, const struct dd_region *r)
 {
-	struct stat st;
-
-	if (uid == 0 || c->cred.uid == uid)
-		return true;
-	return stat(r->path, &st) == 0 && st.st_uid == uid;
+	return uid == 0 || c->cred.uid == uid || r->owner_uid == uid;
 }
 
 struct devkey {
-	uint64_t dev, ino;
-	const char *path;
+	uint64_t dev, ino, rdev; /* rdev: of a device-dax device, else 0 */
+	char path[PATH_MAX];
+	char devname[DP_PROTO_MAX_DEVNAME + 1];
 };
+
+static struct devkey *key_add(struct devkey **keys, size_t *n, uint64_t dev, uint64_t ino)
+{
+	struct devkey *nk;
+
+	for (size_t k = 0; k < *n; k++)
+		if ((*keys)[k].dev == dev && (*keys)[k].ino == ino)
+			return NULL;
+	nk = realloc(*keys, (*n + 1) * sizeof(*nk));
+	if (!nk)
+		return NULL;
+	*keys = nk;
+	nk = &nk[(*n)++];
+	*nk = (struct devkey){ .dev = dev, .ino = ino };
+	return nk;
+}
+
+/*
+ * Every device-dax device of the machine that @uid may see (root: all; else
+ * the ones it owns), as keys: an untargeted status lists the outside holders
+ * of each, whether or not a client registered it.
+ */
+static void add_devdax_keys(struct devkey **keys, size_t *n, uid_t uid)
+{
+	struct dirent *de;
+	DIR *d = opendir("/sys/bus/dax/devices");
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX], name[DP_PROTO_MAX_DEVNAME + 1];
+		struct devkey *k;
+		struct stat st;
+
+		if (strncmp(de->d_name, "dax", 3) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		/* The node must be the kernel's device of that name (no stale or foreign node). */
+		if (lstat(path, &st) < 0 || !S_ISCHR(st.st_mode) ||
+		    dd_devdax_name(st.st_rdev, name, sizeof(name)) < 0 ||
+		    strcmp(name, de->d_name) != 0)
+			continue;
+		if (uid != 0 && st.st_uid != uid)
+			continue;
+		k = key_add(keys, n, st.st_dev, st.st_ino);
+		if (!k)
+			continue;
+		k->rdev = st.st_rdev;
+		snprintf(k->path, sizeof(k->path), "%s", path);
+		snprintf(k->devname, sizeof(k->devname), "%s", name);
+	}
+	closedir(d);
+}
 
 void dd_status(struct dd_conn *req, const char *target)
 {
@@ -189,8 +272,19 @@ void dd_status(struct dd_conn *req, const char *target)
 	uint64_t n_maps = 0, n_pins = 0;
 
 	if (filter) {
-		int r = dd_resolve_target(target, path, &st, NULL, 0);
+		int r = dd_resolve_target(target, path, &st, NULL, 0, NULL);
 
+		/*
+		 * Another user learns nothing of what it does not own, not even
+		 * whether it exists (a file in root's 0700 directory): a target it
+		 * cannot see gives the same answer as one it does not own.
+		 */
+		if (r < 0 && uid != 0) {
+			snprintf(path, sizeof(path), "%s", target);
+			st = (struct stat){ .st_uid = (uid_t)-1, .st_ino = 0 };
+			st.st_dev = (dev_t)-1;
+			r = 0;
+		}
 		if (r < 0) {
 			json_object_put(doc);
 			json_object_put(clients);
@@ -199,10 +293,20 @@ void dd_status(struct dd_conn *req, const char *target)
 			dd_conn_reply_error(req, r, "%s: %s", target, strerror(-r));
 			return;
 		}
-		keys = calloc(1, sizeof(*keys));
-		if (keys && (uid == 0 || st.st_uid == uid))
-			keys[n_keys++] = (struct devkey){ st.st_dev, st.st_ino, path };
+		if (uid == 0 || st.st_uid == uid) {
+			struct devkey *k = key_add(&keys, &n_keys, st.st_dev, st.st_ino);
+
+			if (k) {
+				snprintf(k->path, sizeof(k->path), "%s", path);
+				if (S_ISCHR(st.st_mode)) {
+					k->rdev = st.st_rdev;
+					dd_devdax_name(st.st_rdev, k->devname, sizeof(k->devname));
+				}
+			}
+		}
 		json_object_object_add(doc, "target", json_object_new_string(path));
+	} else {
+		add_devdax_keys(&keys, &n_keys, uid);
 	}
 	for (struct dd_conn *c = dd_conns; c; c = c->next) {
 		bool any = false;
@@ -216,17 +320,13 @@ void dd_status(struct dd_conn *req, const char *target)
 				continue;
 			any = true;
 			if (!filter) {
-				bool seen = false;
+				struct devkey *k = key_add(&keys, &n_keys, r->dev, r->ino);
 
-				for (size_t k = 0; k < n_keys; k++)
-					seen |= keys[k].dev == r->dev && keys[k].ino == r->ino;
-				if (!seen) {
-					struct devkey *nk = realloc(keys, (n_keys + 1) * sizeof(*nk));
-
-					if (nk) {
-						keys = nk;
-						keys[n_keys++] = (struct devkey){ r->dev, r->ino, r->path };
-					}
+				if (k) {
+					snprintf(k->path, sizeof(k->path), "%s", r->path);
+					if (r->kind == 3 && dd_devdax_name(r->rdev, k->devname,
+									   sizeof(k->devname)) == 0)
+						k->rdev = r->rdev;
 				}
 			}
 		}
@@ -259,24 +359,13 @@ void dd_status(struct dd_conn *req, const char *target)
 		json_object_array_add(clients, jc);
 	}
 	for (size_t k = 0; k < n_keys; k++) {
-		size_t n_ex;
-		pid_t *ex = dd_client_pids(keys[k].dev, keys[k].ino, &n_ex);
-		json_object *found[2] = {
-			dd_outsiders_scan(keys[k].dev, keys[k].ino, ex, n_ex, &mrs),
-			/* Clients' MRs that daxpool did not register count the same way. */
-			dd_client_mr_holders(keys[k].dev, keys[k].ino, &mrs),
-		};
+		json_object *found = dd_possible_holders(keys[k].dev, keys[k].ino, keys[k].rdev,
+							 keys[k].devname, keys[k].path, &mrs);
 
-		for (size_t j = 0; j < 2; j++) {
-			for (size_t i = 0; i < json_object_array_length(found[j]); i++) {
-				json_object *o = json_object_get(json_object_array_get_idx(found[j], i));
-
-				json_object_object_add(o, "target", json_object_new_string(keys[k].path));
-				json_object_array_add(outsiders, o);
-			}
-			json_object_put(found[j]);
-		}
-		free(ex);
+		for (size_t i = 0; i < json_object_array_length(found); i++)
+			json_object_array_add(outsiders,
+					      json_object_get(json_object_array_get_idx(found, i)));
+		json_object_put(found);
 	}
 	for (struct dd_op *op = dd_ops; op; op = op->next) {
 		json_object *o;
@@ -305,6 +394,7 @@ void dd_status(struct dd_conn *req, const char *target)
 	json_object_object_add(doc, "maps", json_object_new_uint64(n_maps));
 	json_object_object_add(doc, "pins", json_object_new_uint64(n_pins));
 	json_object_object_add(doc, "device_events", json_object_new_string(dd_udev_source()));
+	json_object_object_add(doc, "open_record", dd_opens_json());
 	json_object_object_add(doc, "gone", dd_udev_gone_json());
 	dd_conn_reply(req, 0, doc);
 	json_object_put(doc);

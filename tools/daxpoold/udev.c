@@ -3,7 +3,7 @@
  * Devices that go away without a release through daxpoold: someone ran
  * daxctl or ndctl directly, or a device failed. The kernel tears the clients'
  * mappings down at once (their next access is a SIGBUS) and does not wait for
- * pins (KERNEL-FACTS.md section 1): nothing can be drained any more, but every
+ * pins: nothing can be drained any more, but every
  * client that holds a region on the device is told (REGION_GONE), so it marks
  * the region dead and its holders let go instead of faulting one by one.
  *
