@@ -503,6 +503,32 @@ TEST(unauthorized_release)
 	daemon_kill(SIGTERM);
 }
 
+/* A process outside daxpool that maps the first page of @path; SIGKILL it to end it. */
+static pid_t start_mapper(const char *path, const char *comm)
+{
+	int pfd[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		prctl(PR_SET_NAME, comm);
+		CHECK(p != MAP_FAILED);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	return pid;
+}
+
 /*
  * Another user learns nothing from the daemon about files it cannot see: for
  * a file in root's 0700 directory, status and release answer exactly as for a
@@ -567,6 +593,52 @@ TEST(another_user_learns_nothing_of_root_files)
 	daemon_kill(SIGTERM);
 	unlink(secret);
 	rmdir(secret_dir);
+}
+
+/*
+ * The owner of a file sees who maps it, but not where in another user's
+ * address space: a root process's mapping of nobody's file is listed with its
+ * offset and permissions, without its addresses (root sees them).
+ */
+TEST(another_user_sees_no_addresses_of_root_processes)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	pid_t mapper, pid;
+	int status;
+
+	CHECK(chmod(fixture_dir(), 0755) == 0);
+	CHECK(chown(path, 65534, 65534) == 0);
+	daemon_start("socket_mode = 0666\n");
+	mapper = start_mapper(path, "root-mapper");
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct dp_msg st = { .type = DP_MSG_STATUS };
+		json_object *doc, *outs, *m;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(77);
+		snprintf(st.status.target, sizeof(st.status.target), "%s", path);
+		CHECK_EQ(daemon_ask(&st, &doc), 0);
+		outs = json_object_object_get(doc, "outsiders");
+		CHECK_EQ(json_object_array_length(outs), 1);
+		m = json_object_array_get_idx(
+			json_object_object_get(json_object_array_get_idx(outs, 0), "mappings"), 0);
+		CHECK(m && json_object_object_get(m, "perms"));
+		CHECK(!json_object_object_get(m, "start") && !json_object_object_get(m, "end"));
+		json_object_put(doc);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("cannot switch to uid 65534 (not root?)");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Root sees the addresses. */
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "status", "--json", path, NULL }), 0);
+	CHECK(strstr(out, "\"start\""));
+	kill(mapper, SIGKILL);
+	waitpid(mapper, NULL, 0);
+	daemon_kill(SIGTERM);
 }
 
 /*
@@ -917,32 +989,6 @@ TEST(outsider_refuses_release)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	daemon_kill(SIGTERM);
-}
-
-/* A process outside daxpool that maps the first page of @path; SIGKILL it to end it. */
-static pid_t start_mapper(const char *path, const char *comm)
-{
-	int pfd[2];
-	char c;
-	pid_t pid;
-
-	CHECK(pipe(pfd) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int fd = open(path, O_RDWR);
-		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-		prctl(PR_SET_NAME, comm);
-		CHECK(p != MAP_FAILED);
-		CHECK(write(pfd[1], "r", 1) == 1);
-		pause();
-		_exit(0);
-	}
-	close(pfd[1]);
-	CHECK(read(pfd[0], &c, 1) == 1);
-	close(pfd[0]);
-	return pid;
 }
 
 /*

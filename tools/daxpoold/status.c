@@ -199,6 +199,28 @@ static bool region_visible(uid_t uid, struct dd_conn *c, const struct dd_region 
 	return uid == 0 || c->cred.uid == uid || r->owner_uid == uid;
 }
 
+/*
+ * For a requester that is not root: the mappings of a process of another
+ * user keep their count, offsets and permissions, not their addresses (they
+ * would give away its address-space layout).
+ */
+static void hide_addresses(json_object *o, uid_t uid)
+{
+	json_object *maps = json_object_object_get(o, "mappings");
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", json_object_get_int(json_object_object_get(o, "pid")));
+	if (stat(path, &st) == 0 && st.st_uid == uid)
+		return;
+	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+		json_object *m = json_object_array_get_idx(maps, i);
+
+		json_object_object_del(m, "start");
+		json_object_object_del(m, "end");
+	}
+}
+
 struct devkey {
 	uint64_t dev, ino, rdev; /* rdev: of a device-dax device, else 0 */
 	char path[PATH_MAX];
@@ -362,9 +384,13 @@ void dd_status(struct dd_conn *req, const char *target)
 		json_object *found = dd_possible_holders(keys[k].dev, keys[k].ino, keys[k].rdev,
 							 keys[k].devname, keys[k].path, &mrs);
 
-		for (size_t i = 0; i < json_object_array_length(found); i++)
-			json_object_array_add(outsiders,
-					      json_object_get(json_object_array_get_idx(found, i)));
+		for (size_t i = 0; i < json_object_array_length(found); i++) {
+			json_object *o = json_object_array_get_idx(found, i);
+
+			if (uid != 0)
+				hide_addresses(o, uid);
+			json_object_array_add(outsiders, json_object_get(o));
+		}
 		json_object_put(found);
 	}
 	for (struct dd_op *op = dd_ops; op; op = op->next) {
