@@ -459,6 +459,60 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 	return true;
 }
 
+/*
+ * User MRs RDMA netlink reports without a pid: their creator exited while a
+ * descriptor of its RDMA context lives on elsewhere (a fork child, a
+ * descriptor passed over a socket), or they belong to another PID namespace.
+ * Their pages may be on the device and nobody can be named: one holder entry
+ * (pid 0) says so.
+ */
+static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
+			      const char *devname)
+{
+	json_object *o, *list;
+	uint64_t bytes = 0;
+	size_t n = 0;
+	char why[320];
+
+	for (size_t i = 0; mrs && i < mrs->n; i++)
+		if (mrs->mr[i].pid == 0 && !mrs->mr[i].kern_name[0]) {
+			n++;
+			bytes += mrs->mr[i].length;
+		}
+	if (!n)
+		return;
+	o = json_object_new_object();
+	list = json_object_new_array();
+	for (size_t i = 0; i < mrs->n; i++) {
+		const struct dd_rdma_mr *mr = &mrs->mr[i];
+		json_object *m;
+
+		if (mr->pid != 0 || mr->kern_name[0])
+			continue;
+		m = json_object_new_object();
+		json_object_object_add(m, "device", json_object_new_string(mr->dev_name));
+		if (mr->has_mrn)
+			json_object_object_add(m, "mrn", json_object_new_uint64(mr->mrn));
+		json_object_object_add(m, "length", json_object_new_uint64(mr->length));
+		json_object_array_add(list, m);
+	}
+	snprintf(why, sizeof(why),
+		 "%zu RDMA MR(s) of %llu bytes with no owner pid (its creator exited while its "
+		 "RDMA context lives on elsewhere, or it is in another PID namespace): they may "
+		 "pin %s, and nobody can be named",
+		 n, (unsigned long long)bytes, devname);
+	json_object_object_add(o, "pid", json_object_new_int(0));
+	json_object_object_add(o, "comm", json_object_new_string("?"));
+	json_object_object_add(o, "mappings", json_object_new_array());
+	json_object_object_add(o, "io_uring_buffers", json_object_new_int(0));
+	json_object_object_add(o, "rdma_mrs", list);
+	json_object_object_add(o, "rdma_mr_count", json_object_new_uint64(n));
+	json_object_object_add(o, "rdma_mr_bytes", json_object_new_uint64(bytes));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	json_object_object_add(o, "possible_pins", json_object_new_uint64(n));
+	json_object_array_add(arr, o);
+}
+
 json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
 			     const pid_t *skip_pids, size_t n_skip_pids, struct dd_rdma_mrs *t)
 {
@@ -529,6 +583,8 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 		free(skip);
 	}
 	closedir(proc);
+	if (rdev)
+		add_ownerless_mrs(arr, mrs_get(t), devname && *devname ? devname : "it");
 	return arr;
 }
 
