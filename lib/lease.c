@@ -39,10 +39,10 @@
  * holds a lease). So only opens and truncates from outside daxpool revoke.
  * Only a peer of the same user (or root) is heard.
  *
- * One watcher thread per context, started before the first lease is asked
- * for (the break signal needs its thread id first) and stopped when the
- * context goes (a region holds a context reference, so no lease is left by
- * then). A context whose leases are all refused keeps it, idle.
+ * One watcher thread per context, started with the first lease the kernel
+ * grants (lease_take() says how the signal is directed until then) and
+ * stopped when the context goes (a region holds a context reference, so no
+ * lease is left by then).
  *
  * The rendezvous sockets (the peer listeners and the file lease locks) are
  * abstract names that stay bound while any descriptor of them is open: a
@@ -796,35 +796,53 @@ static const char *lease_refusal(int err)
 }
 
 /*
+ * The break signals pending on the calling thread (a mask as from
+ * lease_thread_pending()): 0 when /proc cannot tell.
+ */
+static uint64_t lease_own_pending(void)
+{
+	uint64_t pnd = lease_thread_pending();
+
+	if (pnd == UINT64_MAX)
+		return 0;
+	return pnd & ((1ull << (LEASE_SIGNAL - 1)) | (1ull << (SIGIO - 1)));
+}
+
+/*
  * Take (or take again) the lease of a read-write file region. Any thread but
- * the watcher. The watcher runs first, and the break signal is directed to it
- * before the lease is asked for: a break that begins at once goes to the
- * watcher, which finds the lease held (state and lease change under
- * region->lock) or is kicked once it is. The file's lease lock is held
- * throughout: a daxpool process that announces itself finds the lease either
- * not taken or held and answered. The outcome is reported to daxpoold.
+ * the watcher. The break signal is directed before the lease is asked for: a
+ * lease asked for without an owner makes the process the owner with SIGIO,
+ * whose default action terminates it. With the watcher running, it goes to
+ * the watcher. Otherwise the watcher is started only if the kernel grants the
+ * lease (no thread for files that cannot be leased: shared ones, a forked
+ * child's), and meanwhile the signal goes to the calling thread, with both
+ * break signals blocked there: once the watcher runs and the lease is
+ * directed to it, a signal of a break that began in between is taken off this
+ * thread (sigtimedwait() takes the thread's own first) and the break is found
+ * by F_GETLEASE and handled by the watcher. State and lease change under
+ * region->lock. The file's lease lock is held throughout: a daxpool process
+ * that announces itself finds the lease either not taken or held and
+ * answered. The outcome is reported to daxpoold.
  */
 static void lease_take(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
-	pid_t tid = 0;
+	sigset_t breaks, old;
+	uint64_t before = 0;
+	pid_t tid, self = 0;
 	int r, lock;
 
 	lock = lease_file_lock(ctx, region->file_dev, region->file_ino);
 	pthread_mutex_lock(&ctx->lease_lock);
-	r = lease_watcher_start(ctx);
-	if (r == 0)
-		tid = ctx->lease_watcher->tid;
+	tid = ctx->lease_watcher ? ctx->lease_watcher->tid : 0;
 	pthread_mutex_unlock(&ctx->lease_lock);
-	if (r < 0) {
-		pthread_mutex_lock(&region->lock);
-		lease_set_state(region, DAXPOOL_LEASE_REFUSED, r);
-		pthread_mutex_unlock(&region->lock);
-		lease_file_unlock(lock);
-		log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)", region->path,
-			strerror(-r));
-		dp_client_region_state(region);
-		return;
+	if (!tid) {
+		sigemptyset(&breaks);
+		sigaddset(&breaks, LEASE_SIGNAL);
+		sigaddset(&breaks, SIGIO);
+		pthread_sigmask(SIG_BLOCK, &breaks, &old);
+		before = lease_own_pending();
+		self = (pid_t)syscall(SYS_gettid);
 	}
 
 	pthread_mutex_lock(&region->lock);
@@ -834,13 +852,51 @@ static void lease_take(struct daxpool_region *region)
 		if (region->lease_sock < 0)
 			region->lease_sock = lease_listen(region);
 		/* Owner and signal first: F_SETLEASE keeps an owner that is set. */
-		r = lease_direct(region, tid);
+		r = lease_direct(region, tid ? tid : self);
 		if (r == 0 && fcntl(region->fd, F_SETLEASE, F_WRLCK) < 0)
 			r = -errno;
 	}
 	lease_set_state(region, r == 0 ? DAXPOOL_LEASE_HELD : DAXPOOL_LEASE_REFUSED, r);
 	pthread_mutex_unlock(&region->lock);
 	lease_test_delay("DAXPOOL_TEST_LEASE_TAKE_DELAY_MS");
+
+	if (!tid) {
+		uint64_t stray;
+
+		if (r == 0) {
+			pthread_mutex_lock(&ctx->lease_lock);
+			r = lease_watcher_start(ctx);
+			if (r == 0)
+				tid = ctx->lease_watcher->tid;
+			pthread_mutex_unlock(&ctx->lease_lock);
+			pthread_mutex_lock(&region->lock);
+			if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
+				    DAXPOOL_LEASE_HELD &&
+			    region->fd >= 0) {
+				if (r == 0)
+					r = lease_direct(region, tid);
+				if (r < 0)
+					lease_drop(region, DAXPOOL_LEASE_REFUSED, r);
+			}
+			pthread_mutex_unlock(&region->lock);
+			if (r < 0)
+				log_err(ctx, "%s: no write lease: the lease watcher cannot run (%s)",
+					region->path, strerror(-r));
+		}
+		/* Directed elsewhere now: a break signal already sent here is ours, not the application's. */
+		stray = lease_own_pending() & ~before;
+		for (int sig = 1; stray && sig <= 64; sig++) {
+			sigset_t one;
+
+			if (!(stray & (1ull << (sig - 1))))
+				continue;
+			sigemptyset(&one);
+			sigaddset(&one, sig);
+			while (sigtimedwait(&one, NULL, &(struct timespec){ 0, 0 }) == sig)
+				;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	/* Only now may another daxpool process announce itself: we hold it, and answer. */
 	lease_file_unlock(lock);
 

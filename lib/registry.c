@@ -238,11 +238,19 @@ void dp_registry_free(struct dp_registry *reg)
 		return;
 	/*
 	 * Every pin holds its map, which holds its region, which holds the ctx:
-	 * when the ctx goes, no pin is registered. The last batch is freed after
-	 * a grace period like the others (it holds nothing of the registry).
+	 * when the ctx goes, no pin is registered. The last batch holds nothing
+	 * of the registry: freed here after a grace period (freeing a context
+	 * may sleep), or by the reclaim thread if this thread is inside a
+	 * read-side section of its own, where a grace period would wait for it.
+	 * So a process that frees few pins never starts that thread.
 	 */
-	if (reg->deferred)
+	if (reg->deferred && !rcu_read_ongoing()) {
+		synchronize_rcu();
+		dp_tsan_grace_passed();
+		free_batch(reg->deferred);
+	} else if (reg->deferred) {
 		reclaim_batch(reg->deferred);
+	}
 	for (unsigned int l = 0; l < DP_LEVELS; l++)
 		if (reg->levels[l].ht)
 			cds_lfht_destroy(reg->levels[l].ht, NULL);
