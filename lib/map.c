@@ -331,6 +331,45 @@ _public_ const char *daxpool_map_get_tag(struct daxpool_map *map)
 	return map ? map->tag : NULL;
 }
 
+_public_ int daxpool_ctx_find_map(struct daxpool_ctx *ctx, const void *addr, size_t length,
+				  struct daxpool_map **ret)
+{
+	uintptr_t start = (uintptr_t)addr, end = start + length;
+	struct dp_list *rn, *mn;
+	int r = -ENOENT;
+
+	assert_return(ctx && ret && length > 0 && end > start, -EINVAL);
+	assert_owned(ctx);
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_list_for_each(rn, &ctx->regions) {
+		struct daxpool_region *region = dp_container_of(rn, struct daxpool_region, ctx_node);
+
+		pthread_mutex_lock(&region->lock);
+		dp_list_for_each(mn, &region->maps) {
+			struct daxpool_map *map = dp_container_of(mn, struct daxpool_map, node);
+			uintptr_t m = (uintptr_t)map->addr;
+
+			if (map->pending || !map->addr || start < m || end > m + map->length)
+				continue;
+			if (atomic_load_explicit(&map->revoked, memory_order_acquire)) {
+				r = -ENXIO;
+				continue;
+			}
+			/* A map whose last reference went is being freed: not ours to return. */
+			if (!dp_refcnt_get_unless_zero(&map->ref))
+				continue;
+			*ret = map;
+			r = 0;
+			break;
+		}
+		pthread_mutex_unlock(&region->lock);
+		if (r == 0)
+			break;
+	}
+	pthread_mutex_unlock(&ctx->regions_lock);
+	return r;
+}
+
 /* Page granularity goes through libpmem2's registry: see dp_pmem2_map_lock. */
 static inline void map_registry_enter(const struct daxpool_map *map)
 {
