@@ -576,10 +576,15 @@ int daxpool_region_wait_idle(struct daxpool_region *region, int timeout_ms, char
  *
  * The end of a layout change: a range was zapped so that its contents could
  * change (a truncate, a hole punch, a pool extent freed for reuse); once it is
- * idle and the change is done, it can be mapped again. Removes every zap that
- * lies inside [@offset, @offset + @length) (all of them, and the whole-region
- * zap, when the range is the whole region) and increments the generation. Maps
- * revoked by those zaps are gone by then, so no old handle becomes valid again.
+ * idle and the change is done, it can be mapped again. Removes every zap of
+ * the application's (made with daxpool_region_zap_range(), by a lease break,
+ * or for a daxpoold request) that lies inside [@offset, @offset + @length)
+ * (all of them, and the whole-region zap, when the range is the whole region)
+ * and increments the generation. The zaps daxpool's own operations hold while
+ * they run (a truncate or hole punch draining its range, an extent being
+ * freed) are theirs: they stay, and those operations never remove the
+ * application's. Maps revoked by those zaps are gone by then, so no old
+ * handle becomes valid again.
  *
  * Context: may sleep briefly (takes the region's lock).
  * Return: the number of zaps removed (0 if none lay inside the range); -EBUSY
@@ -1642,8 +1647,8 @@ int daxpool_extent_lookup(struct daxpool_pool *pool, const char *name,
  * With no map of the extent, frees it at once. Otherwise, without NOWAIT:
  * zaps the extent's range (new maps of it fail with -ENXIO; its maps are
  * revoked and their revoke functions called, in this thread), waits until no
- * map covers it, frees it, and reopens the range (daxpool_region_unzap_range())
- * for reuse. Memory is never unmapped under a holder. With NOWAIT and a map of
+ * map covers it, frees it, and reopens the range for reuse (its own zap: a
+ * zap of the application's over the range stays). Memory is never unmapped under a holder. With NOWAIT and a map of
  * the extent, nothing changes and -EBUSY is returned.
  *
  * Context: may sleep; runs revoke functions with no daxpool lock held. Must

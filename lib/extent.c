@@ -393,7 +393,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 
 	/* Zap with no pool lock held: revoke functions may call back into daxpool. */
 	if (!zapped) {
-		r = daxpool_region_zap_range(region, start, end - start);
+		r = dp_region_zap_owned(region, start, end - start, DP_ZAP_EXTENT);
 		if (r < 0) {
 			pthread_mutex_lock(&pool->lock);
 			ext->state = DP_EXTENT_LIVE;
@@ -422,7 +422,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 		return r;
 	}
 	/* Reopen before the space becomes allocatable (still under pool->lock). */
-	daxpool_region_unzap_range(region, start, end - start);
+	dp_region_unzap_owned(region, start, end - start, DP_ZAP_EXTENT);
 	extent_remove(pool, ext);
 	ext->state = DP_EXTENT_FREED;
 	pthread_mutex_unlock(&pool->lock);

@@ -26,18 +26,25 @@ static int layout_fd(struct daxpool_region *region)
 }
 
 /*
- * Zap [offset, offset + length) and wait for that range to go idle: the
- * holders of other zapped ranges (the application's own zaps) do not hold
- * the change up.
+ * Zap [offset, offset + length) as the layout's own zap and wait for that
+ * range to go idle: the holders of other zapped ranges (the application's
+ * own zaps) do not hold the change up. On a timeout the range stays zapped
+ * as the application's (it reopens it with daxpool_region_unzap_range() once
+ * the holders are gone, as documented), and the layout's own zap goes. A zap
+ * of the application's covering the range stays whatever happens here: the
+ * layout only ever removes its own.
  */
 static int layout_drain(struct daxpool_region *region, uint64_t offset, uint64_t length,
 			int timeout_ms)
 {
-	int r = daxpool_region_zap_range(region, offset, length);
+	int r = dp_region_zap_owned(region, offset, length, DP_ZAP_LAYOUT);
 
 	if (r < 0)
 		return r;
-	return dp_region_wait_range_idle(region, offset, offset + length, timeout_ms);
+	r = dp_region_wait_range_idle(region, offset, offset + length, timeout_ms);
+	if (r < 0 && daxpool_region_zap_range(region, offset, length) >= 0)
+		dp_region_unzap_owned(region, offset, length, DP_ZAP_LAYOUT);
+	return r;
 }
 
 _public_ int daxpool_region_truncate(struct daxpool_region *region, uint64_t size, int timeout_ms)
@@ -74,9 +81,16 @@ _public_ int daxpool_region_truncate(struct daxpool_region *region, uint64_t siz
 		log_err(region->ctx, "%s: ftruncate(%llu): %s", region->path,
 			(unsigned long long)size, strerror(-r));
 		if (size < region->size)
-			daxpool_region_unzap_range(region, size, region->size - size);
+			dp_region_unzap_owned(region, size, region->size - size, DP_ZAP_LAYOUT);
 		return r;
 	}
+	/*
+	 * The tail is gone: it stays zapped as the application's, which
+	 * reopens it when it wants (as after any zap of its own), and the
+	 * layout's own zap goes.
+	 */
+	if (size < region->size && daxpool_region_zap_range(region, size, region->size - size) >= 0)
+		dp_region_unzap_owned(region, size, region->size - size, DP_ZAP_LAYOUT);
 	log_info(region->ctx, "%s: truncated to %llu bytes", region->path, (unsigned long long)size);
 	return 0;
 }
@@ -112,7 +126,7 @@ _public_ int daxpool_region_punch_hole(struct daxpool_region *region, uint64_t o
 	else if (fd < 0)
 		r = fd;
 	pthread_mutex_unlock(&region->lock);
-	daxpool_region_unzap_range(region, offset, length);
+	dp_region_unzap_owned(region, offset, length, DP_ZAP_LAYOUT);
 	if (r < 0)
 		log_err(region->ctx, "%s: punch [%#llx, +%#llx): %s", region->path,
 			(unsigned long long)offset, (unsigned long long)length, strerror(-r));

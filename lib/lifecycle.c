@@ -39,13 +39,14 @@ static int region_range(struct daxpool_region *region, uint64_t offset, uint64_t
 	return 0;
 }
 
-/* Whether [start, end) lies inside one recorded zap already. With region->lock held. */
+/* Whether [start, end) lies inside one zap of the application's already. With region->lock held. */
 static bool region_range_covered(struct daxpool_region *region, uint64_t start, uint64_t end)
 {
 	if (region->whole_zapped)
 		return true;
 	for (size_t i = 0; i < region->n_zaps; i++)
-		if (region->zaps[i].start <= start && end <= region->zaps[i].end)
+		if (region->zaps[i].owner == DP_ZAP_APP && region->zaps[i].start <= start &&
+		    end <= region->zaps[i].end)
 			return true;
 	return false;
 }
@@ -122,8 +123,12 @@ _public_ int daxpool_region_zap(struct daxpool_region *region)
 	return daxpool_region_zap_range(region, 0, 0);
 }
 
-_public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset,
-				      uint64_t length)
+/*
+ * The application's zaps (DP_ZAP_APP) are recorded as before: the whole
+ * region as whole_zapped, a range already covered by one of its zaps not at
+ * all. Any other owner's zap is always recorded, as its own entry.
+ */
+static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t length, int owner)
 {
 	struct daxpool_map *revoke_list = NULL, *map;
 	struct daxpool_pin *pin_list = NULL, *pin;
@@ -131,8 +136,6 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	uint64_t end;
 	int n = 0, r;
 
-	assert_return(region, -EINVAL);
-	assert_owned(region->ctx);
 	r = region_range(region, offset, length, &end);
 	if (r < 0)
 		return r;
@@ -142,16 +145,16 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 		pthread_mutex_unlock(&region->lock);
 		return -ENXIO;
 	}
-	if (offset == 0 && end == region->size) {
+	if (owner == DP_ZAP_APP && offset == 0 && end == region->size) {
 		region->whole_zapped = true;
-	} else if (!region_range_covered(region, offset, end)) {
+	} else if (owner != DP_ZAP_APP || !region_range_covered(region, offset, end)) {
 		struct dp_zap *zaps = realloc(region->zaps, (region->n_zaps + 1) * sizeof(*zaps));
 
 		if (!zaps) {
 			pthread_mutex_unlock(&region->lock);
 			return -ENOMEM;
 		}
-		zaps[region->n_zaps++] = (struct dp_zap){ offset, end };
+		zaps[region->n_zaps++] = (struct dp_zap){ offset, end, owner };
 		region->zaps = zaps;
 	}
 	/* Pins first: the device must stop before the memory's holders go. */
@@ -216,6 +219,47 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 		map->revoke_call_fn(map, map->revoke_call_data);
 		daxpool_map_unref(map);
 	}
+	return n;
+}
+
+_public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t offset,
+				      uint64_t length)
+{
+	assert_return(region, -EINVAL);
+	assert_owned(region->ctx);
+	return region_zap(region, offset, length, DP_ZAP_APP);
+}
+
+int dp_region_zap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			int owner)
+{
+	return region_zap(region, offset, length, owner);
+}
+
+int dp_region_unzap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			  int owner)
+{
+	uint64_t end;
+	int n = 0;
+
+	if (region_range(region, offset, length, &end) < 0)
+		return 0;
+	pthread_mutex_lock(&region->lock);
+	for (size_t i = 0; i < region->n_zaps; i++) {
+		if (region->zaps[i].owner == owner && region->zaps[i].start == offset &&
+		    region->zaps[i].end == end) {
+			region->zaps[i] = region->zaps[--region->n_zaps];
+			n = 1;
+			break;
+		}
+	}
+	/* Reopened (if no other zap covers it): the generation says so. */
+	if (n)
+		atomic_fetch_add_explicit(&region->generation, 1, memory_order_release);
+	pthread_mutex_unlock(&region->lock);
+	if (n)
+		log_dbg(region->ctx, "%s: daxpool's own zap of [%#llx, %#llx) removed", region->path,
+			(unsigned long long)offset, (unsigned long long)end);
 	return n;
 }
 
@@ -387,8 +431,10 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 		region->whole_zapped = false;
 		n++;
 	}
+	/* The application's own zaps only: daxpool's operations remove theirs themselves. */
 	for (size_t i = 0; i < region->n_zaps; i++) {
-		if (region->zaps[i].start >= offset && region->zaps[i].end <= end)
+		if (region->zaps[i].owner == DP_ZAP_APP && region->zaps[i].start >= offset &&
+		    region->zaps[i].end <= end)
 			n++;
 		else
 			region->zaps[kept++] = region->zaps[i];

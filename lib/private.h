@@ -144,9 +144,24 @@ int dp_pmem2_err(struct daxpool_ctx *ctx, int pmem2_ret, const char *what);
 
 /* ---- regions (region.c, backing.c, lifecycle.c) ---- */
 
-/* A zapped range of a region: [start, end). */
+/*
+ * A zapped range of a region: [start, end), and who zapped it. Each owner's
+ * zaps are its own: an unzap reopens only its owner's, so one owner never
+ * reopens a range another still keeps zapped. DP_ZAP_APP is the public
+ * daxpool_region_zap_range()/unzap_range() (the application, and what is done
+ * on its behalf: lease breaks, daxpoold's requests); its whole-region zap is
+ * whole_zapped. The others are daxpool's own operations, each zap a token
+ * that its unzap (same owner, same range) removes.
+ */
+enum dp_zap_owner {
+	DP_ZAP_APP,
+	DP_ZAP_LAYOUT, /* truncate, punch_hole (layout.c) */
+	DP_ZAP_EXTENT, /* extent free (extent.c) */
+};
+
 struct dp_zap {
 	uint64_t start, end;
+	int owner; /* enum dp_zap_owner */
 };
 
 struct daxpool_region {
@@ -303,8 +318,21 @@ bool dp_region_range_held(struct daxpool_region *region, uint64_t start, uint64_
 int dp_region_wait_range_idle(struct daxpool_region *region, uint64_t start, uint64_t end,
 			      int timeout_ms);
 
-/* Whether [start, end) overlaps a zapped range. Called with region->lock held. */
+/* Whether [start, end) overlaps a zapped range (any owner's). Called with region->lock held. */
 bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end);
+
+/*
+ * Zap [offset, offset + length) (length 0: to the end) for daxpool's own
+ * @owner (not DP_ZAP_APP): as daxpool_region_zap_range(), and the zap is
+ * recorded even where another zap covers the range. dp_region_unzap_owned()
+ * removes that one zap (same owner and range), whether or not revoked maps
+ * still hold it; the range reopens only if no other zap covers it.
+ * Return: as daxpool_region_zap_range(); for the unzap 1 or 0 (no such zap).
+ */
+int dp_region_zap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			int owner);
+int dp_region_unzap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
+			  int owner);
 
 /* ---- maps (map.c) ---- */
 

@@ -340,3 +340,69 @@ TEST(truncate_waits_for_its_own_range_only)
 	CHECK_OK(daxpool_region_truncate(f.region, size, 0));
 	teardown(&f);
 }
+
+/* Each zap is its owner's: daxpool's own operations never reopen the application's. */
+TEST(a_punch_of_the_whole_file_keeps_the_applications_zap)
+{
+	struct fixture f = setup();
+	struct daxpool_map *late = NULL;
+	uint64_t size = daxpool_region_get_size(f.region);
+
+	if (daxpool_region_get_kind(f.region) == DAXPOOL_REGION_DEVDAX)
+		SKIP("a device has no layout to change");
+	CHECK_OK(daxpool_region_zap(f.region));
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_IDLE);
+	CHECK_OK(daxpool_region_punch_hole(f.region, 0, size, 1000));
+	CHECK_EQ(daxpool_region_get_state(f.region), DAXPOOL_STATE_IDLE);
+	CHECK_ERR(daxpool_map_new(f.region, 0, f.align, 0, &late), ENXIO);
+	CHECK(late == NULL);
+	CHECK_OK(daxpool_region_release(f.region));
+	teardown(&f);
+}
+
+TEST(a_punch_over_a_zapped_range_keeps_it_zapped)
+{
+	struct fixture f = setup();
+	struct daxpool_map *late = NULL;
+
+	if (daxpool_region_get_kind(f.region) == DAXPOOL_REGION_DEVDAX)
+		SKIP("a device has no layout to change");
+	CHECK_OK(daxpool_region_zap_range(f.region, 0, f.align));
+	CHECK_OK(daxpool_region_punch_hole(f.region, 0, 2 * f.align, 1000));
+	CHECK_ERR(daxpool_map_new(f.region, 0, f.align, 0, &late), ENXIO);
+	/* The punch's own range, outside the application's zap, is open again. */
+	CHECK_OK(daxpool_map_new(f.region, f.align, f.align, 0, &late));
+	daxpool_map_unref(late);
+	/* And the application reopens its own. */
+	CHECK_EQ(daxpool_region_unzap_range(f.region, 0, f.align), 1);
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &late));
+	daxpool_map_unref(late);
+	teardown(&f);
+}
+
+TEST(an_extent_free_keeps_the_applications_zap)
+{
+	struct fixture f = setup();
+	struct daxpool_pool_opts *o;
+	struct daxpool_extent *ext;
+	struct daxpool_pool *pool;
+	struct daxpool_map *late = NULL;
+	uint64_t off, len;
+
+	CHECK_OK(daxpool_pool_opts_new(&o));
+	CHECK_OK(daxpool_pool_opts_set_overwrite(o, 1));
+	CHECK_OK(daxpool_pool_create(f.region, "owned-zaps", o, &pool));
+	daxpool_pool_opts_free(o);
+	CHECK_OK(daxpool_extent_alloc(pool, "data", 4 * f.align, 0, &ext));
+	off = daxpool_extent_get_offset(ext);
+	len = daxpool_extent_get_size(ext);
+	/* The application zaps the extent's first part (e.g. before a release). */
+	CHECK_OK(daxpool_region_zap_range(f.region, off, f.align));
+	CHECK_OK(daxpool_extent_free(ext, 1000, 0));
+	daxpool_extent_unref(ext);
+	CHECK_ERR(daxpool_map_new(f.region, off, f.align, 0, &late), ENXIO);
+	CHECK_OK(daxpool_map_new(f.region, off + f.align, len - f.align, 0, &late));
+	daxpool_map_unref(late);
+	daxpool_pool_unref(pool);
+	teardown(&f);
+}
