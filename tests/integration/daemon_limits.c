@@ -867,3 +867,53 @@ TEST(client_that_never_reads_is_dropped)
 	root_status_answers(1000);
 	daemon_kill(SIGTERM);
 }
+
+/* ---- the library's connect ---- */
+
+struct connect_race {
+	pthread_barrier_t go;
+	struct daxpool_ctx *ctx;
+	int r[2];
+};
+
+static void *connect_main(void *arg)
+{
+	struct connect_race *cr = arg;
+	int i = pthread_barrier_wait(&cr->go) == PTHREAD_BARRIER_SERIAL_THREAD;
+
+	cr->r[i] = daxpool_ctx_connect_daemon(cr->ctx, sock_path);
+	return NULL;
+}
+
+/*
+ * Two threads connect one context at once: one client is installed, the other
+ * call says -EALREADY (both used to pass the check, one client then leaked).
+ */
+TEST(concurrent_connects_install_one_client)
+{
+	static struct connect_race cr;
+	int both = 0;
+
+	unsetenv("DAXPOOL_DAEMON");
+	daemon_start(NULL);
+	for (int round = 0; round < 500; round++) {
+		pthread_t t[2];
+
+		CHECK_OK(daxpool_ctx_new(&cr.ctx));
+		CHECK(pthread_barrier_init(&cr.go, NULL, 2) == 0);
+		for (int i = 0; i < 2; i++)
+			CHECK(pthread_create(&t[i], NULL, connect_main, &cr) == 0);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&cr.go);
+		both += cr.r[0] == 0 && cr.r[1] == 0;
+		CHECK((cr.r[0] == 0 && cr.r[1] == -EALREADY) || (cr.r[1] == 0 && cr.r[0] == -EALREADY) ||
+		      (cr.r[0] == 0 && cr.r[1] == 0));
+		CHECK_EQ(daxpool_ctx_is_daemon_connected(cr.ctx), 1);
+		daxpool_ctx_unref(cr.ctx);
+	}
+	if (both)
+		dp_test_fail(__FILE__, __LINE__, "both connects succeeded in %d of 500 rounds", both);
+	daemon_kill(SIGTERM);
+}
+
