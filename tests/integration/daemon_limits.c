@@ -818,16 +818,42 @@ TEST_TIMEOUT(per_client_limits_clear_error_rss_bounded, 180)
 
 /* ---- a client that never reads ---- */
 
+/* Send @n PIN_ADDs of region 1 from @next_id on (over max_pins: each answered with REFUSED). */
+static int send_pins(int fd, uint64_t *next_id, long n, int flags)
+{
+	static uint8_t batch[DP_PROTO_MAX_DGRAM];
+	int r = 0;
+
+	while (n > 0 && r == 0) {
+		size_t off = 0;
+
+		while (n > 0) {
+			struct dp_msg pin = { .type = DP_MSG_PIN_ADD };
+			int k;
+
+			pin.pin_add = (typeof(pin.pin_add)){ *next_id, 1, 0, 4096, 1, 1, 1, 1 };
+			k = dp_proto_encode(&pin, 0, batch + off, sizeof(batch) - off);
+			if (k == -ENOBUFS)
+				break;
+			CHECK(k > 0);
+			off += (size_t)k;
+			(*next_id)++;
+			n--;
+		}
+		r = dp_proto_send_fds(fd, batch, off, NULL, 0, flags);
+	}
+	return r;
+}
+
 TEST(client_that_never_reads_is_dropped)
 {
 	const char *path = fixture_plain_file(REGION_SIZE);
-	static uint8_t batch[DP_PROTO_MAX_DGRAM];
 	struct pollfd pfd;
-	long rss0, rss1;
+	long rss0, rss1, rss2;
 	uint64_t id = 100, t0;
-	int fd, rfd, n;
+	int fd, rfd, r;
 
-	daemon_start_measured("max_pins = 10\nmax_output = 256K\n");
+	daemon_start_measured("max_pins = 10\nmax_output = 4M\n");
 	rss0 = proc_status_kb(daemon_pid, "VmRSS:");
 	fd = raw_connect(DP_ROLE_CLIENT);
 	CHECK(fd >= 0);
@@ -835,33 +861,36 @@ TEST(client_that_never_reads_is_dropped)
 	CHECK(rfd >= 0);
 	CHECK_OK(region_add(fd, 1, rfd));
 	close(rfd);
-	/* Pins over the limit, every one answered with a REFUSED it never reads. */
-	t0 = now_ns();
 	pfd = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
+
+	/*
+	 * 20,000 REFUSED it does not read, some 2 MB, under max_output: held,
+	 * each in a buffer of its own size (a 64 KiB buffer a message cost some
+	 * 8 kB each of resident memory: 160 MB).
+	 */
+	CHECK_OK(send_pins(fd, &id, 20000 + 10, 0));
+	msleep(500);
+	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
+	CHECK(poll(&pfd, 1, 0) == 0); /* not dropped yet */
+	if (rss1 - rss0 > 8 * 1024)
+		dp_test_fail(__FILE__, __LINE__, "2 MB of unread messages cost the daemon %ld kB",
+			     rss1 - rss0);
+
+	/* More, until what it does not read passes max_output: dropped. */
+	t0 = now_ns();
 	while (now_ns() - t0 < 10000000000ull) {
-		size_t off = 0;
-
-		for (;;) {
-			struct dp_msg pin = { .type = DP_MSG_PIN_ADD };
-
-			pin.pin_add = (typeof(pin.pin_add)){ id++, 1, 0, 4096, 1, 1, 1, 1 };
-			n = dp_proto_encode(&pin, 0, batch + off, sizeof(batch) - off);
-			if (n == -ENOBUFS)
-				break;
-			off += (size_t)n;
-		}
-		n = dp_proto_send_fds(fd, batch, off, NULL, 0, MSG_DONTWAIT);
-		if (n < 0 && n != -EAGAIN)
+		r = send_pins(fd, &id, 1000, MSG_DONTWAIT);
+		if (r < 0 && r != -EAGAIN)
 			break; /* EPIPE, ECONNRESET: it was dropped */
 		if (poll(&pfd, 1, 1) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)))
 			break;
 	}
 	CHECK(poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)));
-	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
-	fprintf(stderr, "dropped after %llu ms, %llu pins sent; daemon VmRSS %ld -> %ld kB\n",
-		(unsigned long long)((now_ns() - t0) / 1000000u), (unsigned long long)(id - 100),
-		rss0, rss1);
-	CHECK(rss1 - rss0 < 8 * 1024);
+	rss2 = proc_status_kb(daemon_pid, "VmRSS:");
+	fprintf(stderr, "daemon VmRSS %ld kB, %ld kB with 20,000 unread, %ld kB after the drop "
+			"(%llu pins sent in all)\n",
+		rss0, rss1, rss2, (unsigned long long)(id - 100));
+	CHECK(rss2 - rss0 < 16 * 1024);
 	close(fd);
 	/* The daemon forgot it, and answers others. */
 	root_status_answers(1000);
