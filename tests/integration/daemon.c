@@ -1737,6 +1737,80 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr_after_unmap, 240)
 	devdax_enable(name);
 	CHECK(devdax_enabled(name));
 }
+
+/*
+ * An MR whose creator is gone while its RDMA context lives on: a process
+ * opens the device, maps it, registers an MR, unmaps and closes it, forks an
+ * heir (which inherits the verbs descriptor, and with it the MR) and exits.
+ * Nobody's VmPin counts those pages any more (they were charged to the
+ * creator), and RDMA netlink reports the MR with no pid; it still pins the
+ * device. The release is refused with that said; once the heir exits the
+ * release goes through.
+ */
+TEST_TIMEOUT(release_refused_for_an_mr_whose_creator_exited, 180)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int ready[2], go[2], rc;
+	json_object *doc, *o;
+	pid_t creator;
+	char c;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	CHECK(pipe(ready) == 0 && pipe(go) == 0);
+	creator = fork();
+	CHECK(creator >= 0);
+	if (creator == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		int fd = open(dev, O_RDWR);
+		void *p = mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		pid_t heir;
+
+		prctl(PR_SET_NAME, "mr-creator");
+		CHECK(pd && p != MAP_FAILED);
+		CHECK(ibv_reg_mr(pd, p, 2u << 20, MR_ACCESS));
+		CHECK(munmap(p, 2u << 20) == 0 && close(fd) == 0);
+		heir = fork();
+		CHECK(heir >= 0);
+		if (heir == 0) {
+			prctl(PR_SET_NAME, "mr-heir");
+			close(go[1]);
+			CHECK(write(ready[1], "r", 1) == 1);
+			/* Until told, or until the test goes (EOF): then the MR goes with it. */
+			if (read(go[0], &c, 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		_exit(0); /* the creator goes; the heir keeps the verbs context */
+	}
+	close(ready[1]);
+	close(go[0]);
+	CHECK_EQ(waitpid(creator, NULL, 0), creator);
+	CHECK(read(ready[0], &c, 1) == 1);
+	msleep(200);
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "release", "--json", "--timeout", "2", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	o = outsider_of(doc, 0);
+	CHECK(o && lists_mr(o, 2u << 20));
+	CHECK(strstr(json_object_get_string(json_object_object_get(o, "reason")), "no owner pid"));
+	json_object_put(doc);
+	CHECK(devdax_enabled(name));
+	/* The heir goes, and the MR with it. */
+	CHECK(write(go[1], "g", 1) == 1);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(!devdax_enabled(name));
+	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
+}
 #endif /* DAXPOOL_HAVE_RDMA */
 
 /* The lease of the first region of the first client in a status document, or NULL. */
