@@ -224,6 +224,22 @@ static bool selected(const char *name, int argc, char **argv)
 	return false;
 }
 
+/*
+ * A test's own timeout times DAXPOOL_TEST_TIMEOUT_SCALE (a whole number, default 1): the vm
+ * tier sets it, its guests run the tests under software emulation on a machine that may be
+ * slow or busy.
+ */
+static unsigned int timeout_of(const struct dp_test *t)
+{
+	const char *s = getenv("DAXPOOL_TEST_TIMEOUT_SCALE");
+	char *end;
+	unsigned long scale = s ? strtoul(s, &end, 10) : 1;
+
+	if (!s || *end || scale < 1 || scale > 100)
+		scale = 1;
+	return t->timeout_s * (unsigned int)scale;
+}
+
 /* Run one test in a child; return T_EXIT_PASS, T_EXIT_FAIL or T_EXIT_SKIP. */
 static int run_one(struct dp_test *t, int index)
 {
@@ -243,7 +259,7 @@ static int run_one(struct dp_test *t, int index)
 		/* The expected signal must kill: sanitizers install their own handlers. */
 		if (t->expect_signal)
 			signal(t->expect_signal, SIG_DFL);
-		alarm(t->timeout_s);
+		alarm(timeout_of(t));
 		t->fn();
 		fflush(NULL);
 		exit(T_EXIT_PASS);
@@ -269,6 +285,8 @@ static int run_one(struct dp_test *t, int index)
 			rc = T_EXIT_FAIL;
 			printf("not ok %d - %s (killed by %s%s) %.3fs\n", index, t->name,
 			       strsignal(sig), sig == SIGALRM ? ": timeout" : "", secs);
+			if (sig == SIGALRM)
+				printf("# %s: its timeout is %u s\n", t->name, timeout_of(t));
 		}
 	} else if (WEXITSTATUS(status) == T_EXIT_SKIP) {
 		rc = T_EXIT_SKIP;

@@ -11,6 +11,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TMPDIR=/tmp
 
 TEST_TIMEOUT=180
+TIMEOUT_SCALE=1
 VMTEST_ONLY=
 VMTEST_POWERCUT=
 # shellcheck source=/dev/null
@@ -50,12 +51,13 @@ for arg in $CMDLINE; do
 	case $arg in
 	vmtest.boot=*) BOOT=${arg#vmtest.boot=} ;;
 	vmtest.test_timeout=*) TEST_TIMEOUT=${arg#vmtest.test_timeout=} ;;
+	vmtest.timeout_scale=*) TIMEOUT_SCALE=${arg#vmtest.timeout_scale=} ;;
 	esac
 done
 
 uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 T_START=$(uptime_cs)
-echo "VMTEST_BOOT kernel=$(uname -r) boot=$BOOT uptime=$(cut -d' ' -f1 /proc/uptime)s"
+echo "VMTEST_BOOT kernel=$(uname -r) boot=$BOOT test_timeout=${TEST_TIMEOUT}s timeout_scale=$TIMEOUT_SCALE uptime=$(cut -d' ' -f1 /proc/uptime)s"
 
 # --- devices -------------------------------------------------------------
 for m in nfit nd_pmem dax_pmem device_dax ext4 xfs; do
@@ -123,6 +125,8 @@ export DAXPOOL_TEST_REQUIRE=1
 export DAXPOOL_TEST_DEVDAX=/dev/dax0.0
 export DAXPOOL_TEST_FSDAX_DIRS=/mnt/ext4:/mnt/xfs
 export DAXPOOL_TEST_RDMA_DEV=rxe0
+# Each test's own timeout (the harness's), stretched for software emulation.
+export DAXPOOL_TEST_TIMEOUT_SCALE="$TIMEOUT_SCALE"
 if [ -n "$RAWDEV" ] && [ -b "/dev/$RAWDEV" ]; then
 	export DAXPOOL_TEST_PMEM_BLOCK="/dev/$RAWDEV"
 fi
@@ -197,13 +201,18 @@ run_test() {
 	fsdax-xfs) backing=fsdax dir=/mnt/xfs ;;
 	*) backing="" dir="" ;;
 	esac
-	echo "=== RUN $name $label${*:+ $*}"
+	# The run's limit: the sum of its tests' own timeouts (the host wrote it
+	# into budgets), else the default.
+	budget=$(awk -v n="$name" '$1 == n { print $2; exit }' /daxpool/tests/budgets 2>/dev/null)
+	case $budget in '' | *[!0-9]*) budget=$TEST_TIMEOUT ;; esac
+	echo "=== RUN $name $label${*:+ $*} (limit ${budget}s)"
 	t0=$(uptime_cs)
 	# Output goes to the console live, each line prefixed with the run's name.
 	# The test runs as the leader of its own session, so that a timeout
 	# (the watchdog, in a session of its own too) or the cleanup after it
 	# kills every process it started: a stray child holding the output
-	# pipe would otherwise stall the run.
+	# pipe would otherwise stall the run. The watchdog says every minute that
+	# the guest is alive (the host ends a boot whose console stays quiet).
 	rm -f /tmp/rc
 	(
 		cd /tmp || exit 1
@@ -211,7 +220,14 @@ run_test() {
 		[ -n "$dir" ] && export DAXPOOL_TEST_FSDAX_DIR="$dir"
 		setsid "/daxpool/tests/bin/$name" "$@" </dev/null &
 		tpid=$!
-		setsid sh -c "sleep $TEST_TIMEOUT; kill -9 -$tpid" </dev/null >/dev/null 2>&1 &
+		setsid sh -c "s=0
+			while [ \$s -lt $budget ]; do
+				sleep 10
+				s=\$((s + 10))
+				[ \$((s % 60)) -eq 0 ] &&
+					echo \"VMTEST_ALIVE $name:$label \${s}s of ${budget}s\" >/dev/console
+			done
+			kill -9 -$tpid" </dev/null >/dev/null 2>&1 &
 		wpid=$!
 		wait "$tpid"
 		echo $? >/tmp/rc
@@ -226,8 +242,8 @@ run_test() {
 	77) v=SKIP ;;
 	137)
 		v=FAIL
-		if [ $((t1 - t0)) -ge $((TEST_TIMEOUT * 100)) ]; then
-			echo "[$name:$label] TIMEOUT: killed after ${TEST_TIMEOUT}s"
+		if [ $((t1 - t0)) -ge $((budget * 100)) ]; then
+			echo "[$name:$label] TIMEOUT: killed after its limit of ${budget}s"
 		else
 			echo "[$name:$label] killed by SIGKILL"
 		fi
