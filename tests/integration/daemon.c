@@ -1131,6 +1131,86 @@ TEST_TIMEOUT(truncate_of_a_leased_file_does_not_freeze_the_daemon, 120)
 	daemon_kill(SIGTERM);
 }
 
+/*
+ * A user other than root may have max_operations_per_uid operations in
+ * progress (each may keep a daemon thread waiting in the kernel until its
+ * deadline); one more is refused with EAGAIN, and root is not counted.
+ */
+TEST_TIMEOUT(operations_in_progress_are_limited_per_user, 60)
+{
+	char a[PATH_MAX - 8], b[PATH_MAX];
+	int pfd[2], go[2], status, fd;
+	pid_t holder, pid;
+	char c;
+
+	snprintf(a, sizeof(a), "%s/leased", fixture_dir());
+	snprintf(b, sizeof(b), "%s/other", fixture_dir());
+	for (int i = 0; i < 2; i++) {
+		fd = open(i ? b : a, O_CREAT | O_RDWR, 0644);
+		CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && fchown(fd, 65534, 65534) == 0);
+		close(fd);
+	}
+	CHECK(chmod(fixture_dir(), 0755) == 0);
+	daemon_start("socket_mode = 0666\nmax_operations_per_uid = 1\n");
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	holder = fork();
+	CHECK(holder >= 0);
+	if (holder == 0) {
+		int lfd = open(a, O_RDONLY);
+
+		signal(SIGIO, SIG_IGN);
+		CHECK(lfd >= 0 && fcntl(lfd, F_SETLEASE, F_RDLCK) == 0);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct dp_msg req = { .type = DP_MSG_OP };
+		json_object *doc;
+		pid_t first;
+		int rc;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(77);
+		first = fork();
+		if (first == 0) {
+			/* Waits in the daemon's worker for the lease until its deadline. */
+			req.op.op = DP_OP_TRUNCATE;
+			req.op.timeout_ms = 3000;
+			snprintf(req.op.target, sizeof(req.op.target), "%s", a);
+			rc = daemon_ask(&req, &doc);
+			json_object_put(doc);
+			_exit(rc < 0 ? 0 : 1);
+		}
+		msleep(500);
+		req.op.op = DP_OP_TRUNCATE;
+		req.op.timeout_ms = 3000;
+		snprintf(req.op.target, sizeof(req.op.target), "%s", b);
+		rc = daemon_ask(&req, &doc);
+		printf("# second operation: %d: %s\n", rc, jget(doc, "error"));
+		CHECK_EQ(rc, -EAGAIN);
+		CHECK(strstr(jget(doc, "error"), "max_operations_per_uid"));
+		json_object_put(doc);
+		CHECK_EQ(waitpid(first, &status, 0), first);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		/* The first one ended: room again. */
+		rc = daemon_ask(&req, &doc);
+		CHECK_EQ(rc, 0);
+		json_object_put(doc);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(write(go[1], "g", 1) == 1);
+	waitpid(holder, NULL, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("cannot switch to uid 65534 (not root?)");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+}
+
 /* ---- the vm tier: a routed truncate of an fsdax file with a page reference held ---- */
 
 struct spliced {

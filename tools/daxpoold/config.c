@@ -6,7 +6,7 @@
  *	socket_mode      its permissions, octal (default 0660)
  *	release_timeout  seconds a release waits for holders by default (default 30)
  *	max_connections, max_connections_per_uid, max_regions, max_maps,
- *	max_pins, max_output: the limits (daxpoold.conf(5) says why these
+ *	max_pins, max_output, max_operations_per_uid: the limits (daxpoold.conf(5) says why these
  *	defaults)
  */
 #include <ctype.h>
@@ -29,6 +29,7 @@ void dd_config_defaults(struct dd_config *cfg)
 	cfg->max_maps = 65536;
 	cfg->max_pins = 65536;
 	cfg->max_output = 64u << 20;
+	cfg->max_operations_per_uid = 8;
 }
 
 /* A count in [1, @max]; *ret set. Return 0 or -EINVAL. */
@@ -110,6 +111,8 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		{ "max_regions", offsetof(struct dd_config, max_regions), 1, 1u << 20 },
 		{ "max_maps", offsetof(struct dd_config, max_maps), 1, 1u << 24 },
 		{ "max_pins", offsetof(struct dd_config, max_pins), 1, 1u << 24 },
+		{ "max_operations_per_uid", offsetof(struct dd_config, max_operations_per_uid), 1,
+		  4096 },
 	};
 	unsigned long u;
 

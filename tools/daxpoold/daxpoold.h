@@ -28,6 +28,7 @@ struct dd_config {
 	/* Limits (daxpoold.conf(5)): what one client, or one user, may cost the daemon. */
 	unsigned int max_connections, max_connections_per_uid;
 	unsigned int max_regions, max_maps, max_pins; /* per client connection */
+	unsigned int max_operations_per_uid; /* releases, truncates, punches in progress */
 	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
 };
 void dd_config_defaults(struct dd_config *cfg);

@@ -476,6 +476,20 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 		close(path_fd);
 		return;
 	}
+	if (c->cred.uid != 0) {
+		unsigned int mine = 0;
+
+		for (op = dd_ops; op; op = op->next)
+			mine += op->requester_uid == c->cred.uid;
+		if (mine >= dd_cfg.max_operations_per_uid) {
+			dd_conn_reply_error(c, -EAGAIN, "%s: uid %u has %u operations in progress "
+							"(max_operations_per_uid): try again when "
+							"one ended", path, (unsigned)c->cred.uid,
+					    mine);
+			close(path_fd);
+			return;
+		}
+	}
 	for (op = dd_ops; op; op = op->next) {
 		if (op->dev == st.st_dev && op->ino == st.st_ino) {
 			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", path,
