@@ -12,7 +12,8 @@
  * cache (fi_import() of "mr_cache", libfabric 1.13 and later). For every
  * range the cache keeps that lies inside one daxpool map of the monitor's
  * context, it holds a daxpool pin (long-term, device read and write, owner
- * "libfabric mr cache", listed by daxpoolctl pins); when daxpool zaps the
+ * "libfabric mr cache" in daxpool_pin_get_owner(); daxpoolctl pins lists it
+ * as a long-term pin of the process); when daxpool zaps the
  * range (a release through daxpoold, daxpool_region_zap_range(), a free of
  * an extent), the pin's revoke function invalidates the cached MRs on it
  * and has every attached domain deregister them, before the pin goes: the
@@ -91,11 +92,12 @@ int daxpool_fabric_monitor_remove_domain(struct daxpool_fabric_monitor *mon,
  * daxpool_fabric_monitor_flush() - deregister what the caches let go, drop its pins
  * @mon: the monitor
  *
- * Has every attached domain deregister the entries its cache invalidated or
- * evicted, then drops the pins of the ranges the caches no longer keep (the
- * cache tells the monitor when an entry leaves it, but deregisters it
- * later: until then, its pin stays). A zap does this itself; call it to let
- * unmapped memory go sooner without a zap.
+ * Has every attached domain deregister the entries its cache invalidated,
+ * then drops the pins of the ranges the caches told the monitor they let go
+ * (a libfabric that calls the monitor's unsubscribe; 1.17 never does, so
+ * there the pin of an entry the cache evicted on its own stays until a zap
+ * of its range, which then finds nothing left to deregister). A zap does
+ * this itself.
  *
  * Context: not from inside libfabric (a monitor or provider callback).
  * Return: the number of pins dropped (>= 0); -EINVAL for NULL.

@@ -9,13 +9,15 @@
  * - subscribe(addr, len) after the provider registered a new entry and put
  *   it in the cache, with the cache's global lock held; an error leaves the
  *   entry registered but uncached: it is deregistered at its fi_close().
- * - unsubscribe(addr, len) whenever an entry leaves the cache (invalidated,
- *   evicted, purged, or refused by subscribe), still registered: an idle one
- *   goes to the cache's dead list, deregistered at the next registration
- *   through that domain; one in use is deregistered at its fi_close().
  * - valid(addr, len) on a cache hit.
- * The monitor calls notify(addr, len) (libfabric's import_ops), which
- * invalidates every cached entry overlapping the range in every cache.
+ * - unsubscribe(addr, len): 1.17 never calls it for host memory (measured in
+ *   the vm tier: neither an invalidation nor a refused subscribe reaches
+ *   it); later versions call it when an entry leaves the cache, still
+ *   registered. The monitor takes it as a hint only.
+ * The monitor calls notify(addr, len) (libfabric's import_ops), which takes
+ * every cached entry overlapping the range out of every cache: an idle one
+ * goes to the cache's dead list, deregistered at the next registration
+ * through that domain; one in use is deregistered at its fi_close().
  *
  * Locks: libfabric's cache lock is held around subscribe, unsubscribe and
  * valid, which take mon->lock and daxpool's own locks only; notify and
@@ -46,7 +48,7 @@ struct sub {
 	uintptr_t start;
 	size_t len;
 	struct daxpool_pin *pin; /* NULL if dropped at once (a zap raced the subscribe) */
-	bool retired; /* the cache let the entry go (unsubscribe): deregistered by the next flush */
+	bool retired; /* out of the cache (invalidated, or unsubscribed): dropped by the next flush */
 	bool revoked; /* daxpool zapped the range */
 };
 
@@ -131,12 +133,12 @@ static int mon_subscribe(struct fid_mem_monitor *fid, const void *addr, size_t l
 		/*
 		 * The zap waits for this pin: drop it now. The entry stays
 		 * registered until the application's fi_close(), as any entry
-		 * it has open. libfabric unsubscribes the refused entry at
-		 * once, which retires this record (the newest of its range).
+		 * it has open. A libfabric that unsubscribes the refused entry
+		 * finds this record first (the newest of its range).
 		 */
 		pthread_mutex_lock(&mon->lock);
 		s->revoked = true;
-		s->pin = NULL;
+		s->pin = NULL; /* the record goes at the next flush */
 		mon->n_subs--;
 		pthread_mutex_unlock(&mon->lock);
 		daxpool_pin_unref(pin);
@@ -145,7 +147,7 @@ static int mon_subscribe(struct fid_mem_monitor *fid, const void *addr, size_t l
 	return 0;
 }
 
-/* The entry is out of the cache but may still be registered: its pin stays until a flush. */
+/* The entry is out of the cache but may still be registered: its pin stays until a flush (not 1.17). */
 static void mon_unsubscribe(struct fid_mem_monitor *fid, const void *addr, size_t len)
 {
 	struct daxpool_fabric_monitor *mon = mon_of(fid);
@@ -177,7 +179,7 @@ static bool mon_valid(struct fid_mem_monitor *fid, const void *addr, size_t len)
 /*
  * Deregister what the caches let go, then drop the pins of the entries that
  * had left their cache before it (the ones that leave during it wait for the
- * next flush). libfabric 1.17 frees a cache's dead entries at the start of
+ * next flush), and the records whose pin went at once. libfabric 1.17 frees a cache's dead entries at the start of
  * the next registration through its domain: one page of ours, registered and
  * closed (the monitor refuses to cache it).
  */
@@ -191,7 +193,7 @@ static int mon_flush(struct daxpool_fabric_monitor *mon)
 	for (pp = &mon->subs; *pp;) {
 		struct sub *s = *pp;
 
-		if (s->retired) {
+		if (s->retired || !s->pin) {
 			*pp = s->next;
 			s->next = gone;
 			gone = s;
@@ -214,18 +216,20 @@ static int mon_flush(struct daxpool_fabric_monitor *mon)
 		struct sub *s = gone;
 
 		gone = s->next;
-		daxpool_pin_unref(s->pin);
+		if (s->pin) {
+			daxpool_pin_unref(s->pin);
+			n++;
+		}
 		free(s);
-		n++;
 	}
 	return n;
 }
 
 /*
- * daxpool zapped the range (any thread, no daxpool lock held): invalidate
- * the cached entries on it in every cache (each is unsubscribed, so
- * retired), deregister them, drop their pins. An entry the application
- * still has open (no fi_close() yet) is deregistered by its fi_close().
+ * daxpool zapped the range (any thread, no daxpool lock held): take the
+ * cached entries on it out of every cache, deregister them through every
+ * domain, drop the pin. An entry the application still has open (no
+ * fi_close() yet) is deregistered by its own fi_close().
  * @userdata is the monitor, which outlives its pins; the range is the pin's
  * (the caller holds a reference on it for the call).
  */
@@ -236,10 +240,16 @@ static void sub_revoke(struct daxpool_pin *pin, void *userdata)
 	pthread_mutex_lock(&mon->lock);
 	for (struct sub *s = mon->subs; s; s = s->next)
 		if (s->pin == pin)
-			s->revoked = true;
+			s->revoked = true; /* valid() says no from here on */
 	pthread_mutex_unlock(&mon->lock);
 	mon->fid.import_ops->notify(&mon->fid, daxpool_pin_get_address(pin),
 				    daxpool_pin_get_length(pin));
+	/* Out of every cache now: the flush deregisters it, then drops the pin. */
+	pthread_mutex_lock(&mon->lock);
+	for (struct sub *s = mon->subs; s; s = s->next)
+		if (s->pin == pin)
+			s->retired = true;
+	pthread_mutex_unlock(&mon->lock);
 	mon_flush(mon);
 }
 
