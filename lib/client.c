@@ -369,7 +369,7 @@ static int client_send_batch(struct dp_client *c, const uint8_t *buf, size_t len
 		}
 		if (fd_off + k > n_fds)
 			return -EINVAL; /* a REGION_ADD without its descriptor: never queued */
-		r = dp_proto_send_fds(c->sock, buf + off, n, fds + fd_off, k, 0);
+		r = dp_proto_send_fds(c->sock, buf + off, n, k ? fds + fd_off : NULL, k, 0);
 		if (r < 0)
 			return r;
 		off += n;

@@ -946,3 +946,55 @@ TEST(concurrent_connects_install_one_client)
 	daemon_kill(SIGTERM);
 }
 
+
+/*
+ * A client that answers REVOKE with a failed zap ends the release as failed,
+ * named, with nothing changed -- and the daemon lives on (an answer without
+ * outsiders once made it abort). The device or file stays usable; a second
+ * release, with the client gone, goes through.
+ */
+TEST(a_failed_zap_fails_the_release_and_the_daemon_lives)
+{
+	const char *path = fixture_plain_file(1 << 20);
+	struct dp_msg m, ans = { .type = DP_MSG_REVOKE_DONE };
+	int cfd, rfd, rc;
+	char out[8192];
+
+	daemon_start(NULL);
+	cfd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(cfd >= 0);
+	rfd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(rfd >= 0);
+	CHECK(region_add(cfd, 1, rfd) >= 0);
+	close(rfd);
+	msleep(100);
+	pid_t req = fork();
+
+	CHECK(req >= 0);
+	if (req == 0) {
+		rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", path,
+								  NULL });
+		printf("# %s", out);
+		_exit(rc == 1 && strstr(out, "could not zap its region") ? 0 : 1);
+	}
+	/* The REVOKE comes; answer that the zap failed. */
+	do {
+		CHECK_EQ(raw_recv(cfd, &m, 5000), 1);
+	} while (m.type != DP_MSG_REVOKE);
+	ans.revoke_done.req = m.revoke.req;
+	ans.revoke_done.region_id = m.revoke.region_id;
+	ans.revoke_done.status = -EIO;
+	CHECK(raw_send(cfd, &ans, NULL, 0) >= 0);
+	int status;
+
+	CHECK_EQ(waitpid(req, &status, 0), req);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Alive: it answers, and once the client went the release goes through. */
+	CHECK_EQ(kill(daemon_pid, 0), 0);
+	close(cfd);
+	msleep(100);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", path, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	daemon_kill(SIGTERM);
+}

@@ -133,7 +133,9 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 	/* The audit trail: who asked, what came of it, who blocked it, what --force overrode. */
 	{
 		json_object *outs = json_object_object_get(doc, "outsiders");
-		size_t n_outs = json_object_array_length(outs);
+		size_t n_outs = json_object_is_type(outs, json_type_array)
+					? json_object_array_length(outs)
+					: 0;
 		char blockers[256] = "";
 		size_t off = 0;
 
@@ -355,6 +357,13 @@ void dd_ops_work_done(void)
 
 static void op_check_done(struct dd_op *op)
 {
+	/*
+	 * Only a draining operation can be done: one waiting for outsiders has
+	 * not begun its drain, one acting already finished it (any connection's
+	 * end calls this for every operation).
+	 */
+	if (op->waiting || op->acting)
+		return;
 	for (struct dd_pend *p = op->pend; p; p = p->next)
 		if (!p->done)
 			return;
