@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the daxpoold end-to-end tests share (daemon_harness.h). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -40,6 +42,8 @@ void exec_tool(const char *built, const char *name, char *const argv[])
 	_exit(127);
 }
 
+bool daemon_without_ptrace;
+
 void daemon_start(const char *config)
 {
 	char cfg[512];
@@ -59,6 +63,9 @@ void daemon_start(const char *config)
 				       (char *)"-s", sock_path, NULL };
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test does not leave it behind */
+		/* Root without CAP_SYS_PTRACE: other users' /proc/PID/maps are closed to it. */
+		if (daemon_without_ptrace && prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0)
+			_exit(126);
 		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
 	}
 	for (int i = 0; i < 500; i++) {

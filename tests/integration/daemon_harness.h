@@ -8,6 +8,7 @@
 #ifndef DAXPOOL_TEST_DAEMON_HARNESS_H
 #define DAXPOOL_TEST_DAEMON_HARNESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -30,6 +31,8 @@ void exec_tool(const char *built, const char *name, char *const argv[]) __attrib
 
 /* Start daxpoold on the test's socket with @config (NULL: empty); wait until it answers. */
 void daemon_start(const char *config);
+/* Set before daemon_start(): the daemon runs without CAP_SYS_PTRACE in its bounding set. */
+extern bool daemon_without_ptrace;
 
 /* Send @sig to the daemon and reap it; SIGTERM must end it with exit status 0. */
 void daemon_kill(int sig);

@@ -289,6 +289,35 @@ bool dd_outsider_has_pins(json_object *o)
 	return json_object_get_int64(json_object_object_get(o, "possible_pins")) > 0;
 }
 
+/* A process (pid 0: every process) whose mappings the daemon cannot read (@what). */
+static json_object *unknown_holder(pid_t pid, int err, const char *what)
+{
+	json_object *o = json_object_new_object();
+	char comm[32] = "?", why[256];
+
+	if (pid)
+		dd_proc_comm(pid, comm, sizeof(comm));
+	if (pid)
+		snprintf(why, sizeof(why),
+			 "its /proc/%d/%s cannot be read (%s; daxpoold needs CAP_SYS_PTRACE, and the "
+			 "process must be in its user namespace) and it has %llu kB of pinned pages: "
+			 "whether they are on it cannot be ruled out", (int)pid, what, strerror(err),
+			 (unsigned long long)dd_proc_vm_pin_kb(pid));
+	else
+		snprintf(why, sizeof(why),
+			 "%s cannot be read (%s): no process can be ruled out", what, strerror(err));
+	json_object_object_add(o, "pid", json_object_new_int(pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "mappings", json_object_new_array());
+	json_object_object_add(o, "io_uring_buffers", json_object_new_int(0));
+	json_object_object_add(o, "rdma_mrs", json_object_new_array());
+	json_object_object_add(o, "rdma_mr_count", json_object_new_int(0));
+	json_object_object_add(o, "rdma_mr_bytes", json_object_new_int(0));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	json_object_object_add(o, "possible_pins", json_object_new_int(1));
+	return o;
+}
+
 json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude,
 			       struct dd_rdma_mrs *mrs)
 {
@@ -297,8 +326,10 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude,
 	DIR *proc;
 
 	proc = opendir("/proc");
-	if (!proc)
+	if (!proc) {
+		json_object_array_add(arr, unknown_holder(0, errno, "/proc"));
 		return arr;
+	}
 	while ((de = readdir(proc))) {
 		struct range *ranges;
 		size_t n_ranges;
@@ -310,12 +341,21 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude,
 		pid = (pid_t)atoi(de->d_name);
 		if (pid == getpid() || excluded(pid, exclude, n_exclude))
 			continue;
+		errno = 0;
 		maps = pid_mappings(pid, dev, ino, &ranges, &n_ranges);
 		if (maps) {
 			o = holder_json(pid, maps, ranges, n_ranges);
 			add_mrs(o, pid, mrs_get(mrs), NULL, 0);
 			add_possible_pins(o);
 			json_object_array_add(arr, o);
+		} else if ((errno == EACCES || errno == EPERM) && dd_proc_vm_pin_kb(pid)) {
+			/*
+			 * Its mappings cannot be read (no CAP_SYS_PTRACE, or it is beyond
+			 * the daemon's user namespace), and it has pinned pages: they may
+			 * be on it. Without pinned pages it can at most map it, and a
+			 * mapping alone gets a SIGBUS, not a kernel crash.
+			 */
+			json_object_array_add(arr, unknown_holder(pid, errno, "maps"));
 		}
 		free(ranges);
 	}
