@@ -353,7 +353,8 @@ static void reason(struct dd_rdma_mrs *t, const char *what, int err)
 	if (err == -EPROTONOSUPPORT || err == -EAFNOSUPPORT)
 		why = "this kernel has no RDMA netlink (ib_core not loaded)";
 	else if (err == -EPERM || err == -EACCES)
-		why = "permission denied (other processes' MRs need CAP_NET_ADMIN)";
+		why = "permission denied (the MR keys need CAP_NET_ADMIN; the MRs of processes "
+		      "in other network or PID namespaces are not listed)";
 	else if (err == -EAGAIN)
 		why = "the kernel did not answer in time";
 	snprintf(t->reason, sizeof(t->reason), "%s: %s", what, why);
