@@ -995,7 +995,7 @@ struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin);
  * @revoke_fn: the function, or NULL
  * @userdata: passed to @revoke_fn
  *
- * Return: 0, or -EINVAL for NULL @pin.
+ * Return: 0, -EINVAL for NULL @pin, or -ENOMEM.
  */
 int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revoke_fn revoke_fn,
 			      void *userdata);
@@ -1005,7 +1005,7 @@ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revoke_fn rev
  * @pin: the pin
  * @owner: a short description (copied, at most 63 bytes kept), or NULL
  *
- * Return: 0, or -EINVAL for NULL @pin.
+ * Return: 0, -EINVAL for NULL @pin, or -ENOMEM.
  */
 int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner);
 

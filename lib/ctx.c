@@ -44,6 +44,7 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 	dp_refcnt_init(&ctx->ref, 1);
 	dp_fork_init();
 	ctx->fork_gen = atomic_load_explicit(&dp_fork_generation, memory_order_relaxed);
+	ctx->pid = dp_getpid();
 	atomic_init(&ctx->fork_protection, DAXPOOL_FORK_PROTECT_AUTO);
 	atomic_init(&ctx->log_priority, LOG_ERR);
 	for (size_t i = 0; i < sizeof(ctx->uring_regbuf) / sizeof(ctx->uring_regbuf[0]); i++)

@@ -132,6 +132,7 @@ static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t l
 {
 	struct daxpool_map *revoke_list = NULL, *map;
 	struct daxpool_pin *pin_list = NULL, *pin;
+	struct dp_pin_ext *ext;
 	struct dp_list *pos;
 	uint64_t end;
 	int n = 0, r;
@@ -165,12 +166,14 @@ static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t l
 		if (atomic_exchange_explicit(&pin->revoked, true, memory_order_acq_rel))
 			continue;
 		n++;
-		if ((!pin->revoke_fn && !pin->io_revoke) || !dp_refcnt_get_unless_zero(&pin->ref))
+		ext = dp_pin_ext_get(pin);
+		if (!ext || (!ext->revoke_fn && !ext->io_revoke) ||
+		    !dp_refcnt_get_unless_zero(&pin->ref))
 			continue;
 		/* Copied under the lock: the holder may change it once we unlock. */
-		pin->revoke_call_fn = pin->revoke_fn;
-		pin->revoke_call_data = pin->revoke_data;
-		pin->revoke_next = pin_list;
+		ext->revoke_call_fn = ext->revoke_fn;
+		ext->revoke_call_data = ext->revoke_data;
+		ext->revoke_next = pin_list;
 		pin_list = pin;
 	}
 	dp_list_for_each(pos, &region->maps) {
@@ -205,12 +208,13 @@ static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t l
 	/* Revoke functions run with no lock held: they may unref their pin or map. */
 	while (pin_list) {
 		pin = pin_list;
-		pin_list = pin->revoke_next;
+		ext = dp_pin_ext_get(pin);
+		pin_list = ext->revoke_next;
 		/* The application first (retire the rkey, stop posting), then the I/O itself. */
-		if (pin->revoke_call_fn)
-			pin->revoke_call_fn(pin, pin->revoke_call_data);
-		if (pin->io_revoke)
-			pin->io_revoke(pin);
+		if (ext->revoke_call_fn)
+			ext->revoke_call_fn(pin, ext->revoke_call_data);
+		if (ext->io_revoke)
+			ext->io_revoke(pin);
 		daxpool_pin_unref(pin);
 	}
 	while (revoke_list) {
@@ -299,7 +303,7 @@ static char *region_holders_report(struct daxpool_region *region)
 			region->path, pin->kind == DAXPOOL_PIN_LONGTERM ? "longterm" : "transient",
 			(pin->access & DAXPOOL_PIN_DEVICE_READ) ? "device-read" : "",
 			(pin->access & DAXPOOL_PIN_DEVICE_WRITE) ? " device-write" : "",
-			(int)pin->owner_pid, (int)pin->owner_tid, pin->owner,
+			(int)pin->ctx->pid, (int)pin->owner_tid, daxpool_pin_get_owner(pin),
 			(double)(now - pin->created_ns) / 1e9);
 	}
 	if (fclose(f) != 0) {

@@ -204,8 +204,8 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	map->offset = offset;
 	map->length = length;
 	map->flags = flags;
-	map->owner_pid = getpid();
-	map->owner_tid = (pid_t)syscall(SYS_gettid);
+	map->owner_pid = dp_getpid();
+	map->owner_tid = dp_gettid();
 	clock_gettime(CLOCK_MONOTONIC, &map->created);
 	atomic_init(&map->revoked, false);
 	atomic_init(&map->exclusive, true);

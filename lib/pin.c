@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -25,6 +24,8 @@ static void pin_free(struct daxpool_pin *pin)
 	 * the pin until it leaves the registry below: the device may use the
 	 * range until the I/O object is released and the range persisted.
 	 */
+	struct dp_pin_ext *ext = dp_pin_ext_get(pin);
+
 	atomic_store_explicit(&pin->dead, true, memory_order_release);
 
 	/*
@@ -33,8 +34,8 @@ static void pin_free(struct daxpool_pin *pin)
 	 * flush: a write landing between a flush and the stop would stay in
 	 * the CPU caches.
 	 */
-	if (pin->io_release)
-		pin->io_release(pin);
+	if (ext && ext->io_release)
+		ext->io_release(pin);
 
 	/*
 	 * The device may have written the range at any moment of the pin's
@@ -78,6 +79,18 @@ _public_ struct daxpool_pin *daxpool_pin_try_ref(struct daxpool_pin *pin)
 	return dp_refcnt_get_unless_zero(&pin->ref) ? pin : NULL;
 }
 
+struct dp_pin_ext *dp_pin_ext(struct daxpool_pin *pin)
+{
+	struct dp_pin_ext *ext = dp_pin_ext_get(pin);
+
+	if (!ext) {
+		ext = calloc(1, sizeof(*ext));
+		if (ext)
+			atomic_store_explicit(&pin->ext, ext, memory_order_release);
+	}
+	return ext;
+}
+
 _public_ int daxpool_pin_new(struct daxpool_map *map, void *addr, size_t length, int kind,
 			     unsigned int access, struct daxpool_pin **ret)
 {
@@ -115,36 +128,42 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 		return -EACCES;
 	}
 
+	/* Pins below 64 TiB: a pin's top-level granules differ in 16 bits (registry.c). */
+	if ((uint64_t)length >= (UINT64_C(1) << 46)) {
+		log_err(region->ctx, "%s: pin of %zu bytes: pins stay below 64 TiB", region->path,
+			length);
+		return -E2BIG;
+	}
 	dp_registry_place(start, length, &level, &first, &n_nodes);
-	pin = calloc(1, sizeof(*pin) + n_nodes * sizeof(pin->nodes[0]));
+	pin = dp_pin_alloc();
 	if (!pin)
 		return -ENOMEM;
+	if (io_revoke || io_release || io_len) {
+		struct dp_pin_ext *ext = dp_pin_ext(pin);
+
+		if (!ext) {
+			dp_pin_release_memory(pin);
+			return -ENOMEM;
+		}
+		ext->io_revoke = io_revoke;
+		ext->io_release = io_release;
+		if (io_len)
+			memcpy(&ext->io, io, io_len < sizeof(ext->io) ? io_len : sizeof(ext->io));
+	}
 	dp_refcnt_init(&pin->ref, 1);
 	pin->ctx = region->ctx;
 	pin->start = start;
 	pin->end = start + length;
 	pin->offset = map->offset + (start - base);
-	pin->kind = kind;
-	pin->access = access;
-	pin->owner_pid = getpid();
-	pin->owner_tid = (pid_t)syscall(SYS_gettid);
+	pin->kind = (uint8_t)kind;
+	pin->access = access & DP_PIN_ACCESS;
+	pin->owner_tid = dp_gettid();
 	pin->created_ns = dp_now_ns();
 	atomic_init(&pin->revoked, false);
 	atomic_init(&pin->dead, false);
 	dp_list_init(&pin->node);
 	/* A private map's pinned pages could move at fork: keep the map out of children. */
 	pin->dontfork = (map->flags & DAXPOOL_MAP_PRIVATE) && dp_fork_protect_needed(region->ctx);
-	pin->io_revoke = io_revoke;
-	pin->io_release = io_release;
-	if (io_len)
-		memcpy(&pin->io, io, io_len < sizeof(pin->io) ? io_len : sizeof(pin->io));
-	pin->n_nodes = n_nodes;
-	for (size_t i = 0; i < n_nodes; i++) {
-		pin->nodes[i].granule = first + i;
-		pin->nodes[i].start = start;
-		pin->nodes[i].end = start + length;
-		pin->nodes[i].level = level;
-	}
 
 	/*
 	 * Under the region lock, as daxpool_map_new(): a zap either sees this
@@ -169,10 +188,25 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 		log_err(region->ctx, "%s: [%#llx, +%zu) is zapped: no new pins", region->path,
 			(unsigned long long)pin->offset, length);
 		daxpool_map_unref(pin->map);
-		free(pin);
+		dp_pin_release_memory(pin);
 		return r;
 	}
-	dp_registry_insert(region->ctx->registry, pin);
+	r = dp_registry_insert(region->ctx->registry, pin, level, first, n_nodes);
+	if (r < 0) {
+		/* Never visible to lookups: unlinked and freed at once. */
+		pthread_mutex_lock(&region->lock);
+		dp_list_del(&pin->node);
+		dp_client_pin_event(pin, false);
+		atomic_fetch_sub_explicit(&region->pin_count[kind], 1, memory_order_relaxed);
+		if (pin->dontfork)
+			dp_fork_protect_pin(map, false);
+		if (region->whole_zapped || region->n_zaps)
+			pthread_cond_broadcast(&region->idle_cond);
+		pthread_mutex_unlock(&region->lock);
+		daxpool_map_unref(pin->map);
+		dp_pin_release_memory(pin);
+		return r;
+	}
 	*ret = pin;
 	return 0;
 }
@@ -182,26 +216,40 @@ _public_ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revo
 {
 	assert_return(pin, -EINVAL);
 	assert_owned(pin->ctx);
+	struct dp_pin_ext *ext;
+
 	pthread_mutex_lock(&pin->map->region->lock);
-	pin->revoke_fn = revoke_fn;
-	pin->revoke_data = userdata;
+	ext = revoke_fn ? dp_pin_ext(pin) : dp_pin_ext_get(pin);
+	if (ext) {
+		ext->revoke_fn = revoke_fn;
+		ext->revoke_data = userdata;
+	}
 	pthread_mutex_unlock(&pin->map->region->lock);
-	return 0;
+	return ext || !revoke_fn ? 0 : -ENOMEM;
 }
 
 _public_ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner)
 {
 	assert_return(pin, -EINVAL);
 	assert_owned(pin->ctx);
+	struct dp_pin_ext *ext;
+
 	pthread_mutex_lock(&pin->map->region->lock);
-	snprintf(pin->owner, sizeof(pin->owner), "%s", owner ? owner : "");
+	ext = owner && *owner ? dp_pin_ext(pin) : dp_pin_ext_get(pin);
+	if (ext)
+		snprintf(ext->owner, sizeof(ext->owner), "%s", owner ? owner : "");
 	pthread_mutex_unlock(&pin->map->region->lock);
-	return 0;
+	return ext || !owner || !*owner ? 0 : -ENOMEM;
 }
 
 _public_ const char *daxpool_pin_get_owner(struct daxpool_pin *pin)
 {
-	return pin ? pin->owner : NULL;
+	struct dp_pin_ext *ext;
+
+	if (!pin)
+		return NULL;
+	ext = dp_pin_ext_get(pin);
+	return ext ? ext->owner : "";
 }
 
 _public_ struct daxpool_map *daxpool_pin_get_map(struct daxpool_pin *pin)
@@ -238,7 +286,7 @@ _public_ unsigned int daxpool_pin_get_access(struct daxpool_pin *pin)
 _public_ pid_t daxpool_pin_get_owner_pid(struct daxpool_pin *pin)
 {
 	assert_return(pin, -EINVAL);
-	return pin->owner_pid;
+	return pin->ctx->pid;
 }
 
 _public_ uint64_t daxpool_pin_get_age_ns(struct daxpool_pin *pin)

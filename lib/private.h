@@ -48,6 +48,7 @@ struct dp_registry;
 struct daxpool_ctx {
 	struct dp_refcnt ref;
 	unsigned long fork_gen;	 /* dp_fork_generation when made: owned by this process iff equal */
+	pid_t pid;		 /* the owner process (the pid of its pins) */
 	atomic_int fork_protection; /* enum daxpool_fork_protection */
 	atomic_int log_priority;
 	daxpool_log_fn log_fn;
@@ -420,10 +421,11 @@ static inline uint64_t dp_now_ns(void)
 /* ---- pins and the registry (pin.c, registry.c) ---- */
 
 /*
- * The registry hashes each pin by granule of address, in one of three levels
- * of granule size (4 KiB, 2 MiB, 1 GiB): the smallest level at which the pin
- * covers at most DP_LEVEL_FANOUT granules. A pin has one node per granule it
- * covers at its level (registry.c).
+ * The registry indexes each pin by granule of address, in one of three
+ * levels of granule size (4 KiB, 2 MiB, 1 GiB): the smallest level at which
+ * the pin covers at most DP_LEVEL_FANOUT granules. A pin has one entry per
+ * granule it covers at its level, in that level's open-addressing table
+ * (registry.c).
  */
 #define DP_LEVELS 3
 #define DP_LEVEL_FANOUT 4
@@ -432,45 +434,25 @@ static inline uint64_t dp_now_ns(void)
 void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
 		       uintptr_t *ret_first, size_t *ret_n);
 
-struct dp_pin_node {
-	struct cds_lfht_node lfnode;
-	uintptr_t granule;
-	uintptr_t start, end; /* the pin's range, copied so a miss never touches the pin */
-	unsigned int level;
-	/*
-	 * Stored with release ordering just before the node is added, loaded
-	 * with acquire by lookups: the publication is then visible to
-	 * ThreadSanitizer too, not only inside (uninstrumented) liburcu.
-	 */
-	_Atomic(struct daxpool_pin *) pin;
+/* Memory freed after a grace period (registry.c): pins and index tables. */
+struct dp_defer {
+	struct dp_defer *next;
+	void (*free)(struct dp_defer *d);
 };
 
-struct daxpool_pin {
-	struct dp_refcnt ref;
-	struct daxpool_map *map; /* holds a reference */
-	struct daxpool_ctx *ctx; /* the registry's owner (the map's region's ctx) */
-
-	/* Immutable after creation. */
-	uintptr_t start, end;
-	uint64_t offset;
-	int kind;
-	unsigned int access;
-	pid_t owner_pid, owner_tid;
-	uint64_t created_ns;
-
-	atomic_bool revoked; /* set once, with release ordering, by a zap */
-	atomic_bool dead;    /* set when unpinning starts: daxpool_pin_try_ref() fails */
-	bool dontfork;	     /* counted in map->dontfork_pins (fork.c) */
-
+/*
+ * What few pins need: revocation callbacks, an owner string, the I/O helpers'
+ * state. Allocated on first need (before publication for the I/O helpers,
+ * under region->lock otherwise), freed with the pin.
+ */
+struct dp_pin_ext {
 	/* Protected by region->lock. */
-	struct dp_list node;
 	daxpool_pin_revoke_fn revoke_fn;
 	void *revoke_data;
-	char owner[64];
 	struct daxpool_pin *revoke_next;
 	daxpool_pin_revoke_fn revoke_call_fn;
 	void *revoke_call_data;
-	uint64_t client_id; /* daxpoold id (client.c), 0 until registered; region->lock */
+	char owner[64];
 
 	/*
 	 * Pins made by the I/O helpers (uring.c, rdma.c) stop their I/O
@@ -481,7 +463,7 @@ struct daxpool_pin {
 	 */
 	void (*io_revoke)(struct daxpool_pin *pin);
 	void (*io_release)(struct daxpool_pin *pin);
-	union {
+	union dp_pin_io {
 		struct {
 			struct io_uring *ring;
 			uint64_t user_data;
@@ -491,11 +473,58 @@ struct daxpool_pin {
 			_Atomic(struct ibv_mr *) mr; /* NULL once deregistered */
 		} rdma;
 	} io;
-
-	struct daxpool_pin *defer_next; /* the registry's list of pins to free after a grace period */
-	size_t n_nodes;
-	struct dp_pin_node nodes[];
 };
+
+/*
+ * 96 bytes, from the registry's pin slab (64-byte aligned chunks, so the
+ * first 32 bytes, all that a lookup and daxpool_pin_try_ref() read, never
+ * cross a cache line).
+ */
+struct daxpool_pin {
+	/* Hot: read by lookups (start, end) and try_ref (ref, dead, ctx). */
+	struct dp_refcnt ref;
+	atomic_bool revoked; /* set once, with release ordering, by a zap */
+	atomic_bool dead;    /* set when unpinning starts: daxpool_pin_try_ref() fails */
+	uint8_t kind;
+	uint8_t access : 4;
+	uint8_t dontfork : 1; /* counted in map->dontfork_pins (fork.c) */
+	uintptr_t start, end; /* immutable after creation */
+	struct daxpool_ctx *ctx; /* the registry's owner (the map's region's ctx) */
+
+	struct daxpool_map *map; /* holds a reference */
+	uint64_t offset;
+	uint64_t created_ns;
+	pid_t owner_tid; /* the owner's pid is its ctx's (ctx->pid) */
+	uint64_t client_id; /* daxpoold id (client.c), 0 until registered; region->lock */
+	_Atomic(struct dp_pin_ext *) ext; /* NULL until needed */
+
+	union {
+		struct dp_list node;   /* on region->pins, under region->lock */
+		struct dp_defer defer; /* once unlinked: waiting for a grace period */
+	};
+};
+
+/* The pin's extension, allocated if needed (region->lock held, or before publication). */
+struct dp_pin_ext *dp_pin_ext(struct daxpool_pin *pin);
+static inline struct dp_pin_ext *dp_pin_ext_get(struct daxpool_pin *pin)
+{
+	return atomic_load_explicit(&pin->ext, memory_order_acquire);
+}
+
+/*
+ * The pin slab (registry.c): fixed-size pins without malloc's header;
+ * freed pins go back to it after a grace period. Zeroed on allocation.
+ */
+struct daxpool_pin *dp_pin_alloc(void);
+void dp_pin_release_memory(struct daxpool_pin *pin);
+
+/*
+ * The process's pid and the calling thread's tid, cached (no system call
+ * after the first), reset in the child at fork (fork.c).
+ */
+pid_t dp_getpid(void);
+pid_t dp_gettid(void);
+void dp_id_atfork_child(void);
 
 /*
  * Create a pin as daxpool_pin_new(), with the I/O helpers' revoke and release
@@ -511,9 +540,13 @@ void dp_fork_protect_pin(struct daxpool_map *map, bool add);
 
 int dp_registry_new(struct dp_registry **ret);
 void dp_registry_free(struct dp_registry *reg);
-/* Insert a pin's granule nodes; the pin is visible to lookups on return. */
-void dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin);
-/* Remove a pin's nodes: from here on lookups do not report it. */
+/*
+ * Insert a pin's entries (its place from dp_registry_place()); the pin is
+ * visible to lookups on return. -ENOMEM: not inserted.
+ */
+int dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin, unsigned int level,
+		       uintptr_t first, size_t n);
+/* Remove a pin's entries: from here on lookups do not report it. */
 void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin);
 /*
  * Free a removed pin after a grace period (batched, by the reclaim thread);

@@ -61,7 +61,7 @@ out:
 /* Deregister once, whether a zap, an explicit dereg or the last unref comes first. */
 static int rdma_dereg(struct daxpool_pin *pin)
 {
-	struct ibv_mr *mr = atomic_exchange(&pin->io.rdma.mr, NULL);
+	struct ibv_mr *mr = atomic_exchange(&dp_pin_ext_get(pin)->io.rdma.mr, NULL);
 	int r;
 
 	if (!mr)
@@ -84,7 +84,7 @@ static void rdma_revoke(struct daxpool_pin *pin)
 _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, void *addr,
 				 size_t length, int ibv_access, struct daxpool_pin **ret_pin)
 {
-	typeof(((struct daxpool_pin *)0)->io) io;
+	union dp_pin_io io;
 	const struct dp_rdma_caps *caps;
 	struct daxpool_region *region;
 	struct daxpool_pin *pin;
@@ -129,13 +129,13 @@ _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, voi
 		daxpool_pin_unref(pin);
 		return r;
 	}
-	atomic_store(&pin->io.rdma.mr, mr);
+	atomic_store(&dp_pin_ext_get(pin)->io.rdma.mr, mr);
 	/*
 	 * A zap that revoked the pin before the MR was stored found nothing to
 	 * deregister: whoever takes the MR out of the pin deregisters it.
 	 */
 	if (atomic_load_explicit(&pin->revoked, memory_order_acquire)) {
-		left = atomic_exchange(&pin->io.rdma.mr, NULL);
+		left = atomic_exchange(&dp_pin_ext_get(pin)->io.rdma.mr, NULL);
 		if (left)
 			ibv_dereg_mr(left);
 		daxpool_pin_unref(pin);
@@ -158,16 +158,17 @@ _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, voi
 
 _public_ struct ibv_mr *daxpool_pin_get_mr(struct daxpool_pin *pin)
 {
-	if (!pin || pin->io_revoke != rdma_revoke)
+	if (!pin || !dp_pin_ext_get(pin) || dp_pin_ext_get(pin)->io_revoke != rdma_revoke)
 		return NULL;
-	return atomic_load(&pin->io.rdma.mr);
+	return atomic_load(&dp_pin_ext_get(pin)->io.rdma.mr);
 }
 
 _public_ int daxpool_rdma_dereg_mr(struct daxpool_pin *pin)
 {
 	int r;
 
-	assert_return(pin && pin->io_revoke == rdma_revoke, -EINVAL);
+	assert_return(pin && dp_pin_ext_get(pin) && dp_pin_ext_get(pin)->io_revoke == rdma_revoke,
+		      -EINVAL);
 	assert_owned(pin->ctx);
 	r = rdma_dereg(pin);
 	daxpool_pin_unref(pin);

@@ -3,14 +3,27 @@
  * The pin registry: "which pins cover [addr, addr + len)?", answered exactly
  * and without locks.
  *
- * Pins live in liburcu lock-free hash tables keyed by granule of address.
- * There are three levels of granule size (4 KiB, 2 MiB, 1 GiB), each its own
- * table; a pin goes to the smallest level at which it covers at most
- * DP_LEVEL_FANOUT granules, with one node per granule. So a small pin never
- * shares a hash key with hundreds of neighbours, and a large one needs few
- * nodes. A lookup visits, at each level that holds pins, either the granules
- * of its range (one hash lookup each) or, when that would be more work, every
- * pin of the level; it compares ranges, so a pin is found iff it overlaps.
+ * Three levels of granule size (4 KiB, 2 MiB, 1 GiB); a pin goes to the
+ * smallest level at which it covers at most DP_LEVEL_FANOUT granules, with
+ * one entry per granule in that level's table. A table is open addressing
+ * with linear probing, one 8-byte word per slot: the pin's address with, in
+ * its top 16 bits, a tag (hash bits of the granule, and the granule's low
+ * bits exactly: two entries of one pin never share a tag). A hit is then two
+ * cache lines: the slot and the first 32 bytes of the pin (its range, its
+ * count, its ctx: all that a lookup and daxpool_pin_try_ref() read). A
+ * lookup visits, at each level that holds pins, either the granules of its
+ * range (one probe each) or, when that would be more work, every slot of the
+ * level; it compares ranges, so a pin is found iff it overlaps.
+ *
+ * Writers (pin, unpin) take the registry's lock. A slot goes from empty to a
+ * pin, from a pin to a tombstone, from a tombstone to a pin, and back to
+ * empty only at the end of a probe run (nothing behind it to hide), so a
+ * reader never misses an entry that stays in place during its probe. A table
+ * that fills (3/4 of its slots used, tombstones included) is rebuilt into a
+ * new one, published with a release store; the old one is freed after a
+ * grace period. Where pin addresses do not fit in 48 bits (never on today's
+ * Linux, but checked), the tables hold bare pointers and readers tell entries
+ * apart through the pins.
  *
  * Readers write nothing shared: the urcu-bp read lock touches only the
  * thread's own reader state, the per-level counts are only read, and lookups
@@ -18,22 +31,26 @@
  * which is get-unless-zero: a count that reached zero means the pin is going
  * away).
  *
- * Removal is unlink, then free after a grace period, so a reader that found a
- * node before it was unlinked still reads valid memory. Frees are batched:
- * the unpin that fills a batch hands it to daxpool's reclaim thread (one per
- * process, started with the first batch), which waits for the grace period
- * (synchronize_rcu, 1-25 us here) and frees it. An unpin never waits for a
- * grace period itself: urcu-bp is process-wide, so an application that uses
- * it too may unpin inside its own read-side section, where synchronize_rcu
- * would wait for ever for the caller. liburcu's call_rcu would do the same
- * with its own thread, but its threads must be paused around every fork
- * (about 1 ms each); the reclaim thread needs one lock at the fork. The tables
- * use no resize thread either (no automatic resize: they grow by doubling
- * from the inserting thread).
+ * Pins come from a process-wide slab of 96-byte objects (no malloc header,
+ * no cache-line crossing). Removal is unlink, then free after a grace period,
+ * so a reader that found a pin before it was unlinked still reads valid
+ * memory. Frees are batched: the unpin that fills a batch hands it to
+ * daxpool's reclaim thread (one per process, started with the first batch),
+ * which waits for the grace period (synchronize_rcu, 1-25 us here) and frees
+ * it. An unpin never waits for a grace period itself: urcu-bp is
+ * process-wide, so an application that uses it too may unpin inside its own
+ * read-side section, where synchronize_rcu would wait for ever for the
+ * caller. liburcu's call_rcu would do the same with its own thread, but its
+ * threads must be paused around every fork (about 1 ms each); the reclaim
+ * thread needs one lock at the fork.
  */
 #include <assert.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -63,22 +80,47 @@ void __tsan_release(void *addr);
 #define dp_tsan_grace_passed() ((void)0)
 #endif
 
-#define DP_TABLE_MIN (1ul << 10)
+
+#define DP_TABLE_MIN 64ul /* slots */
 #define DP_DEFER_BATCH 64
+#define DP_SLOT_EMPTY ((uintptr_t)0)
+#define DP_SLOT_TOMB ((uintptr_t)1)
+#define DP_TAG_SHIFT 48
+#define DP_PTR_MASK ((UINT64_C(1) << DP_TAG_SHIFT) - 1)
+/* Tables of at least this size are mapped on their own, with transparent huge pages. */
+#define DP_TABLE_MAP_BYTES (2ul << 20)
 
 static const unsigned int level_shift[DP_LEVELS] = { 12, 21, 30 };
+/*
+ * The low bits of the granule a tag keeps exactly: a pin's granules at a
+ * level are consecutive, at most DP_LEVEL_FANOUT of them below the top level
+ * and fewer than 2^16 at the top (pins below 64 TiB, checked by pin.c), so
+ * they differ in these bits and two entries of a pin never share a tag.
+ */
+static const uint64_t level_tag_exact[DP_LEVELS] = { 3, 3, 0xffff };
+
+struct dp_table {
+	struct dp_defer defer;
+	size_t bytes;	     /* of the allocation */
+	bool mapped;	     /* by mmap (else malloc) */
+	bool tagged;	     /* slots hold tags; else bare pin pointers */
+	unsigned long mask;  /* slots - 1 */
+	unsigned long live;  /* entries; under the registry's lock */
+	unsigned long used;  /* entries and tombstones; under the registry's lock */
+	_Atomic uintptr_t slot[] __attribute__((aligned(64)));
+};
 
 struct dp_level {
-	struct cds_lfht *ht;
-	atomic_long count;		/* pins at this level */
-	unsigned long size;		/* buckets; under grow_lock */
+	_Atomic(struct dp_table *) table; /* release-stored by writers, acquire-loaded by readers */
+	atomic_long count;	/* entries at this level */
 };
 
 struct dp_registry {
 	struct dp_level levels[DP_LEVELS];
-	pthread_mutex_t grow_lock;
+	pthread_mutex_t lock; /* writers */
+	bool tagged;	      /* false once a pin's address did not fit in DP_TAG_SHIFT bits */
 	pthread_mutex_t defer_lock;
-	struct daxpool_pin *deferred; /* unlinked, waiting for a full batch */
+	struct dp_defer *deferred; /* unlinked, waiting for a full batch */
 	unsigned int n_deferred;
 };
 
@@ -95,14 +137,14 @@ void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
 			break;
 	}
 	if (l == DP_LEVELS)
-		l = DP_LEVELS - 1; /* beyond 4 GiB: more nodes at the top level */
+		l = DP_LEVELS - 1; /* beyond 4 GiB: more entries at the top level */
 	*ret_level = l;
 	*ret_first = first;
 	*ret_n = last - first + 1;
 }
 
 /* A 64-bit mix (the MurmurHash3 finaliser) of the granule number. */
-static unsigned long granule_hash(uintptr_t granule)
+static inline uint64_t granule_hash(uintptr_t granule)
 {
 	uint64_t h = granule;
 
@@ -111,14 +153,252 @@ static unsigned long granule_hash(uintptr_t granule)
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
-	return (unsigned long)h;
+	return h;
 }
 
-static int granule_match(struct cds_lfht_node *node, const void *key)
+static inline uintptr_t granule_tag(uint64_t h, uintptr_t g, unsigned int l)
 {
-	const struct dp_pin_node *n = caa_container_of(node, struct dp_pin_node, lfnode);
+	return (uintptr_t)(((h >> DP_TAG_SHIFT) & ~level_tag_exact[l]) | (g & level_tag_exact[l]));
+}
 
-	return n->granule == *(const uintptr_t *)key;
+static inline uintptr_t slot_encode(const struct dp_table *t, const struct daxpool_pin *pin,
+				    uintptr_t tag)
+{
+	return t->tagged ? (uintptr_t)pin | (tag << DP_TAG_SHIFT) : (uintptr_t)pin;
+}
+
+static inline struct daxpool_pin *slot_pin(const struct dp_table *t, uintptr_t s)
+{
+	return (struct daxpool_pin *)(t->tagged ? s & DP_PTR_MASK : s);
+}
+
+/* Does @pin (of level @l) cover granule @g? */
+static inline bool pin_covers(const struct daxpool_pin *pin, uintptr_t g, unsigned int shift)
+{
+	return pin->start >> shift <= g && g <= (pin->end - 1) >> shift;
+}
+
+/* ---- the pin slab ---- */
+
+#define DP_SLAB_CHUNK (64u << 10)
+
+struct dp_slab_free {
+	struct dp_slab_free *next;
+};
+
+static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dp_slab_free *slab_free;
+static char *slab_cur, *slab_end;
+
+struct daxpool_pin *dp_pin_alloc(void)
+{
+	struct daxpool_pin *pin;
+
+	pthread_mutex_lock(&slab_lock);
+	if (slab_free) {
+		pin = (struct daxpool_pin *)slab_free;
+		slab_free = slab_free->next;
+	} else {
+		if (slab_cur + sizeof(*pin) > slab_end) {
+			void *chunk;
+
+			/* Chunks are never returned: freed pins are reused. */
+			if (posix_memalign(&chunk, 64, DP_SLAB_CHUNK)) {
+				pthread_mutex_unlock(&slab_lock);
+				return NULL;
+			}
+			slab_cur = chunk;
+			slab_end = slab_cur + DP_SLAB_CHUNK;
+		}
+		pin = (struct daxpool_pin *)slab_cur;
+		slab_cur += sizeof(*pin);
+	}
+	pthread_mutex_unlock(&slab_lock);
+	memset(pin, 0, sizeof(*pin));
+	return pin;
+}
+
+static void slab_put_locked(struct daxpool_pin *pin)
+{
+	struct dp_slab_free *f = (struct dp_slab_free *)pin;
+
+	free(atomic_load_explicit(&pin->ext, memory_order_relaxed));
+	f->next = slab_free;
+	slab_free = f;
+}
+
+void dp_pin_release_memory(struct daxpool_pin *pin)
+{
+	pthread_mutex_lock(&slab_lock);
+	slab_put_locked(pin);
+	pthread_mutex_unlock(&slab_lock);
+}
+
+_Static_assert(sizeof(struct daxpool_pin) % 32 == 0 && offsetof(struct daxpool_pin, ctx) < 32,
+	       "a pin's hot fields stay in one cache line");
+
+/* ---- cached ids ---- */
+
+static pid_t dp_pid_cache;
+static __thread pid_t dp_tid_cache __attribute__((tls_model("initial-exec")));
+
+pid_t dp_getpid(void)
+{
+	pid_t p = __atomic_load_n(&dp_pid_cache, __ATOMIC_RELAXED);
+
+	if (_unlikely_(!p)) {
+		p = getpid();
+		__atomic_store_n(&dp_pid_cache, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+pid_t dp_gettid(void)
+{
+	if (_unlikely_(!dp_tid_cache))
+		dp_tid_cache = (pid_t)syscall(SYS_gettid);
+	return dp_tid_cache;
+}
+
+void dp_id_atfork_child(void)
+{
+	/* The forking thread is the child's only thread. */
+	__atomic_store_n(&dp_pid_cache, 0, __ATOMIC_RELAXED);
+	dp_tid_cache = 0;
+}
+
+/* ---- tables ---- */
+
+static void reclaim_batch(struct dp_defer *batch);
+
+static void table_release(struct dp_defer *d)
+{
+	struct dp_table *t = caa_container_of(d, struct dp_table, defer);
+
+	if (t->mapped)
+		munmap(t, t->bytes);
+	else
+		free(t);
+}
+
+static struct dp_table *table_new(unsigned long slots, bool tagged)
+{
+	size_t bytes = sizeof(struct dp_table) + slots * sizeof(uintptr_t);
+	struct dp_table *t;
+	bool mapped = bytes >= DP_TABLE_MAP_BYTES;
+
+	if (mapped) {
+		/* Aligned to 2 MiB, so that huge pages can back all of it. */
+		size_t span = bytes + DP_TABLE_MAP_BYTES, head, tail;
+		char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return NULL;
+		head = (DP_TABLE_MAP_BYTES - ((uintptr_t)p & (DP_TABLE_MAP_BYTES - 1))) &
+		       (DP_TABLE_MAP_BYTES - 1);
+		bytes = (bytes + 4095) & ~(size_t)4095;
+		tail = span - head - bytes;
+		if (head)
+			munmap(p, head);
+		if (tail)
+			munmap(p + head + bytes, tail);
+		t = (struct dp_table *)(p + head);
+#ifdef MADV_HUGEPAGE
+		madvise(t, bytes, MADV_HUGEPAGE);
+#endif
+	} else {
+		t = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+		if (!t)
+			return NULL;
+		memset(t, 0, bytes);
+	}
+	t->defer.free = table_release;
+	t->bytes = bytes;
+	t->mapped = mapped;
+	t->tagged = tagged;
+	t->mask = slots - 1;
+	t->live = t->used = 0;
+	return t;
+}
+
+/* Add an entry to a table of the writer's own (the registry's lock held). */
+static void table_put(struct dp_table *t, uintptr_t g, unsigned int l, struct daxpool_pin *pin)
+{
+	uint64_t h = granule_hash(g);
+	unsigned long i = (unsigned long)h & t->mask;
+
+	for (;; i = (i + 1) & t->mask) {
+		uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+
+		if (s == DP_SLOT_EMPTY || s == DP_SLOT_TOMB) {
+			if (s == DP_SLOT_EMPTY)
+				t->used++;
+			t->live++;
+			/* Publishes the pin's fields to the readers that load the slot. */
+			atomic_store_explicit(&t->slot[i], slot_encode(t, pin, granule_tag(h, g, l)),
+					      memory_order_release);
+			return;
+		}
+	}
+}
+
+/*
+ * Replace a level's table by one sized for @extra more entries, with no
+ * tombstones (tagged as the registry now is). The registry's lock held.
+ */
+static int level_rebuild(struct dp_registry *reg, unsigned int l, unsigned long extra)
+{
+	struct dp_level *lv = &reg->levels[l];
+	struct dp_table *old = atomic_load_explicit(&lv->table, memory_order_relaxed), *t;
+	unsigned long want = old->live + extra, slots = DP_TABLE_MIN;
+	unsigned int shift = level_shift[l];
+
+	/* At most half full after the rebuild. */
+	while (slots < 2 * want)
+		slots <<= 1;
+	t = table_new(slots, reg->tagged);
+	if (!t)
+		return -ENOMEM;
+	for (unsigned long i = 0; i <= old->mask; i++) {
+		uintptr_t s = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
+		struct daxpool_pin *pin;
+		uintptr_t first, g;
+
+		if (i + 8 <= old->mask) {
+			uintptr_t ahead = atomic_load_explicit(&old->slot[i + 8], memory_order_relaxed);
+
+			if (ahead > DP_SLOT_TOMB)
+				__builtin_prefetch(slot_pin(old, ahead));
+		}
+		if (s == DP_SLOT_EMPTY || s == DP_SLOT_TOMB)
+			continue;
+		pin = slot_pin(old, s);
+		first = pin->start >> shift;
+		if (old->tagged) {
+			/* The granule of this entry, from the exact bits of its tag. */
+			g = first + (((s >> DP_TAG_SHIFT) - first) & level_tag_exact[l]);
+			table_put(t, g, l, pin);
+		} else {
+			/*
+			 * Bare pointers: a pin's entries cannot be told apart.
+			 * Put all of them once, at its entry met first in the
+			 * probe of its first granule.
+			 */
+			unsigned long j = (unsigned long)granule_hash(first) & old->mask;
+
+			while (atomic_load_explicit(&old->slot[j], memory_order_relaxed) != s)
+				j = (j + 1) & old->mask;
+			if (j != i)
+				continue;
+			for (g = first; g <= (pin->end - 1) >> shift; g++)
+				table_put(t, g, l, pin);
+		}
+	}
+	atomic_store_explicit(&lv->table, t, memory_order_release);
+	/* Readers may still be probing the old table. */
+	old->defer.next = NULL;
+	reclaim_batch(&old->defer);
+	return 0;
 }
 
 int dp_registry_new(struct dp_registry **ret)
@@ -127,13 +407,13 @@ int dp_registry_new(struct dp_registry **ret)
 
 	if (!reg)
 		return -ENOMEM;
-	pthread_mutex_init(&reg->grow_lock, NULL);
+	pthread_mutex_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->defer_lock, NULL);
+	reg->tagged = UINTPTR_MAX == UINT64_MAX;
 	for (unsigned int l = 0; l < DP_LEVELS; l++) {
 		atomic_init(&reg->levels[l].count, 0);
-		reg->levels[l].size = DP_TABLE_MIN;
-		reg->levels[l].ht = cds_lfht_new(DP_TABLE_MIN, DP_TABLE_MIN, 0, 0, NULL);
-		if (!reg->levels[l].ht) {
+		atomic_init(&reg->levels[l].table, table_new(DP_TABLE_MIN, reg->tagged));
+		if (!reg->levels[l].table) {
 			dp_registry_free(reg);
 			return -ENOMEM;
 		}
@@ -142,32 +422,45 @@ int dp_registry_new(struct dp_registry **ret)
 	return 0;
 }
 
-static void free_batch(struct daxpool_pin *list)
+static void free_batch(struct dp_defer *list)
 {
-	while (list) {
-		struct daxpool_pin *next = list->defer_next;
+	bool locked = false;
 
-		free(list);
+	while (list) {
+		struct dp_defer *next = list->next;
+
+		/* Pins go back to the slab under one lock for the batch. */
+		if (list->free == NULL) {
+			if (!locked) {
+				pthread_mutex_lock(&slab_lock);
+				locked = true;
+			}
+			slab_put_locked(caa_container_of(list, struct daxpool_pin, defer));
+		} else {
+			list->free(list);
+		}
 		list = next;
 	}
+	if (locked)
+		pthread_mutex_unlock(&slab_lock);
 }
 
 /*
- * The reclaim thread: batches of unlinked pins (chained by defer_next) wait
- * on reclaim_list for it. reclaim_lock is taken by the atfork prepare
- * handler; the child starts with no thread and an empty list (what was
- * listed is the parent's).
+ * The reclaim thread: batches of unlinked pins and tables (chained by
+ * dp_defer.next) wait on reclaim_list for it. reclaim_lock is taken by the
+ * atfork prepare handler; the child starts with no thread and an empty list
+ * (what was listed is the parent's).
  */
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reclaim_cond = PTHREAD_COND_INITIALIZER;
-static struct daxpool_pin *reclaim_list;
+static struct dp_defer *reclaim_list;
 static bool reclaim_running;
 
 static void *reclaim_thread(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		struct daxpool_pin *list;
+		struct dp_defer *list;
 
 		pthread_mutex_lock(&reclaim_lock);
 		while (!reclaim_list)
@@ -175,7 +468,7 @@ static void *reclaim_thread(void *arg)
 		list = reclaim_list;
 		reclaim_list = NULL;
 		pthread_mutex_unlock(&reclaim_lock);
-		/* Every reader that could see a node of these batches has finished. */
+		/* Every reader that could see an object of these batches has finished. */
 		synchronize_rcu();
 		dp_tsan_grace_passed();
 		free_batch(list);
@@ -188,14 +481,14 @@ static void *reclaim_thread(void *arg)
  * signal blocked: it never takes the application's). Never waits for a grace
  * period. If the thread cannot start, the batch stays listed for the next try.
  */
-static void reclaim_batch(struct daxpool_pin *batch)
+static void reclaim_batch(struct dp_defer *batch)
 {
-	struct daxpool_pin *tail = batch;
+	struct dp_defer *tail = batch;
 
-	while (tail->defer_next)
-		tail = tail->defer_next;
+	while (tail->next)
+		tail = tail->next;
 	pthread_mutex_lock(&reclaim_lock);
-	tail->defer_next = reclaim_list;
+	tail->next = reclaim_list;
 	reclaim_list = batch;
 	if (!reclaim_running) {
 		pthread_attr_t attr;
@@ -217,19 +510,23 @@ static void reclaim_batch(struct daxpool_pin *batch)
 void dp_registry_atfork_prepare(void)
 {
 	pthread_mutex_lock(&reclaim_lock);
+	pthread_mutex_lock(&slab_lock);
 }
 
 void dp_registry_atfork_parent(void)
 {
+	pthread_mutex_unlock(&slab_lock);
 	pthread_mutex_unlock(&reclaim_lock);
 }
 
 void dp_registry_atfork_child(void)
 {
+	pthread_mutex_init(&slab_lock, NULL);
 	pthread_mutex_init(&reclaim_lock, NULL);
 	pthread_cond_init(&reclaim_cond, NULL);
 	reclaim_list = NULL;
 	reclaim_running = false;
+	dp_id_atfork_child();
 }
 
 void dp_registry_free(struct dp_registry *reg)
@@ -251,69 +548,117 @@ void dp_registry_free(struct dp_registry *reg)
 	} else if (reg->deferred) {
 		reclaim_batch(reg->deferred);
 	}
+	/* No lookup can run on a registry whose ctx is being freed. */
 	for (unsigned int l = 0; l < DP_LEVELS; l++)
-		if (reg->levels[l].ht)
-			cds_lfht_destroy(reg->levels[l].ht, NULL);
+		if (reg->levels[l].table)
+			table_release(&reg->levels[l].table->defer);
 	pthread_mutex_destroy(&reg->defer_lock);
-	pthread_mutex_destroy(&reg->grow_lock);
+	pthread_mutex_destroy(&reg->lock);
 	free(reg);
 }
 
-/* Keep chains short: grow a level's table fourfold when it holds more nodes than buckets. */
-static void level_maybe_grow(struct dp_registry *reg, struct dp_level *lv)
+/* Readers of every table stop trusting tags: rebuild all levels with bare pointers. */
+static int registry_untag(struct dp_registry *reg)
 {
-	unsigned long nodes = (unsigned long)atomic_load_explicit(&lv->count, memory_order_relaxed);
+	reg->tagged = false;
+	for (unsigned int l = 0; l < DP_LEVELS; l++) {
+		int r = level_rebuild(reg, l, 0);
 
-	if (nodes <= __atomic_load_n(&lv->size, __ATOMIC_RELAXED))
-		return;
-	pthread_mutex_lock(&reg->grow_lock);
-	if (nodes > lv->size) {
-		lv->size *= 4;
-		/* Called outside any read-side critical section, as liburcu requires. */
-		cds_lfht_resize(lv->ht, lv->size);
+		if (r < 0)
+			return r;
 	}
-	pthread_mutex_unlock(&reg->grow_lock);
+	return 0;
 }
 
-void dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin)
+int dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin, unsigned int level,
+		       uintptr_t first, size_t n)
 {
-	struct dp_level *lv = &reg->levels[pin->nodes[0].level];
+	struct dp_level *lv = &reg->levels[level];
+	struct dp_table *t;
+	int r = 0;
 
-	rcu_read_lock();
-	for (size_t i = 0; i < pin->n_nodes; i++) {
-		struct dp_pin_node *n = &pin->nodes[i];
-
-		cds_lfht_node_init(&n->lfnode);
-		atomic_store_explicit(&n->pin, pin, memory_order_release);
-		cds_lfht_add(lv->ht, granule_hash(n->granule), &n->lfnode);
+	pthread_mutex_lock(&reg->lock);
+	if (reg->tagged && ((uintptr_t)pin & ~(uintptr_t)DP_PTR_MASK)) {
+		r = registry_untag(reg);
+		if (r < 0)
+			goto out;
 	}
-	rcu_read_unlock();
-	atomic_fetch_add_explicit(&lv->count, (long)pin->n_nodes, memory_order_relaxed);
-	level_maybe_grow(reg, lv);
+	t = atomic_load_explicit(&lv->table, memory_order_relaxed);
+	if ((t->used + n) * 4 > (t->mask + 1) * 3) {
+		r = level_rebuild(reg, level, n);
+		if (r < 0)
+			goto out;
+		t = atomic_load_explicit(&lv->table, memory_order_relaxed);
+	}
+	for (size_t i = 0; i < n; i++)
+		table_put(t, first + i, level, pin);
+	atomic_fetch_add_explicit(&lv->count, (long)n, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&reg->lock);
+	return r;
 }
 
 void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin)
 {
-	struct dp_level *lv = &reg->levels[pin->nodes[0].level];
+	unsigned int level;
+	uintptr_t first;
+	size_t n;
+	struct dp_level *lv;
+	struct dp_table *t;
 
-	rcu_read_lock();
-	for (size_t i = 0; i < pin->n_nodes; i++) {
-		int r = cds_lfht_del(lv->ht, &pin->nodes[i].lfnode);
+	dp_registry_place(pin->start, pin->end - pin->start, &level, &first, &n);
+	lv = &reg->levels[level];
+	pthread_mutex_lock(&reg->lock);
+	t = atomic_load_explicit(&lv->table, memory_order_relaxed);
+	for (size_t k = 0; k < n; k++) {
+		uintptr_t g = first + k;
+		uint64_t h = granule_hash(g);
+		uintptr_t want = slot_encode(t, pin, granule_tag(h, g, level));
+		unsigned long i = (unsigned long)h & t->mask;
 
-		assert(r == 0);
-		(void)r;
+		while (atomic_load_explicit(&t->slot[i], memory_order_relaxed) != want) {
+			if (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == DP_SLOT_EMPTY) {
+				/*
+				 * Bare pointers only: this pin's entry in the probe
+				 * of g was taken for another of its granules. Any
+				 * entry of the pin will do.
+				 */
+				assert(!t->tagged);
+				i = 0;
+				while (atomic_load_explicit(&t->slot[i], memory_order_relaxed) != want)
+					i++;
+				break;
+			}
+			i = (i + 1) & t->mask;
+		}
+		t->live--;
+		if (atomic_load_explicit(&t->slot[(i + 1) & t->mask], memory_order_relaxed) !=
+		    DP_SLOT_EMPTY) {
+			atomic_store_explicit(&t->slot[i], DP_SLOT_TOMB, memory_order_relaxed);
+			continue;
+		}
+		/*
+		 * The end of a probe run: this slot and the tombstones just
+		 * before it hide nothing, they become empty.
+		 */
+		do {
+			atomic_store_explicit(&t->slot[i], DP_SLOT_EMPTY, memory_order_relaxed);
+			t->used--;
+			i = (i - 1) & t->mask;
+		} while (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == DP_SLOT_TOMB);
 	}
-	rcu_read_unlock();
-	atomic_fetch_sub_explicit(&lv->count, (long)pin->n_nodes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&lv->count, (long)n, memory_order_relaxed);
+	pthread_mutex_unlock(&reg->lock);
 }
 
 void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin)
 {
-	struct daxpool_pin *batch = NULL;
+	struct dp_defer *batch = NULL;
 
 	pthread_mutex_lock(&reg->defer_lock);
-	pin->defer_next = reg->deferred;
-	reg->deferred = pin;
+	pin->defer.free = NULL; /* a pin: back to the slab */
+	pin->defer.next = reg->deferred;
+	reg->deferred = &pin->defer;
 	if (++reg->n_deferred >= DP_DEFER_BATCH) {
 		batch = reg->deferred;
 		reg->deferred = NULL;
@@ -325,99 +670,137 @@ void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin)
 }
 
 /*
- * Report a node's pin to the visitor if it overlaps [start, end); non-zero
- * stops the lookup. A node is in its table from the moment its pin is
- * registered until the unpin removes it: that removal is the point after
- * which lookups no longer report the pin, so no flag of the pin is read.
+ * Bare pointers: is slot @i, holding @s, the first slot holding @s in the
+ * probe of granule @g (its one entry there, of the pin's entries)?
  */
-static int visit_one(struct dp_pin_node *pn, uintptr_t start, uintptr_t end, unsigned int shift,
-		     uintptr_t g, daxpool_pin_visit_fn visit, void *userdata, int *n)
+static bool first_in_probe(const struct dp_table *t, uintptr_t g, uintptr_t s, unsigned long i)
 {
-	/*
-	 * First the acquire load that pairs with the release store made when
-	 * the node was published (registry insert): it orders the node's
-	 * other fields for ThreadSanitizer too, which cannot see the
-	 * publication inside liburcu. On x86 it is a plain load of the same
-	 * cache line.
-	 */
-	struct daxpool_pin *pin = atomic_load_explicit(&pn->pin, memory_order_acquire);
+	unsigned long j = (unsigned long)granule_hash(g) & t->mask;
 
-	if (g == UINTPTR_MAX) {
-		/* A scan of the level: only nodes of the range's granules count. */
-		g = pn->granule;
-		if (g < start >> shift || g > (end - 1) >> shift)
-			return 0;
+	for (; j != i; j = (j + 1) & t->mask) {
+		uintptr_t v = atomic_load_explicit(&t->slot[j], memory_order_acquire);
+
+		if (v == s)
+			return false;
+		if (v == DP_SLOT_EMPTY)
+			return false; /* @i is past the end of the probe */
 	}
-	if (!(pn->start < end && start < pn->end))
-		return 0;
-	/*
-	 * A pin spanning several granules of the range is met in each: report
-	 * it in the first granule of the overlap only.
-	 */
-	if (g != ((pn->start > start ? pn->start : start) >> shift))
-		return 0;
-	(*n)++;
-	return visit ? visit(pin, userdata) : 0;
+	return true;
+}
+
+/*
+ * The lookup. With @visit NULL and @stop_first, the first overlapping pin
+ * ends it. Returns the number of pins reported; *ret_pin the last one.
+ */
+static int registry_lookup(struct dp_registry *reg, uintptr_t start, uintptr_t end,
+			   daxpool_pin_visit_fn visit, void *userdata, bool stop_first,
+			   struct daxpool_pin **ret_pin)
+{
+	int n = 0;
+
+	for (unsigned int l = 0; l < DP_LEVELS; l++) {
+		struct dp_level *lv = &reg->levels[l];
+		unsigned int shift = level_shift[l];
+		uintptr_t first = start >> shift, last = (end - 1) >> shift;
+		long nodes = atomic_load_explicit(&lv->count, memory_order_relaxed);
+		struct dp_table *t;
+
+		if (nodes <= 0)
+			continue;
+		t = atomic_load_explicit(&lv->table, memory_order_acquire);
+		if ((unsigned long)(last - first) >= (unsigned long)nodes) {
+			/* Fewer entries than granules to probe: scan the level. */
+			for (unsigned long i = 0; i <= t->mask; i++) {
+				uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+				struct daxpool_pin *pin;
+				uintptr_t gf;
+
+				if (s == DP_SLOT_EMPTY || s == DP_SLOT_TOMB)
+					continue;
+				pin = slot_pin(t, s);
+				if (!(pin->start < end && start < pin->end))
+					continue;
+				/* Report a pin at its entry of the first granule of the overlap. */
+				gf = (pin->start > start ? pin->start : start) >> shift;
+				if (t->tagged ? ((s >> DP_TAG_SHIFT) & level_tag_exact[l]) !=
+							(gf & level_tag_exact[l])
+					      : !first_in_probe(t, gf, s, i))
+					continue;
+				n++;
+				*ret_pin = pin;
+				if (stop_first || (visit && visit(pin, userdata)))
+					return n;
+			}
+			continue;
+		}
+		for (uintptr_t g = first; g <= last; g++) {
+			uint64_t h = granule_hash(g);
+			uintptr_t tag = granule_tag(h, g, l);
+			unsigned long i = (unsigned long)h & t->mask;
+
+			for (;; i = (i + 1) & t->mask) {
+				uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+				struct daxpool_pin *pin;
+
+				if (s == DP_SLOT_EMPTY)
+					break;
+				if (s == DP_SLOT_TOMB || (t->tagged && s >> DP_TAG_SHIFT != tag))
+					continue;
+				pin = slot_pin(t, s);
+				if (!pin_covers(pin, g, shift) || !(pin->start < end && start < pin->end))
+					continue;
+				/*
+				 * A pin spanning several granules of the range is met
+				 * in each: report it in the first granule of the
+				 * overlap only.
+				 */
+				if (g != ((pin->start > start ? pin->start : start) >> shift))
+					continue;
+				if (!t->tagged && !first_in_probe(t, g, s, i))
+					continue;
+				n++;
+				*ret_pin = pin;
+				if (stop_first || (visit && visit(pin, userdata)))
+					return n;
+			}
+		}
+	}
+	return n;
 }
 
 _public_ int daxpool_ctx_lookup_pins(struct daxpool_ctx *ctx, const void *addr, size_t length,
 				     daxpool_pin_visit_fn visit, void *userdata)
 {
-	uintptr_t start = (uintptr_t)addr, end;
-	int n = 0;
+	uintptr_t start = (uintptr_t)addr;
+	struct daxpool_pin *last = NULL;
+	int n;
 
 	assert_return(ctx, -EINVAL);
 	assert_owned(ctx);
 	assert_return(length > 0, -EINVAL);
 	assert_return(start + length > start, -EINVAL); /* no wrap-around */
-	end = start + length;
 
 	rcu_read_lock();
-	for (unsigned int l = 0; l < DP_LEVELS; l++) {
-		struct dp_level *lv = &ctx->registry->levels[l];
-		unsigned int shift = level_shift[l];
-		uintptr_t first = start >> shift, last = (end - 1) >> shift;
-		long nodes = atomic_load_explicit(&lv->count, memory_order_relaxed);
-		struct cds_lfht_iter iter;
-		struct cds_lfht_node *node;
-
-		if (nodes <= 0)
-			continue;
-		if ((unsigned long)(last - first) >= (unsigned long)nodes) {
-			/* Fewer nodes than granules to probe: scan the level. */
-			cds_lfht_for_each(lv->ht, &iter, node) {
-				struct dp_pin_node *pn = caa_container_of(node, struct dp_pin_node, lfnode);
-
-				if (visit_one(pn, start, end, shift, UINTPTR_MAX, visit, userdata, &n))
-					goto out;
-			}
-			continue;
-		}
-		for (uintptr_t g = first; g <= last; g++) {
-			cds_lfht_lookup(lv->ht, granule_hash(g), granule_match, &g, &iter);
-			while ((node = cds_lfht_iter_get_node(&iter))) {
-				struct dp_pin_node *pn = caa_container_of(node, struct dp_pin_node, lfnode);
-
-				if (visit_one(pn, start, end, shift, g, visit, userdata, &n))
-					goto out;
-				cds_lfht_next_duplicate(lv->ht, granule_match, &g, &iter);
-			}
-		}
-	}
-out:
+	n = registry_lookup(ctx->registry, start, start + length, visit, userdata, false, &last);
 	dp_tsan_reader_done(ctx->registry);
 	rcu_read_unlock();
 	return n;
 }
 
-static int stop_at_first(struct daxpool_pin *pin, void *userdata)
-{
-	return 1;
-}
-
 _public_ int daxpool_ctx_is_pinned(struct daxpool_ctx *ctx, const void *addr, size_t length)
 {
-	int r = daxpool_ctx_lookup_pins(ctx, addr, length, stop_at_first, NULL);
+	uintptr_t start = (uintptr_t)addr;
+	struct daxpool_pin *last = NULL;
+	int n;
 
-	return r < 0 ? r : r > 0;
+	assert_return(ctx, -EINVAL);
+	assert_owned(ctx);
+	assert_return(length > 0, -EINVAL);
+	assert_return(start + length > start, -EINVAL);
+
+	rcu_read_lock();
+	n = registry_lookup(ctx->registry, start, start + length, NULL, NULL, true, &last);
+	dp_tsan_reader_done(ctx->registry);
+	rcu_read_unlock();
+	return n > 0;
 }

@@ -16,17 +16,17 @@ static void uring_cancel(struct daxpool_pin *pin)
 	int r;
 
 	memset(&reg, 0, sizeof(reg));
-	reg.addr = pin->io.uring.user_data;
+	reg.addr = dp_pin_ext_get(pin)->io.uring.user_data;
 	reg.timeout.tv_sec = -1;
 	reg.timeout.tv_nsec = -1;
-	r = io_uring_register_sync_cancel(pin->io.uring.ring, &reg);
+	r = io_uring_register_sync_cancel(dp_pin_ext_get(pin)->io.uring.ring, &reg);
 	/* -ENOENT: it completed already; its completion is waiting to be reaped. */
 	if (r < 0 && r != -ENOENT)
 		log_err(pin->ctx, "io_uring cancel of request %#llx: %s",
-			(unsigned long long)pin->io.uring.user_data, strerror(-r));
+			(unsigned long long)dp_pin_ext_get(pin)->io.uring.user_data, strerror(-r));
 	else
 		log_dbg(pin->ctx, "io_uring request %#llx cancelled (%d)",
-			(unsigned long long)pin->io.uring.user_data, r);
+			(unsigned long long)dp_pin_ext_get(pin)->io.uring.user_data, r);
 }
 
 static int uring_prep(struct io_uring *ring, struct io_uring_sqe *sqe, struct daxpool_map *map,
@@ -34,7 +34,7 @@ static int uring_prep(struct io_uring *ring, struct io_uring_sqe *sqe, struct da
 		      bool device_writes, struct daxpool_pin **ret_pin)
 {
 	struct daxpool_pin *pin;
-	typeof(((struct daxpool_pin *)0)->io) io;
+	union dp_pin_io io;
 	int r;
 
 	assert_return(ring && sqe && ret_pin, -EINVAL);
@@ -78,10 +78,10 @@ static void uring_unregister(struct daxpool_pin *pin)
 	bool expected = true;
 	int r;
 
-	if (!atomic_compare_exchange_strong(&pin->io.uring.registered, &expected, false))
+	if (!atomic_compare_exchange_strong(&dp_pin_ext_get(pin)->io.uring.registered, &expected, false))
 		return;
 	/* The kernel waits for requests that still use the buffer. */
-	r = io_uring_unregister_buffers(pin->io.uring.ring);
+	r = io_uring_unregister_buffers(dp_pin_ext_get(pin)->io.uring.ring);
 	if (r < 0)
 		log_err(pin->ctx, "io_uring unregister buffers: %s", strerror(-r));
 }
@@ -89,7 +89,7 @@ static void uring_unregister(struct daxpool_pin *pin)
 _public_ int daxpool_uring_register_map(struct io_uring *ring, struct daxpool_map *map,
 					struct daxpool_pin **ret_pin)
 {
-	typeof(((struct daxpool_pin *)0)->io) io;
+	union dp_pin_io io;
 	struct daxpool_region *region;
 	struct daxpool_pin *pin;
 	struct iovec iov;
