@@ -109,7 +109,9 @@ static const char *make_file(const char *dir, uint64_t size)
 	static char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/backing-%u", dir, scratch_files++);
+	if ((size_t)snprintf(path, sizeof(path), "%s/backing-%u", dir, scratch_files++) >=
+	    sizeof(path))
+		dp_test_fail(__FILE__, __LINE__, "%s: the scratch path is too long", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		dp_test_fail(__FILE__, __LINE__, "create %s: %s", path, strerror(errno));
