@@ -5,6 +5,7 @@
  * runs it, file-backed regions (the host's stand-in for a device).
  */
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -641,6 +642,41 @@ TEST(another_user_sees_no_addresses_of_root_processes)
 	kill(mapper, SIGKILL);
 	waitpid(mapper, NULL, 0);
 	daemon_kill(SIGTERM);
+}
+
+/* socket_group: a daemon started by hand gives its socket to that group; an unknown one stops it. */
+TEST(socket_group_gives_the_socket_to_a_group)
+{
+	struct group *gr = getgrnam("nogroup");
+	struct stat st;
+	char cfg[PATH_MAX - 16];
+	int status;
+	pid_t pid;
+
+	if (!gr)
+		SKIP("no group named nogroup here");
+	daemon_start("socket_group = nogroup\n");
+	CHECK(stat(sock_path, &st) == 0);
+	CHECK_EQ(st.st_gid, gr->gr_gid);
+	CHECK_EQ(st.st_mode & 0777, 0660);
+	daemon_kill(SIGTERM);
+	/* A group that does not exist: it says so and does not start. */
+	snprintf(cfg, sizeof(cfg), "%s/bad.conf", fixture_dir());
+	FILE *f = fopen(cfg, "w");
+
+	CHECK(f);
+	fputs("socket_group = no-such-group-here\n", f);
+	fclose(f);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char *const argv[] = { (char *)"daxpoold", (char *)"-f", (char *)"-c", cfg,
+				       (char *)"-s", sock_path, NULL };
+
+		exec_tool(DAXPOOLD_PATH, "daxpoold", argv);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0);
 }
 
 /*

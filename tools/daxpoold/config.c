@@ -4,6 +4,7 @@
  * line, '#' starts a comment. Keys:
  *	socket           the unix socket path (default /run/daxpool/daxpoold.sock)
  *	socket_mode      its permissions, octal (default 0660)
+ *	socket_group     its group, by name (default: the daemon's)
  *	release_timeout  seconds a release waits for holders by default (default 30)
  *	max_connections, max_connections_per_uid, max_regions, max_maps,
  *	max_pins, max_output, max_operations_per_uid: the limits (daxpoold.conf(5) says why these
@@ -90,6 +91,12 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		if (val[0] != '/' || strlen(val) >= sizeof(cfg->socket_path))
 			return -EINVAL;
 		snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", val);
+		return 0;
+	}
+	if (strcmp(key, "socket_group") == 0) {
+		if (!val[0] || strlen(val) >= sizeof(cfg->socket_group))
+			return -EINVAL;
+		snprintf(cfg->socket_group, sizeof(cfg->socket_group), "%s", val);
 		return 0;
 	}
 	errno = 0;

@@ -24,6 +24,7 @@ uint64_t dd_now_ns(void);
 struct dd_config {
 	char socket_path[108];
 	unsigned int socket_mode;
+	char socket_group[64]; /* "" : the daemon's own */
 	int release_timeout_ms;
 	/* Limits (daxpoold.conf(5)): what one client, or one user, may cost the daemon. */
 	unsigned int max_connections, max_connections_per_uid;

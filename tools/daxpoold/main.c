@@ -8,6 +8,7 @@
  * READY=1 to systemd, then the event loop (server.c).
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -95,7 +96,7 @@ static int make_dirs(const char *sock)
 	return 0;
 }
 
-static int listen_socket(const char *path, unsigned int mode)
+static int listen_socket(const char *path, unsigned int mode, const char *group)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -126,8 +127,26 @@ static int listen_socket(const char *path, unsigned int mode)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0 ||
-	    listen(fd, 128) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0) {
+		r = -errno;
+		dd_log(LOG_ERR, "%s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	/* The group before listen(): nobody connects through a wrong one meanwhile. */
+	if (group && *group) {
+		struct group *gr = getgrnam(group);
+
+		if (!gr || chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+			r = gr ? -errno : -ENOENT;
+			dd_log(LOG_ERR, "%s: socket_group %s: %s", path, group,
+			       gr ? strerror(-r) : "no such group");
+			close(fd);
+			unlink(path);
+			return r;
+		}
+	}
+	if (listen(fd, 128) < 0) {
 		r = -errno;
 		dd_log(LOG_ERR, "%s: %s", path, strerror(-r));
 		close(fd);
@@ -288,7 +307,7 @@ int main(int argc, char **argv)
 		dd_log(LOG_NOTICE, "listening on %s (passed by systemd), release timeout %d s",
 		       dd_cfg.socket_path, dd_cfg.release_timeout_ms / 1000);
 	} else {
-		fd = listen_socket(dd_cfg.socket_path, dd_cfg.socket_mode);
+		fd = listen_socket(dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.socket_group);
 		if (fd < 0)
 			return 1;
 		if (!foreground && detach() < 0)
