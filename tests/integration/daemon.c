@@ -2009,6 +2009,77 @@ TEST_TIMEOUT(release_refused_for_an_mr_whose_creator_exited, 180)
 	devdax_enable(name);
 	CHECK(devdax_enabled(name));
 }
+
+/*
+ * One process, two daxpool contexts (two connections), an RDMA MR through
+ * daxpool in each: both are daxpool's own pins, revoked by the drain, so the
+ * release drains them and goes through -- the second context's pin is not
+ * taken for one outside daxpool.
+ */
+TEST_TIMEOUT(release_drains_a_process_with_two_contexts, 120)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	int pfd[2], rc, status;
+	char c;
+	pid_t pid;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct mr_client st[2] = { 0 };
+		struct daxpool_region *region[2];
+		struct daxpool_ctx *ctx[2];
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		size_t align;
+
+		prctl(PR_SET_NAME, "two-contexts");
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		CHECK(pd);
+		for (int i = 0; i < 2; i++) {
+			CHECK_OK(daxpool_ctx_new(&ctx[i]));
+			CHECK_OK(daxpool_ctx_connect_daemon(ctx[i], sock_path));
+			CHECK_OK(daxpool_region_open(ctx[i], dev, 0, &region[i]));
+			align = daxpool_region_get_alignment(region[i]);
+			CHECK_OK(daxpool_map_new(region[i], i * align, align, 0, &st[i].map));
+			CHECK_OK(daxpool_rdma_reg_mr(st[i].map, pd, daxpool_map_get_address(st[i].map),
+						     1 << 20, MR_ACCESS, &st[i].pin));
+			CHECK_OK(daxpool_pin_set_revoke_fn(st[i].pin, mr_revoke, &st[i]));
+		}
+		CHECK(write(pfd[1], "r", 1) == 1);
+		for (int i = 0; i < 2; i++) {
+			while (!atomic_load(&st[i].revoked))
+				msleep(1);
+			for (int k = 0; k < 5000 && daxpool_pin_get_mr(st[i].pin); k++)
+				msleep(1);
+			CHECK_OK(daxpool_rdma_dereg_mr(st[i].pin));
+			daxpool_map_unref(st[i].map);
+		}
+		msleep(200);
+		for (int i = 0; i < 2; i++) {
+			daxpool_region_unref(region[i]);
+			daxpool_ctx_unref(ctx[i]);
+		}
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &c, 1) == 1);
+	wait_counts(2, 2, 2, 5000);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 0);
+	CHECK(!devdax_enabled(name));
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
+}
 #endif /* DAXPOOL_HAVE_RDMA */
 
 /* The lease of the first region of the first client in a status document, or NULL. */

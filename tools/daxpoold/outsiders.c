@@ -439,14 +439,26 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 	const struct dd_rdma_mrs *mrs;
 	struct dd_conn *c;
 	uint64_t *skip = NULL;
-	size_t n_skip = 0;
+	size_t n_skip = 0, n_pins = 0;
 
 	*f = (struct dd_proc_facts){ .pid = pid };
 	*ret_skip = NULL;
 	*ret_n_skip = 0;
 	f->vm_pin_kb = dd_proc_vm_pin_kb(pid);
-	c = client_of(pid);
-	if (!f->vm_pin_kb && !(c && dd_conn_has_seen(c, dev, ino)))
+	/* A process may have several daxpool contexts: one connection each. */
+	for (c = dd_conns; c; c = c->next) {
+		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
+			continue;
+		n_pins += c->pins.n;
+		if (dd_conn_has_seen(c, dev, ino)) {
+			uint64_t since = seen_since(c, dev, ino);
+
+			f->registered = true;
+			if (!f->registered_ns || (since && since < f->registered_ns))
+				f->registered_ns = since;
+		}
+	}
+	if (!f->vm_pin_kb && !f->registered)
 		return false; /* nothing pinned long-term (an MR pins, and counts in VmPin) */
 	if (dd_proc_start(pid, &f->start_ns, NULL) < 0)
 		return false; /* gone */
@@ -457,36 +469,36 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 			f->mr_bytes += mrs->mr[i].length;
 		}
 	}
-	if (c) {
-		f->registered = dd_conn_has_seen(c, dev, ino);
-		f->registered_ns = seen_since(c, dev, ino);
-		skip = calloc(c->pins.n + 1, sizeof(*skip));
+	skip = n_pins ? calloc(n_pins, sizeof(*skip)) : NULL;
+	for (c = dd_conns; c; c = c->next) {
+		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
+			continue;
 		dd_idmap_for_each(&c->pins, i, h)
 		{
 			if (h->kind != 2)
 				continue; /* transient pins are not in VmPin, nor MRs */
 			f->own_pin_kb += ((h->offset & 4095) + h->length + 4095) / 4096 * 4;
-			if (skip && n_skip < c->pins.n)
+			if (skip && n_skip < n_pins)
 				skip[n_skip++] = h->length;
 		}
-		/* MRs daxpool registered are matched by length, each MR to one pin. */
-		for (size_t i = 0; mrs && i < mrs->n; i++) {
-			if (mrs->mr[i].pid != pid)
-				continue;
-			for (size_t k = 0; k < n_skip; k++) {
-				if (skip[k] == mrs->mr[i].length && !(skip[k] >> 63)) {
-					skip[k] |= 1ull << 63; /* matched */
-					f->own_mrs++;
-					f->mr_bytes -= mrs->mr[i].length;
-					break;
-				}
+	}
+	/* MRs daxpool registered are matched by length, each MR to one pin. */
+	for (size_t i = 0; mrs && i < mrs->n; i++) {
+		if (mrs->mr[i].pid != pid)
+			continue;
+		for (size_t k = 0; k < n_skip; k++) {
+			if (skip[k] == mrs->mr[i].length && !(skip[k] >> 63)) {
+				skip[k] |= 1ull << 63; /* matched */
+				f->own_mrs++;
+				f->mr_bytes -= mrs->mr[i].length;
+				break;
 			}
 		}
-		for (size_t k = 0; k < n_skip; k++)
-			skip[k] &= ~(1ull << 63);
-		if (f->own_mrs > f->mrs)
-			f->own_mrs = f->mrs;
 	}
+	for (size_t k = 0; k < n_skip; k++)
+		skip[k] &= ~(1ull << 63);
+	if (f->own_mrs > f->mrs)
+		f->own_mrs = f->mrs;
 	if (rdev) {
 		const struct dd_opener *o = dd_opens_find(pid, f->start_ns, rdev);
 
