@@ -127,7 +127,7 @@ TEST(an_inherited_descriptor_is_a_holder)
 
 	f.opened_by_ancestor = 4000;
 	CHECK(judge(&f, &rec_on, why));
-	CHECK(strstr(why, "forked from pid 4000 after it opened dax0.0"));
+	CHECK(strstr(why, "forked from pid 4000, which opened dax0.0 before"));
 }
 
 TEST(io_uring_buffers_on_a_mapping_count)

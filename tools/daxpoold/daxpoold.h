@@ -111,6 +111,7 @@ struct dd_op;
 /* A device or file a client registered at some time: it may still pin it after dropping it. */
 struct dd_seen {
 	uint64_t dev, ino;
+	uint64_t rdev; /* of a device-dax device (any node of it), else 0 */
 	uint64_t first_ns; /* CLOCK_REALTIME of its first registration */
 };
 
@@ -245,7 +246,13 @@ void dd_status(struct dd_conn *c, const char *target);
 /* A client and what it holds: of (dev, ino) only when @filter. */
 json_object *dd_client_json(struct dd_conn *c, bool filter, uint64_t dev, uint64_t ino);
 /* Pids of the clients that hold (dev, ino); *ret_n of them; malloc()ed. */
-pid_t *dd_client_pids(uint64_t dev, uint64_t ino, size_t *ret_n);
+pid_t *dd_client_pids(uint64_t dev, uint64_t ino, uint64_t rdev, size_t *ret_n);
+/*
+ * Whether @r is the file (dev, ino), or -- @rdev not 0 -- a device-dax region
+ * of that device through any node: a node made with mknod elsewhere (a
+ * container's /dev) has another inode but the same rdev.
+ */
+bool dd_region_is(const struct dd_region *r, uint64_t dev, uint64_t ino, uint64_t rdev);
 /*
  * Resolve a target (an absolute path, or a devdax name) in one lookup that
  * follows no symbolic link (openat2 RESOLVE_NO_SYMLINKS, O_PATH) to its stat;
@@ -301,17 +308,19 @@ int dd_rdma_parse_dev_dump(const void *buf, size_t len, uint32_t seq, uint32_t *
 
 /* ---- outsiders.c ---- */
 /*
- * Processes that map (dev, ino) (/proc/PID/maps), with their io_uring
+ * Processes that map (dev, ino) -- or, @rdev not 0, any node of that
+ * device-dax device (/proc/PID/map_files) -- (/proc/PID/maps), with their io_uring
  * registered buffers inside those mappings (/proc/PID/fdinfo) and their RDMA
  * MRs from @mrs (possible pins: an MR has no address), except the pids in
  * @exclude (n_exclude of them). @mrs (zeroed, or already scanned) is scanned
  * the first time a process that maps it is found; NULL: MRs are not looked
  * at. Return a JSON array (never NULL).
  */
-json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude,
+json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const pid_t *exclude,
+			       size_t n_exclude,
 			       struct dd_rdma_mrs *mrs);
 /* Whether @c registered (dev, ino) at any time while connected. */
-bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino);
+bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev);
 /*
  * Possible holders by the holder rule (holder_rule.c) that do not map (dev,
  * ino) outside daxpool: processes with pinned pages daxpool did not pin --
@@ -320,11 +329,13 @@ bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino);
  * out. @rdev and @devname: the device-dax device (rdev 0 for a file: then
  * only clients that registered it count; the kernel refuses long-term pins
  * of DAX files and nothing is recorded for them). Pids in @skip (n_skip) are
- * reported already. A JSON array of objects shaped like an outsider's, with
+ * reported already. @drained: after the drain, a client's pins it still
+ * claims on the target explain none of its pinned pages. A JSON array of
+ * objects shaped like an outsider's, with
  * "reason", "vm_pin_kb", and "client": true for a daxpool client.
  */
 json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-			     const pid_t *skip, size_t n_skip, struct dd_rdma_mrs *mrs);
+			     const pid_t *skip, size_t n_skip, bool drained, struct dd_rdma_mrs *mrs);
 /*
  * Every possible holder of (dev, ino) outside the drain: the processes that
  * map it (dd_outsiders_scan, less the clients that hold it: the drain revokes
@@ -332,7 +343,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
  * to @target (when not NULL). A JSON array (never NULL).
  */
 json_object *dd_possible_holders(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-				 const char *target, struct dd_rdma_mrs *mrs);
+				 const char *target, bool drained, struct dd_rdma_mrs *mrs);
 /* VmPin of @pid in kB; 0 if it is gone. */
 uint64_t dd_proc_vm_pin_kb(pid_t pid);
 /* The "rdma" summary of a report: devices scanned, MRs seen, why incomplete. */
@@ -341,7 +352,7 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs);
 bool dd_outsider_has_pins(json_object *o);
 void dd_proc_comm(pid_t pid, char *buf, size_t size);
 /* Whether @pid maps (dev, ino) (/proc/PID/maps). */
-bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino);
+bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino, uint64_t rdev);
 /* Whether @pid has (dev, ino) open (/proc/PID/fd) or mapped (/proc/PID/maps). */
 bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino);
 

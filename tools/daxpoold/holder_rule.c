@@ -79,7 +79,7 @@ bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 		snprintf(how, sizeof(how), "opened %s at %s, %s", devname, when, maps);
 	} else if (f->opened_by_ancestor) {
 		snprintf(how, sizeof(how),
-			 "forked from pid %d after it opened %s (an inherited descriptor), %s",
+			 "forked from pid %d, which opened %s before (an inherited descriptor), %s",
 			 (int)f->opened_by_ancestor, devname, maps);
 	} else if (f->maps_it) {
 		snprintf(how, sizeof(how), "maps %s", devname);

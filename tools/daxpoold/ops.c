@@ -39,7 +39,7 @@ static const char *op_name(uint32_t kind)
 
 static bool op_matches(const struct dd_op *op, const struct dd_region *r)
 {
-	return r->dev == op->dev && r->ino == op->ino;
+	return dd_region_is(r, op->dev, op->ino, op->devdax ? op->rdev : 0);
 }
 
 bool dd_region_draining(const struct dd_region *r)
@@ -64,6 +64,12 @@ static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 	r->revoke_req = op->req;
 	p->conn = c;
 	p->region_id = r->id;
+	/*
+	 * Registered while the action runs: it zaps the range and hears how it
+	 * ended, but the operation waits for it no more -- the final check
+	 * already passed -- and nothing it answers can end the operation early.
+	 */
+	p->done = op->acting;
 	p->next = op->pend;
 	op->pend = p;
 	m.revoke.req = op->req;
@@ -106,6 +112,13 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 /* End an operation: tell the clients, answer the requester, free it. */
 static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 {
+	if (op->acting) {
+		/* Its worker still uses it: it ends when the worker does (dd_ops_work_done). */
+		dd_log(LOG_ERR, "%s of %s: ended while acting (a daxpoold bug); kept until the "
+				"worker ends", op_name(op->kind), op->target);
+		json_object_put(doc);
+		return;
+	}
 	struct dd_op **pp;
 	uint64_t now = dd_now_ns();
 
@@ -193,12 +206,15 @@ static json_object *op_holders(struct dd_op *op)
 	return arr;
 }
 
-/* Possible holders outside the drain (the holder rule). *ret_rdma: the MR scan's summary. */
-static json_object *op_outsiders(struct dd_op *op, json_object **ret_rdma)
+/*
+ * Possible holders outside the drain (the holder rule); @drained: the final
+ * check, after every client reported idle. *ret_rdma: the MR scan's summary.
+ */
+static json_object *op_outsiders(struct dd_op *op, json_object **ret_rdma, bool drained)
 {
 	struct dd_rdma_mrs mrs = { 0 };
 	json_object *o = dd_possible_holders(op->dev, op->ino, op->devdax ? op->rdev : 0,
-					     op->devname, op->target, &mrs);
+					     op->devname, op->target, drained, &mrs);
 
 	if (ret_rdma)
 		*ret_rdma = dd_rdma_mrs_json(&mrs);
@@ -288,7 +304,7 @@ static void op_acted(struct dd_op *op, int r, const char *action_msg)
 /* All clients drained: check outsiders again, then act -- off the loop when it may sleep. */
 static void op_finish(struct dd_op *op)
 {
-	json_object *rdma, *outs = op_outsiders(op, &rdma);
+	json_object *rdma, *outs = op_outsiders(op, &rdma, true);
 	int r;
 
 	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
@@ -413,7 +429,8 @@ static bool waited_still_there(const struct dd_op *op, const struct dd_waited *w
 
 	if (dd_proc_start(w->pid, &start, NULL) < 0 || start != w->start_ns)
 		return false; /* exited */
-	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->dev, op->ino);
+	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->dev, op->ino,
+										 op->devdax ? op->rdev : 0);
 }
 
 /* A poll while waiting for outsiders: go on once the rule finds none. */
@@ -427,7 +444,7 @@ static void op_poll_outsiders(struct dd_op *op)
 			return; /* the cheap check: no full scan while one is surely there */
 		}
 	}
-	outs = op_outsiders(op, NULL);
+	outs = op_outsiders(op, NULL, false);
 	if (json_object_array_length(outs)) {
 		op_wait_outsiders(op, outs);
 		json_object_put(outs);
@@ -500,7 +517,8 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 		}
 	}
 	for (op = dd_ops; op; op = op->next) {
-		if (op->dev == st.st_dev && op->ino == st.st_ino) {
+		if ((op->dev == st.st_dev && op->ino == st.st_ino) ||
+		    (op->devdax && S_ISCHR(st.st_mode) && op->rdev == st.st_rdev)) {
 			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", path,
 					    op_name(op->kind));
 			close(path_fd);
@@ -546,7 +564,7 @@ void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
 
 	json_object *rdma;
 
-	op->outsiders_before = op_outsiders(op, &rdma);
+	op->outsiders_before = op_outsiders(op, &rdma, false);
 	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
 		if (m->op.timeout_ms > 0) {
 			/* Asked to wait: for them to go, then drain, within the same deadline. */
@@ -576,6 +594,8 @@ void dd_op_revoke_done(struct dd_conn *c, uint64_t req, uint64_t region_id, int 
 		for (struct dd_pend *p = op->pend; p; p = p->next) {
 			if (p->conn != c || p->region_id != region_id || p->done)
 				continue;
+			if (op->acting)
+				return; /* the worker owns the operation until it ends */
 			if (status < 0) {
 				json_object *doc = op_doc(op, "failed");
 				char msg[256];
@@ -636,7 +656,7 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 				pp = &p->next;
 			}
 		}
-		if (lost) {
+		if (lost && !op->acting) {
 			json_object *doc = op_doc(op, "failed");
 			char msg[256];
 
@@ -675,7 +695,7 @@ int dd_ops_tick(void)
 			continue;
 		}
 		if (now >= op->deadline_ns && op->waiting) {
-			json_object *rdma, *outs = op_outsiders(op, &rdma);
+			json_object *rdma, *outs = op_outsiders(op, &rdma, false);
 
 			if (!json_object_array_length(outs)) {
 				/* They went just now: drain at once, the deadline is the drain's. */
@@ -697,7 +717,7 @@ int dd_ops_tick(void)
 								      "deadline: nothing was released; "
 								      "the device stays usable"));
 			json_object_object_add(doc, "holders", op_holders(op));
-			json_object_object_add(doc, "outsiders", op_outsiders(op, NULL));
+			json_object_object_add(doc, "outsiders", op_outsiders(op, NULL, false));
 			op_end(op, -ETIMEDOUT, doc, true);
 			continue;
 		}

@@ -110,11 +110,64 @@ static bool excluded(pid_t pid, const pid_t *exclude, size_t n)
 }
 
 /*
- * The mappings of (dev, ino) in @pid: a JSON array, or NULL if it maps none;
- * their ranges into *ret_ranges (malloc()ed, *ret_n of them).
+ * What the files behind mappings are, as far as the current scan looked:
+ * (dev, ino) of a mapping -> whether it is a node of the device-dax device
+ * scanned for. Reset by each scan.
  */
-static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, struct range **ret_ranges,
-				 size_t *ret_n)
+#define NODE_CACHE 512
+static struct {
+	uint64_t dev, ino;
+	bool is_node;
+} node_cache[NODE_CACHE];
+static size_t n_node_cache;
+static uint64_t node_cache_rdev;
+
+/*
+ * Whether the mapping [start, end) of @pid at (dev, ino) is another node of
+ * the device @rdev (made with mknod, e.g. in a container's /dev): the mapped
+ * file's own stat, through /proc/PID/map_files (CAP_SYS_ADMIN). Only files on
+ * filesystems without a device (major 0: tmpfs, devtmpfs, overlay), where
+ * such nodes live, are looked at; each (dev, ino) once per scan.
+ */
+static bool maps_other_node(pid_t pid, unsigned long long start, unsigned long long end,
+			    uint64_t dev, uint64_t ino, uint64_t rdev)
+{
+	char path[96];
+	struct stat st;
+	bool is_node;
+
+	if (!rdev || !ino || major(dev) != 0)
+		return false;
+	if (node_cache_rdev != rdev) {
+		n_node_cache = 0;
+		node_cache_rdev = rdev;
+	}
+	for (size_t i = 0; i < n_node_cache; i++)
+		if (node_cache[i].dev == dev && node_cache[i].ino == ino)
+			return node_cache[i].is_node;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, start, end);
+	if (stat(path, &st) < 0)
+		return errno != ENOENT && errno != ESRCH; /* cannot tell: count it */
+	is_node = S_ISCHR(st.st_mode) && st.st_rdev == rdev;
+	if (n_node_cache < NODE_CACHE)
+		node_cache[n_node_cache++] = (typeof(node_cache[0])){ dev, ino, is_node };
+	return is_node;
+}
+
+static void node_cache_reset(void)
+{
+	n_node_cache = 0;
+	node_cache_rdev = 0;
+}
+
+/*
+ * The mappings of (dev, ino) -- or, @rdev not 0, of any node of that
+ * device-dax device -- in @pid: a JSON array, or NULL if it maps none (errno
+ * set if its maps could not be read); their ranges into *ret_ranges
+ * (malloc()ed, *ret_n of them).
+ */
+static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t rdev,
+				 struct range **ret_ranges, size_t *ret_n)
 {
 	struct range *ranges = NULL;
 	size_t n_ranges = 0;
@@ -137,11 +190,20 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, struct r
 		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off,
 			   &maj, &min, &inode, &pos) < 7)
 			continue;
-		if (inode != ino || makedev(maj, min) != dev)
+		if ((inode != ino || makedev(maj, min) != dev) &&
+		    !maps_other_node(pid, start, end, makedev(maj, min), inode, rdev))
 			continue;
 		struct range *nr = realloc(ranges, (n_ranges + 1) * sizeof(*nr));
-		if (!nr)
+		if (!nr) {
+			/* A partial list would look like fewer mappings: say none could be read. */
+			json_object_put(maps);
+			maps = NULL;
+			free(ranges);
+			ranges = NULL;
+			n_ranges = 0;
+			errno = ENOMEM;
 			break;
+		}
 		ranges = nr;
 		ranges[n_ranges++] = (struct range){ start, end };
 		if (!maps)
@@ -159,11 +221,11 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, struct r
 	return maps;
 }
 
-bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino)
+bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
 	struct range *ranges;
 	size_t n;
-	json_object *maps = pid_mappings(pid, dev, ino, &ranges, &n);
+	json_object *maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n);
 
 	free(ranges);
 	json_object_put(maps);
@@ -180,7 +242,7 @@ bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino)
 	bool held = false;
 	DIR *d;
 
-	maps = pid_mappings(pid, dev, ino, &ranges, &n);
+	maps = pid_mappings(pid, dev, ino, 0, &ranges, &n);
 	free(ranges);
 	if (maps) {
 		json_object_put(maps);
@@ -318,7 +380,8 @@ static json_object *unknown_holder(pid_t pid, int err, const char *what)
 	return o;
 }
 
-json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude, size_t n_exclude,
+json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const pid_t *exclude,
+			       size_t n_exclude,
 			       struct dd_rdma_mrs *mrs)
 {
 	json_object *arr = json_object_new_array();
@@ -342,12 +405,16 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude,
 		if (pid == getpid() || excluded(pid, exclude, n_exclude))
 			continue;
 		errno = 0;
-		maps = pid_mappings(pid, dev, ino, &ranges, &n_ranges);
+		maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n_ranges);
 		if (maps) {
 			o = holder_json(pid, maps, ranges, n_ranges);
 			add_mrs(o, pid, mrs_get(mrs), NULL, 0);
 			add_possible_pins(o);
 			json_object_array_add(arr, o);
+		} else if (errno && errno != ENOENT && errno != ESRCH && errno != EACCES &&
+			   errno != EPERM) {
+			/* Not read for want of resources (EMFILE, ENOMEM): not ruled out. */
+			json_object_array_add(arr, unknown_holder(pid, errno, "maps"));
 		} else if ((errno == EACCES || errno == EPERM) && dd_proc_vm_pin_kb(pid)) {
 			/*
 			 * Its mappings cannot be read (no CAP_SYS_PTRACE, or it is beyond
@@ -363,22 +430,30 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, const pid_t *exclude,
 	return arr;
 }
 
-bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino)
+static bool seen_is(const struct dd_seen *e, uint64_t dev, uint64_t ino, uint64_t rdev)
+{
+	return (e->dev == dev && e->ino == ino) || (rdev && e->rdev == rdev);
+}
+
+bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
 	if (c->seen_overflow)
 		return true;
 	for (size_t i = 0; i < c->n_seen; i++)
-		if (c->seen[i].dev == dev && c->seen[i].ino == ino)
+		if (seen_is(&c->seen[i], dev, ino, rdev))
 			return true;
 	return false;
 }
 
-static uint64_t seen_since(const struct dd_conn *c, uint64_t dev, uint64_t ino)
+static uint64_t seen_since(const struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
+	uint64_t first = 0;
+
 	for (size_t i = 0; i < c->n_seen; i++)
-		if (c->seen[i].dev == dev && c->seen[i].ino == ino)
-			return c->seen[i].first_ns;
-	return 0;
+		if (seen_is(&c->seen[i], dev, ino, rdev) &&
+		    (!first || c->seen[i].first_ns < first))
+			first = c->seen[i].first_ns;
+	return first;
 }
 
 uint64_t dd_proc_vm_pin_kb(pid_t pid)
@@ -407,10 +482,14 @@ static struct dd_conn *client_of(pid_t pid)
 }
 
 /*
- * An ancestor of @pid (started at @start) recorded as an opener of @rdev
- * before @pid was forked: @pid may have inherited the descriptor. 0: none.
+ * An ancestor of @pid (started at @start) from which it may have inherited a
+ * descriptor of the device: one recorded as an opener of @rdev before @pid
+ * was forked, or -- the record cannot know what it did before @since -- one
+ * that started before the record began and holds the device (dev, ino) now.
+ * 0: none.
  */
-static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
+static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev, uint64_t dev, uint64_t ino,
+			     uint64_t since)
 {
 	pid_t cur = pid, ppid;
 	uint64_t child_start = start, pstart;
@@ -425,6 +504,8 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 		o = dd_opens_find(ppid, pstart, rdev);
 		if (o && pstart <= child_start)
 			return ppid;
+		if ((!since || pstart < since) && dd_pid_holds_file(ppid, dev, ino))
+			return ppid;
 		cur = ppid;
 		child_start = pstart;
 	}
@@ -433,8 +514,8 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 
 /* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
 static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
-			 struct dd_rdma_mrs *t, struct dd_proc_facts *f, uint64_t **ret_skip,
-			 size_t *ret_n_skip)
+			 uint64_t since, bool drained, struct dd_rdma_mrs *t,
+			 struct dd_proc_facts *f, uint64_t **ret_skip, size_t *ret_n_skip)
 {
 	const struct dd_rdma_mrs *mrs;
 	struct dd_conn *c;
@@ -450,12 +531,12 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
 			continue;
 		n_pins += c->pins.n;
-		if (dd_conn_has_seen(c, dev, ino)) {
-			uint64_t since = seen_since(c, dev, ino);
+		if (dd_conn_has_seen(c, dev, ino, rdev)) {
+			uint64_t first = seen_since(c, dev, ino, rdev);
 
 			f->registered = true;
-			if (!f->registered_ns || (since && since < f->registered_ns))
-				f->registered_ns = since;
+			if (!f->registered_ns || (first && first < f->registered_ns))
+				f->registered_ns = first;
 		}
 	}
 	if (!f->vm_pin_kb && !f->registered)
@@ -475,8 +556,18 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 			continue;
 		dd_idmap_for_each(&c->pins, i, h)
 		{
+			const struct dd_region *r;
+
 			if (h->kind != 2)
 				continue; /* transient pins are not in VmPin, nor MRs */
+			/*
+			 * After the drain no pin on the target is left: one the client
+			 * still claims there explains nothing (a client's word is no
+			 * proof of what it pins).
+			 */
+			r = dd_regmap_get(&c->region_ids, h->region_id);
+			if (drained && (!r || dd_region_is(r, dev, ino, rdev)))
+				continue;
 			f->own_pin_kb += ((h->offset & 4095) + h->length + 4095) / 4096 * 4;
 			if (skip && n_skip < n_pins)
 				skip[n_skip++] = h->length;
@@ -504,7 +595,8 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 
 		f->opened_ns = o ? o->first_ns : 0;
 		if (!o)
-			f->opened_by_ancestor = opener_ancestor(pid, f->start_ns, rdev);
+			f->opened_by_ancestor =
+				opener_ancestor(pid, f->start_ns, rdev, dev, ino, since);
 	}
 	*ret_skip = skip;
 	*ret_n_skip = n_skip;
@@ -566,7 +658,8 @@ static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
 }
 
 json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-			     const pid_t *skip_pids, size_t n_skip_pids, struct dd_rdma_mrs *t)
+			     const pid_t *skip_pids, size_t n_skip_pids, bool drained,
+			     struct dd_rdma_mrs *t)
 {
 	json_object *arr = json_object_new_array();
 	struct dd_record_facts rec = { 0 };
@@ -596,7 +689,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 		pid = (pid_t)atoi(de->d_name);
 		if (pid == getpid() || excluded(pid, skip_pids, n_skip_pids))
 			continue;
-		if (!gather_facts(pid, dev, ino, rdev, t, &f, &skip, &n_skip))
+		if (!gather_facts(pid, dev, ino, rdev, rec.since_ns, drained, t, &f, &skip, &n_skip))
 			continue;
 		/*
 		 * A file (rdev 0) has no open record: only a client that registered
@@ -606,7 +699,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 			free(skip);
 			continue;
 		}
-		maps = pid_mappings(pid, dev, ino, &ranges, &n_ranges);
+		maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n_ranges);
 		f.maps_it = maps != NULL;
 		if (f.maps_it)
 			f.uring_bufs = (size_t)count_uring_bufs(pid, ranges, n_ranges);
@@ -657,18 +750,22 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs)
 }
 
 json_object *dd_possible_holders(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-				 const char *target, struct dd_rdma_mrs *mrs)
+				 const char *target, bool drained, struct dd_rdma_mrs *mrs)
 {
 	size_t n_ex, n_listed;
-	pid_t *ex = dd_client_pids(dev, ino, &n_ex), *listed;
-	json_object *all = dd_outsiders_scan(dev, ino, ex, n_ex, mrs), *more;
+	pid_t *ex = dd_client_pids(dev, ino, rdev, &n_ex), *listed;
+	json_object *all, *more;
+
+	node_cache_reset();
+	all = dd_outsiders_scan(dev, ino, rdev, ex, n_ex, mrs);
 
 	n_listed = json_object_array_length(all);
 	listed = calloc(n_listed + 1, sizeof(*listed));
 	for (size_t i = 0; listed && i < n_listed; i++)
 		listed[i] = json_object_get_int(
 			json_object_object_get(json_object_array_get_idx(all, i), "pid"));
-	more = dd_pinners_scan(dev, ino, rdev, devname, listed, listed ? n_listed : 0, mrs);
+	more = dd_pinners_scan(dev, ino, rdev, devname, listed, listed ? n_listed : 0, drained,
+			       mrs);
 	for (size_t i = 0; i < json_object_array_length(more); i++)
 		json_object_array_add(all, json_object_get(json_object_array_get_idx(more, i)));
 	json_object_put(more);

@@ -219,12 +219,12 @@ static void conn_free_holdings(struct dd_conn *c)
 }
 
 /* Remember that @c registered (dev, ino): it stays a possible holder after dropping it. */
-static void conn_note_seen(struct dd_conn *c, uint64_t dev, uint64_t ino)
+static void conn_note_seen(struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
 	struct dd_seen *ns;
 	struct timespec ts;
 
-	if (dd_conn_has_seen(c, dev, ino))
+	if (dd_conn_has_seen(c, dev, ino, 0))
 		return;
 	if (c->n_seen >= DD_SEEN_MAX || !(ns = realloc(c->seen, (c->n_seen + 1) * sizeof(*ns)))) {
 		/* Cannot remember it: count the client as a possible holder of everything. */
@@ -233,7 +233,7 @@ static void conn_note_seen(struct dd_conn *c, uint64_t dev, uint64_t ino)
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->seen = ns;
-	c->seen[c->n_seen++] = (struct dd_seen){ dev, ino,
+	c->seen[c->n_seen++] = (struct dd_seen){ dev, ino, rdev,
 						 (uint64_t)ts.tv_sec * 1000000000u +
 							 (uint64_t)ts.tv_nsec };
 }
@@ -604,7 +604,7 @@ static int region_add(struct dd_conn *c, uint64_t id, int fd)
 	r->owner_uid = tmp.owner_uid;
 	memcpy(r->path, tmp.path, sizeof(r->path));
 	memcpy(r->devname, tmp.devname, sizeof(r->devname));
-	conn_note_seen(c, r->dev, r->ino);
+	conn_note_seen(c, r->dev, r->ino, r->kind == 3 ? r->rdev : 0);
 	dd_op_region_added(c, r);
 	return 0;
 }

@@ -165,26 +165,36 @@ json_object *dd_client_json(struct dd_conn *c, bool filter, uint64_t dev, uint64
 	return o;
 }
 
-pid_t *dd_client_pids(uint64_t dev, uint64_t ino, size_t *ret_n)
+bool dd_region_is(const struct dd_region *r, uint64_t dev, uint64_t ino, uint64_t rdev)
+{
+	if (r->dev == dev && r->ino == ino)
+		return true;
+	return rdev && r->kind == 3 /* devdax */ && r->rdev == rdev;
+}
+
+pid_t *dd_client_pids(uint64_t dev, uint64_t ino, uint64_t rdev, size_t *ret_n)
 {
 	size_t n = 0, cap = 16;
 	pid_t *pids = malloc(cap * sizeof(*pids));
 
 	for (struct dd_conn *c = dd_conns; c && pids; c = c->next) {
 		for (struct dd_region *r = c->regions; r; r = r->next) {
-			if (r->dev != dev || r->ino != ino)
+			if (!dd_region_is(r, dev, ino, rdev))
 				continue;
 			if (n == cap) {
-				pid_t *np = realloc(pids, (cap *= 2) * sizeof(*pids));
+				size_t ncap = cap * 2;
+				pid_t *np = realloc(pids, ncap * sizeof(*pids));
 
 				if (!np)
-					break;
+					goto out; /* fewer excluded: they are scanned, which is safe */
 				pids = np;
+				cap = ncap;
 			}
 			pids[n++] = c->cred.pid;
 			break;
 		}
 	}
+out:
 	*ret_n = pids ? n : 0;
 	return pids;
 }
@@ -382,7 +392,8 @@ void dd_status(struct dd_conn *req, const char *target)
 	}
 	for (size_t k = 0; k < n_keys; k++) {
 		json_object *found = dd_possible_holders(keys[k].dev, keys[k].ino, keys[k].rdev,
-							 keys[k].devname, keys[k].path, &mrs);
+							 keys[k].devname, keys[k].path, false,
+							 &mrs);
 
 		for (size_t i = 0; i < json_object_array_length(found); i++) {
 			json_object *o = json_object_array_get_idx(found, i);
