@@ -41,7 +41,7 @@ static void map_revoked(struct daxpool_map *map, void *userdata)
 	atomic_store(&revoked, true);
 }
 
-static int die(const char *what, int r)
+static void __attribute__((noreturn)) die(const char *what, int r)
 {
 	fprintf(stderr, "fabric_cache: %s: %s\n", what, r < 0 && r > -4096 ? strerror(-r) : "failed");
 	exit(1);

@@ -47,13 +47,13 @@ static enum { IDLE, RUNNING, STOP_ASKED, STOPPED } state = IDLE;
 static ucp_worker_h worker;
 static ucp_ep_h server_ep;
 
-static void die(const char *what, const char *why)
+static void __attribute__((noreturn)) die(const char *what, const char *why)
 {
 	fprintf(stderr, "ucx_rma: %s: %s\n", what, why);
 	exit(1);
 }
 
-static void die_ucs(const char *what, ucs_status_t st)
+static void __attribute__((noreturn)) die_ucs(const char *what, ucs_status_t st)
 {
 	die(what, ucs_status_string(st));
 }
