@@ -199,7 +199,7 @@ struct daxpool_pin *dp_pin_alloc(void)
 		pin = (struct daxpool_pin *)slab_free;
 		slab_free = slab_free->next;
 	} else {
-		if (slab_cur + sizeof(*pin) > slab_end) {
+		if (!slab_cur || (size_t)(slab_end - slab_cur) < sizeof(*pin)) {
 			void *chunk;
 
 			/* Chunks are never returned: freed pins are reused. */
