@@ -88,6 +88,22 @@ static bool wait_refused(int fd, struct dp_msg *m, int timeout_ms)
 
 /* ---- the daemon's side ---- */
 
+/*
+ * ThreadSanitizer's shadow memory and history grow the daemon's resident set
+ * by many times what it allocates: there the memory budgets are reported,
+ * not enforced (the limits' other effects still are).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_BUDGETS 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_BUDGETS 0
+#endif
+#endif
+#ifndef RSS_BUDGETS
+#define RSS_BUDGETS 1
+#endif
+
 /* A field of /proc/PID/status in kB (VmRSS:). */
 static long proc_status_kb(pid_t pid, const char *field)
 {
@@ -810,7 +826,7 @@ TEST_TIMEOUT(per_client_limits_clear_error_rss_bounded, 180)
 	json_object_put(doc);
 	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
 	fprintf(stderr, "daemon VmRSS %ld kB before, %ld kB after %ld pins\n", rss0, rss1, n_pins);
-	if (rss1 - rss0 > 8 * 1024)
+	if (RSS_BUDGETS && rss1 - rss0 > 8 * 1024)
 		dp_test_fail(__FILE__, __LINE__, "the daemon grew by %ld kB", rss1 - rss0);
 	close(fd);
 	daemon_kill(SIGTERM);
@@ -872,7 +888,7 @@ TEST(client_that_never_reads_is_dropped)
 	msleep(500);
 	rss1 = proc_status_kb(daemon_pid, "VmRSS:");
 	CHECK(poll(&pfd, 1, 0) == 0); /* not dropped yet */
-	if (rss1 - rss0 > 8 * 1024)
+	if (RSS_BUDGETS && rss1 - rss0 > 8 * 1024)
 		dp_test_fail(__FILE__, __LINE__, "2 MB of unread messages cost the daemon %ld kB",
 			     rss1 - rss0);
 
@@ -890,7 +906,7 @@ TEST(client_that_never_reads_is_dropped)
 	fprintf(stderr, "daemon VmRSS %ld kB, %ld kB with 20,000 unread, %ld kB after the drop "
 			"(%llu pins sent in all)\n",
 		rss0, rss1, rss2, (unsigned long long)(id - 100));
-	CHECK(rss2 - rss0 < 16 * 1024);
+	CHECK(!RSS_BUDGETS || rss2 - rss0 < 16 * 1024);
 	close(fd);
 	/* The daemon forgot it, and answers others. */
 	root_status_answers(1000);
