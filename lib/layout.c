@@ -3,7 +3,7 @@
  * Layout changes of a file region done safely in one process: zap the range
  * that changes, wait until no map or pin holds it, change the file, reopen.
  * The kernel's own truncate waits for page references too, but on 6.1 it can
- * miss the wakeup and hang (KERNEL-FACTS.md section 2); draining first avoids
+ * miss the wakeup and hang; draining first avoids
  * that. Across processes the same is done by daxpoold (daxpoolctl truncate).
  */
 #include <fcntl.h>

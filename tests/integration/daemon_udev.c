@@ -6,8 +6,8 @@
  * region dead and zaps it, so the revoke functions run.
  *
  * The vm tier does it for real: daxctl disable-device on a device-dax device
- * a client maps through daxpool (a plain map, no pin: that is safe, see
- * KERNEL-FACTS.md section 1), then enable-device. On the host no device can
+ * a client maps through daxpool (a plain map, no pin: that is safe; with a
+ * pin it would oops the kernel), then enable-device. On the host no device can
  * be unplugged: there the daemon is only checked to follow events from the
  * right source, and the client's side is driven by a stand-in daemon over a
  * real socket.

@@ -166,7 +166,7 @@ TEST(devdax_disabled_underneath)
 	CHECK_ERR(daxpool_map_memcpy(map, daxpool_map_get_address(map), buf, sizeof(buf), 0), ENXIO);
 	CHECK_ERR(daxpool_map_read(map, buf, daxpool_map_get_address(map), sizeof(buf)), ENXIO);
 	CHECK_EQ(daxpool_region_is_dead(region), 1);
-	/* No new mapping of the disabled node: the kernel would oops (KERNEL-FACTS 1). */
+	/* No new mapping of the disabled node: the kernel would oops. */
 	{
 		struct daxpool_map *m = NULL;
 

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: how device-dax mappings behave (KERNEL-FACTS.md section 3,
- * VM-RECIPE.md "devdax").  A MAP_SHARED mapping of a whole alignment unit
- * works and comes back aligned; MAP_PRIVATE, an unaligned length or an
- * unaligned offset give EINVAL; MAP_SHARED_VALIDATE|MAP_SYNC is accepted;
- * read(2) gives EINVAL.
+ * Kernel facts: how device-dax mappings behave.  A MAP_SHARED mapping of a
+ * whole alignment unit works and comes back aligned; MAP_PRIVATE, an unaligned
+ * length or an unaligned offset give EINVAL; MAP_SHARED_VALIDATE|MAP_SYNC is
+ * accepted; read(2) gives EINVAL.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: what a devdax unplug does to a mapping that holds no pin
- * (KERNEL-FACTS.md section 1).  "daxctl disable-device" does not wait for
- * the mapping; touching it afterwards raises SIGBUS with BUS_ADRERR at the
- * touched address; mmap on an fd opened before the disable gives ENXIO.
- * "daxctl enable-device" brings the device back for the tests after this one.
+ * Kernel facts: what a devdax unplug does to a mapping that holds no pin.
+ * "daxctl disable-device" does not wait for the mapping; touching it
+ * afterwards raises SIGBUS with BUS_ADRERR at the touched address; mmap on an
+ * fd opened before the disable gives ENXIO. "daxctl enable-device" brings the
+ * device back for the tests after this one.
  *
  * Only the safe facts run here.  Never disable the device while an MR or
  * another long-term pin is held, and never open + mmap the node after the
- * disable: both oops the kernel (KERNEL-FACTS.md section 1).
+ * disable: both oops the kernel.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: fork and pinned anonymous memory (KERNEL-FACTS.md section
- * 5).  The kernel copies pinned anonymous pages at fork, so rdma-core says
- * IBV_FORK_UNNEEDED; after a fork, an RDMA WRITE into a registered buffer
- * lands in the parent's view while the child keeps its own copy, and a CPU
- * store by the parent after the fork is what an RDMA READ of the MR
- * returns.  A MADV_DONTFORK range is absent in the child: touching it gives
- * SIGSEGV.
+ * Kernel facts: fork and pinned anonymous memory.  The kernel copies pinned
+ * anonymous pages at fork, so rdma-core says IBV_FORK_UNNEEDED; after a fork,
+ * an RDMA WRITE into a registered buffer lands in the parent's view while the
+ * child keeps its own copy, and a CPU store by the parent after the fork is
+ * what an RDMA READ of the MR returns.  A MADV_DONTFORK range is absent in the
+ * child: touching it gives SIGSEGV.
  *
  * ibv_fork_init() is deliberately never called: in rdma-core 44 it applies
  * MADV_DONTFORK to every registration even when the kernel does not need it.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: file leases on DAX files (KERNEL-FACTS.md section 4).  A
+ * Kernel facts: file leases on DAX files.  A
  * write lease needs the sole open fd (EAGAIN while the holder has another
  * one); with F_SETSIG, another process's open(O_RDWR) signals the holder
  * (si_fd = the lease fd, si_code = POLL_MSG) and blocks until the holder

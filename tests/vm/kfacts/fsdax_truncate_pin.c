@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: fsdax truncate waits for page references (KERNEL-FACTS.md
- * section 2).  A page reference taken by vmsplice()ing the mapping into a
- * pipe nobody reads makes another process's truncate to 0 block in the
- * filesystem's break-layouts wait; draining the pipe lets it return.
+ * Kernel facts: fsdax truncate waits for page references.  A page reference
+ * taken by vmsplice()ing the mapping into a pipe nobody reads makes another
+ * process's truncate to 0 block in the filesystem's break-layouts wait;
+ * draining the pipe lets it return.
  *
  * The mapping stays in place until the truncate has returned: on 6.12,
  * unmapping first and then draining can trigger WARNING in
- * dax_disassociate_entry (KERNEL-FACTS.md section 2), which the vm tier
- * counts as a failure.
+ * dax_disassociate_entry, which the vm tier counts as a failure.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -2,8 +2,8 @@
 /*
  * Tiny helpers shared by the kernel-fact tests (tests/vm/kfacts/).
  *
- * Each kernel-fact test checks one group of facts from KERNEL-FACTS.md
- * against the running kernel.  They run in the vm tier, where the guest
+ * Each kernel-fact test checks one group of facts about DAX pins, unplug,
+ * truncate, leases and fork against the running kernel.  They run in the vm tier, where the guest
  * exports the device variables (DAXPOOL_TEST_DEVDAX, _FSDAX_DIRS,
  * _RDMA_DEV, _REQUIRE).  Without a device a test skips (exit 77), unless
  * DAXPOOL_TEST_REQUIRE=1, where a missing device is a failure (exit 1).

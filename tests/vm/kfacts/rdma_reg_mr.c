@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Kernel facts: long-term pins through ibv_reg_mr (KERNEL-FACTS.md section
- * 3).  On rxe: an anonymous buffer and a devdax mapping register; a
- * loopback RC QP on GID index 1 moves data into the devdax mapping with
- * RDMA WRITE and out of it with RDMA READ; a MAP_SHARED mapping of an fsdax
- * file (ext4 and xfs) is refused with EOPNOTSUPP.
+ * Kernel facts: long-term pins through ibv_reg_mr.  On rxe: an anonymous
+ * buffer and a devdax mapping register; a loopback RC QP on GID index 1 moves
+ * data into the devdax mapping with RDMA WRITE and out of it with RDMA READ; a
+ * MAP_SHARED mapping of an fsdax file (ext4 and xfs) is refused with
+ * EOPNOTSUPP.
  *
- * Never disable the devdax device while an MR on it is registered: that
- * oopses the kernel when the MR is released (KERNEL-FACTS.md section 1).
+ * Never disable the devdax device while an MR on it is registered: that oopses
+ * the kernel when the MR is released.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
