@@ -111,6 +111,13 @@ TEST_TIMEOUT(map_unmap_ref_unref_against_zap, 240)
 		for (int i = 0; i < WORKERS; i++)
 			CHECK_EQ(pthread_create(&th[i], NULL, worker, &r), 0);
 		nanosleep(&ts, NULL);
+		/*
+		 * The race needs maps: on a slow machine (a device under
+		 * emulation) the first maps may take longer than the round, and a
+		 * zap before any would race nothing. Wait for one (bounded).
+		 */
+		for (int ms = 0; atomic_load(&r.maps_made) == 0 && ms < 10000; ms++)
+			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
 		CHECK(daxpool_region_zap(r.region) >= 0);
 		/*
 		 * Workers keep going: every new map must now fail with -ENXIO.

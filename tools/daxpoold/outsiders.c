@@ -146,8 +146,13 @@ static bool maps_other_node(pid_t pid, unsigned long long start, unsigned long l
 		if (node_cache[i].dev == dev && node_cache[i].ino == ino)
 			return node_cache[i].is_node;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, start, end);
+	/*
+	 * Not readable (map_files needs CAP_SYS_ADMIN; some kernels refuse
+	 * entries of some mappings): it is looked at as the node it is named by,
+	 * which the (dev, ino) match already did.
+	 */
 	if (stat(path, &st) < 0)
-		return errno != ENOENT && errno != ESRCH; /* cannot tell: count it */
+		return false;
 	is_node = S_ISCHR(st.st_mode) && st.st_rdev == rdev;
 	if (n_node_cache < NODE_CACHE)
 		node_cache[n_node_cache++] = (typeof(node_cache[0])){ dev, ino, is_node };
@@ -173,6 +178,7 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t
 	size_t n_ranges = 0;
 	json_object *maps = NULL;
 	char path[64], line[4352];
+	int err = 0;
 	FILE *f;
 
 	*ret_ranges = NULL;
@@ -201,7 +207,7 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t
 			free(ranges);
 			ranges = NULL;
 			n_ranges = 0;
-			errno = ENOMEM;
+			err = ENOMEM;
 			break;
 		}
 		ranges = nr;
@@ -218,6 +224,7 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t
 	fclose(f);
 	*ret_ranges = ranges;
 	*ret_n = n_ranges;
+	errno = err; /* only a failure to read says so: a stat on the way does not */
 	return maps;
 }
 
@@ -482,14 +489,10 @@ static struct dd_conn *client_of(pid_t pid)
 }
 
 /*
- * An ancestor of @pid (started at @start) from which it may have inherited a
- * descriptor of the device: one recorded as an opener of @rdev before @pid
- * was forked, or -- the record cannot know what it did before @since -- one
- * that started before the record began and holds the device (dev, ino) now.
- * 0: none.
+ * An ancestor of @pid (started at @start) recorded as an opener of @rdev:
+ * @pid may have inherited a descriptor of the device. 0: none.
  */
-static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev, uint64_t dev, uint64_t ino,
-			     uint64_t since)
+static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 {
 	pid_t cur = pid, ppid;
 	uint64_t child_start = start, pstart;
@@ -504,8 +507,6 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev, uint64_t dev
 		o = dd_opens_find(ppid, pstart, rdev);
 		if (o && pstart <= child_start)
 			return ppid;
-		if ((!since || pstart < since) && dd_pid_holds_file(ppid, dev, ino))
-			return ppid;
 		cur = ppid;
 		child_start = pstart;
 	}
@@ -514,7 +515,7 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev, uint64_t dev
 
 /* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
 static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
-			 uint64_t since, bool drained, struct dd_rdma_mrs *t,
+			 bool drained, struct dd_rdma_mrs *t,
 			 struct dd_proc_facts *f, uint64_t **ret_skip, size_t *ret_n_skip)
 {
 	const struct dd_rdma_mrs *mrs;
@@ -595,8 +596,7 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 
 		f->opened_ns = o ? o->first_ns : 0;
 		if (!o)
-			f->opened_by_ancestor =
-				opener_ancestor(pid, f->start_ns, rdev, dev, ino, since);
+			f->opened_by_ancestor = opener_ancestor(pid, f->start_ns, rdev);
 	}
 	*ret_skip = skip;
 	*ret_n_skip = n_skip;
@@ -689,7 +689,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 		pid = (pid_t)atoi(de->d_name);
 		if (pid == getpid() || excluded(pid, skip_pids, n_skip_pids))
 			continue;
-		if (!gather_facts(pid, dev, ino, rdev, rec.since_ns, drained, t, &f, &skip, &n_skip))
+		if (!gather_facts(pid, dev, ino, rdev, drained, t, &f, &skip, &n_skip))
 			continue;
 		/*
 		 * A file (rdev 0) has no open record: only a client that registered
