@@ -6,7 +6,7 @@
  * it maps it, registered it, opened it (the open record), inherited it, or
  * nobody can tell. Each verdict comes with the sentence the refusal prints.
  */
-#include "daxpoold.h"
+#include "holder_rule.h"
 #include "harness.h"
 
 #define SEC 1000000000ull

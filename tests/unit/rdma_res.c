@@ -8,7 +8,7 @@
 #include <linux/netlink.h>
 #include <rdma/rdma_netlink.h>
 
-#include "daxpoold.h"
+#include "rdma_res.h"
 #include "harness.h"
 
 #define MR_TYPE RDMA_NL_GET_TYPE(RDMA_NL_NLDEV, RDMA_NLDEV_CMD_RES_MR_GET)

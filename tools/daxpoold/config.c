@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daxpoold.h"
+#include "config.h"
+#include "log.h"
+#include "util/protocol.h"
 
 void dd_config_defaults(struct dd_config *cfg)
 {

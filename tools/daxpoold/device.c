@@ -13,7 +13,7 @@
 
 #include <daxctl/libdaxctl.h>
 
-#include "daxpoold.h"
+#include "device.h"
 
 /* The last component of the symlink at @path into @buf, or -errno. */
 static int link_basename(const char *path, char *buf, size_t size)

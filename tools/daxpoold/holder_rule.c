@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daxpoold.h"
+#include "holder_rule.h"
 
 static void clock_text(uint64_t real_ns, char *buf, size_t size)
 {

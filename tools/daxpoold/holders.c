@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "daxpoold.h"
+#include "holders.h"
 
 static size_t slot_of(size_t nb, uint64_t id)
 {
@@ -156,4 +156,11 @@ void dd_regmap_clear(struct dd_regmap *m)
 	free(m->b);
 	m->b = NULL;
 	m->nb = m->n = 0;
+}
+
+bool dd_region_is(const struct dd_region *r, uint64_t dev, uint64_t ino, uint64_t rdev)
+{
+	if (r->dev == dev && r->ino == ino)
+		return true;
+	return rdev && r->kind == DD_REGION_DEVDAX && r->rdev == rdev;
 }

@@ -28,39 +28,12 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "daxpoold.h"
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "server.h"
 
 #define DEFAULT_CONFIG "/etc/daxpool/daxpoold.conf"
-
-int dd_log_level = LOG_NOTICE;
-struct dd_config dd_cfg;
-static bool use_syslog;
-
-void dd_log(int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (prio > dd_log_level)
-		return;
-	va_start(ap, fmt);
-	if (use_syslog) {
-		vsyslog(prio, fmt, ap);
-	} else {
-		/* "<N>" lets journald keep the priority when stderr goes to it. */
-		fprintf(stderr, "<%d>daxpoold: ", prio);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	}
-	va_end(ap);
-}
-
-uint64_t dd_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -78,7 +51,7 @@ static void usage(FILE *f)
 /* mkdir -p of the socket's directory, 0755 for new levels. */
 static int make_dirs(const char *sock)
 {
-	char tmp[sizeof(dd_cfg.socket_path)];
+	char tmp[sizeof(((struct dd_config *)0)->socket_path)];
 	char *dir;
 
 	snprintf(tmp, sizeof(tmp), "%s", sock);
@@ -206,8 +179,8 @@ static void notify(const char *state)
 #endif
 }
 
-/* The path a passed socket is bound to, into dd_cfg.socket_path: reports name the real one. */
-static void passed_socket_path(int fd)
+/* The path a passed socket is bound to, into cfg->socket_path: reports name the real one. */
+static void passed_socket_path(struct dd_config *cfg, int fd)
 {
 	struct sockaddr_un sa;
 	socklen_t len = sizeof(sa);
@@ -217,10 +190,10 @@ static void passed_socket_path(int fd)
 	    len <= offsetof(struct sockaddr_un, sun_path))
 		return;
 	if (sa.sun_path[0] == '\0') /* abstract: '@' as ss(8) writes it */
-		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "@%.*s",
+		snprintf(cfg->socket_path, sizeof(cfg->socket_path), "@%.*s",
 			 (int)(len - offsetof(struct sockaddr_un, sun_path) - 1), sa.sun_path + 1);
 	else
-		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "%.*s",
+		snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%.*s",
 			 (int)(len - offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
 }
 
@@ -241,8 +214,7 @@ static int detach(void)
 	if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) ||
 	    !freopen("/dev/null", "w", stderr))
 		return -errno;
-	openlog("daxpoold", LOG_PID, LOG_DAEMON);
-	use_syslog = true;
+	dd_log_to_syslog();
 	return 0;
 }
 
@@ -254,7 +226,9 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static struct dd_manager mgr; /* the daemon's state: the loop's, then freed with the process */
 	const char *config = DEFAULT_CONFIG, *sock = NULL;
+	struct dd_config cfg;
 	bool foreground = false, config_given = false;
 	int c, fd, r;
 
@@ -288,38 +262,39 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	dd_config_defaults(&dd_cfg);
-	if (dd_config_load(&dd_cfg, config, config_given) < 0)
+	dd_config_defaults(&cfg);
+	if (dd_config_load(&cfg, config, config_given) < 0)
 		return 1;
 	if (sock) {
-		if (strlen(sock) >= sizeof(dd_cfg.socket_path)) {
+		if (strlen(sock) >= sizeof(cfg.socket_path)) {
 			dd_log(LOG_ERR, "%s: socket path too long", sock);
 			return 2;
 		}
-		snprintf(dd_cfg.socket_path, sizeof(dd_cfg.socket_path), "%s", sock);
+		snprintf(cfg.socket_path, sizeof(cfg.socket_path), "%s", sock);
 	}
 
 	fd = activated_socket();
 	if (fd < 0)
 		return 1;
 	if (fd > 0) {
-		passed_socket_path(fd);
+		passed_socket_path(&cfg, fd);
 		dd_log(LOG_NOTICE, "listening on %s (passed by systemd), release timeout %d s",
-		       dd_cfg.socket_path, dd_cfg.release_timeout_ms / 1000);
+		       cfg.socket_path, cfg.release_timeout_ms / 1000);
 	} else {
-		fd = listen_socket(dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.socket_group);
+		fd = listen_socket(cfg.socket_path, cfg.socket_mode, cfg.socket_group);
 		if (fd < 0)
 			return 1;
 		if (!foreground && detach() < 0)
 			return 1;
 		dd_log(LOG_NOTICE, "listening on %s (mode %04o), release timeout %d s",
-		       dd_cfg.socket_path, dd_cfg.socket_mode, dd_cfg.release_timeout_ms / 1000);
+		       cfg.socket_path, cfg.socket_mode, cfg.release_timeout_ms / 1000);
 	}
 #ifndef DAXPOOL_HAVE_SYSTEMD
 	dd_log(LOG_INFO, "built without libsystemd: no readiness notification");
 #endif
 	notify("READY=1\nSTATUS=listening");
-	r = dd_server_run(fd);
+	dd_manager_init(&mgr, &cfg);
+	r = dd_server_run(&mgr, fd);
 	/* The loop ended on SIGTERM/SIGINT (or a fatal error): say so before the last close. */
 	notify("STOPPING=1\nSTATUS=stopping");
 	close(fd);

@@ -42,7 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
+#include "log.h"
+#include "opens.h"
+#include "util/protocol.h"
 
 #ifndef FAN_REPORT_PIDFD
 #define FAN_REPORT_PIDFD 0x00000080

@@ -3,7 +3,8 @@
  * Operations that need every holder gone first: release (of a devdax device,
  * or of a file as the host tests' stand-in), truncate and hole punch.
  *
- *   1. authorize: root, or the owner of the device or file;
+ *   1. resolve and authorize (target.c): root, or the owner of the device or
+ *      file; the operation keeps the descriptor and acts on it alone;
  *   2. holders outside daxpool (/proc maps, with their io_uring buffers and
  *      RDMA MRs; and clients' MRs daxpool did not register): refuse unless
  *      forced;
@@ -27,32 +28,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
+#include "client_json.h"
+#include "log.h"
+#include "opens.h"
+#include "ops.h"
+#include "outsiders.h"
+#include "udev.h"
 
-struct dd_op *dd_ops;
-static uint64_t next_req = 1;
 
-static const char *op_name(uint32_t kind)
+static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 {
-	return kind == DP_OP_RELEASE ? "release" : kind == DP_OP_TRUNCATE ? "truncate" : "punch";
-}
-
-static bool op_matches(const struct dd_op *op, const struct dd_region *r)
-{
-	return dd_region_is(r, op->dev, op->ino, op->devdax ? op->rdev : 0);
-}
-
-bool dd_region_draining(const struct dd_region *r)
-{
-	for (struct dd_op *op = dd_ops; op; op = op->next)
-		if (op_matches(op, r))
-			return true;
-	return false;
-}
-
-static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
-{
-	struct dp_msg m = { .type = DP_MSG_REVOKE };
+	struct dp_msg msg = { .type = DP_MSG_REVOKE };
 	struct dd_pend *p;
 
 	/* Once per region: a region matches one operation at most (one per dev, ino). */
@@ -72,11 +58,11 @@ static void op_revoke(struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 	p->done = op->acting;
 	p->next = op->pend;
 	op->pend = p;
-	m.revoke.req = op->req;
-	m.revoke.region_id = r->id;
-	m.revoke.offset = op->offset;
-	m.revoke.length = op->length;
-	dd_conn_send(c, &m);
+	msg.revoke.req = op->req;
+	msg.revoke.region_id = r->id;
+	msg.revoke.offset = op->offset;
+	msg.revoke.length = op->length;
+	dd_conn_send(c, &msg);
 }
 
 /* @ns as milliseconds, printed with three decimals (not 16.743600000000001). */
@@ -95,9 +81,9 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 
 	for (struct dd_pend *p = op->pend; p; p = p->next)
 		n++;
-	json_object_object_add(o, "operation", json_object_new_string(op_name(op->kind)));
-	json_object_object_add(o, "target", json_object_new_string(op->target));
-	json_object_object_add(o, "kind", json_object_new_string(op->devdax ? "devdax" : "file"));
+	json_object_object_add(o, "operation", json_object_new_string(dd_op_name(op->kind)));
+	json_object_object_add(o, "target", json_object_new_string(op->t.path));
+	json_object_object_add(o, "kind", json_object_new_string(dd_target_is_devdax(&op->t) ? "devdax" : "file"));
 	json_object_object_add(o, "result", json_object_new_string(result));
 	json_object_object_add(o, "clients_revoked", json_object_new_uint64(n));
 	json_object_object_add(o, "started_ns", json_object_new_uint64(op->started_ns));
@@ -110,12 +96,12 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 }
 
 /* End an operation: tell the clients, answer the requester, free it. */
-static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
+static void op_end(struct dd_manager *m, struct dd_op *op, int status, json_object *doc, bool unzap)
 {
 	if (op->acting) {
-		/* Its worker still uses it: it ends when the worker does (dd_ops_work_done). */
+		/* Its worker still uses it: it ends when the worker does (m->ops_work_done). */
 		dd_log(LOG_ERR, "%s of %s: ended while acting (a daxpoold bug); kept until the "
-				"worker ends", op_name(op->kind), op->target);
+				"worker ends", dd_op_name(op->kind), op->t.path);
 		json_object_put(doc);
 		return;
 	}
@@ -123,15 +109,15 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 	uint64_t now = dd_now_ns();
 
 	for (struct dd_pend *p = op->pend, *next; p; p = next) {
-		struct dp_msg m = { .type = unzap ? DP_MSG_UNZAP : DP_MSG_RELEASED };
+		struct dp_msg msg = { .type = unzap ? DP_MSG_UNZAP : DP_MSG_RELEASED };
 
 		next = p->next;
 		if (p->conn) {
-			m.revoke.req = op->req;
-			m.revoke.region_id = p->region_id;
-			m.revoke.offset = op->offset;
-			m.revoke.length = op->length;
-			dd_conn_send(p->conn, &m);
+			msg.revoke.req = op->req;
+			msg.revoke.region_id = p->region_id;
+			msg.revoke.offset = op->offset;
+			msg.revoke.length = op->length;
+			dd_conn_send(p->conn, &msg);
 		}
 		free(p);
 	}
@@ -164,18 +150,18 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 		}
 		if (n_outs && status == 0 && (op->flags & DP_OP_FORCE))
 			dd_log(LOG_WARNING, "%s of %s by pid %d uid %u FORCED over %zu possible "
-					    "holder(s) outside daxpool: %s", op_name(op->kind),
-			       op->target, (int)op->requester_pid, (unsigned)op->requester_uid,
+					    "holder(s) outside daxpool: %s", dd_op_name(op->kind),
+			       op->t.path, (int)op->requester_pid, (unsigned)op->requester_uid,
 			       n_outs, blockers);
 		dd_log(status < 0 ? LOG_WARNING : LOG_NOTICE,
-		       "%s of %s requested by pid %d uid %u (%s): %s%s%s", op_name(op->kind),
-		       op->target, (int)op->requester_pid, (unsigned)op->requester_uid,
+		       "%s of %s requested by pid %d uid %u (%s): %s%s%s", dd_op_name(op->kind),
+		       op->t.path, (int)op->requester_pid, (unsigned)op->requester_uid,
 		       op->requester_comm,
 		       json_object_get_string(json_object_object_get(doc, "result")),
 		       n_outs && status < 0 ? "; blocked by " : "", n_outs && status < 0 ? blockers : "");
 	}
 	json_object_put(doc);
-	for (pp = &dd_ops; *pp; pp = &(*pp)->next) {
+	for (pp = &m->ops; *pp; pp = &(*pp)->next) {
 		if (*pp == op) {
 			*pp = op->next;
 			break;
@@ -184,24 +170,23 @@ static void op_end(struct dd_op *op, int status, json_object *doc, bool unzap)
 	json_object_put(op->outsiders_before);
 	json_object_put(op->outsiders_final);
 	json_object_put(op->rdma_final);
-	if (op->path_fd >= 0)
-		close(op->path_fd);
+	dd_target_close(&op->t);
 	free(op->waiting_on);
 	free(op);
 }
 
 /* Every holder still pending, for a report. */
-static json_object *op_holders(struct dd_op *op)
+static json_object *op_holders(struct dd_manager *m, struct dd_op *op)
 {
 	json_object *arr = json_object_new_array();
 
-	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+	for (struct dd_conn *c = m->conns; c; c = c->next) {
 		bool pending = false;
 
 		for (struct dd_pend *p = op->pend; p; p = p->next)
 			pending |= p->conn == c && !p->done;
 		if (pending)
-			json_object_array_add(arr, dd_client_json(c, true, op->dev, op->ino));
+			json_object_array_add(arr, dd_client_json(m, c, true, op->t.dev, op->t.ino));
 	}
 	return arr;
 }
@@ -210,11 +195,11 @@ static json_object *op_holders(struct dd_op *op)
  * Possible holders outside the drain (the holder rule); @drained: the final
  * check, after every client reported idle. *ret_rdma: the MR scan's summary.
  */
-static json_object *op_outsiders(struct dd_op *op, json_object **ret_rdma, bool drained)
+static json_object *op_outsiders(struct dd_manager *m, struct dd_op *op, json_object **ret_rdma,
+				 bool drained)
 {
 	struct dd_rdma_mrs mrs = { 0 };
-	json_object *o = dd_possible_holders(op->dev, op->ino, op->devdax ? op->rdev : 0,
-					     op->devname, op->target, drained, &mrs);
+	json_object *o = dd_possible_holders(m, &op->t, drained, &mrs);
 
 	if (ret_rdma)
 		*ret_rdma = dd_rdma_mrs_json(&mrs);
@@ -258,18 +243,18 @@ static json_object *refusal_message(json_object *outs, bool waited)
 }
 
 /* Refuse @op because of @outs (taken): -EBUSY, nothing changed, clients reopen. */
-static void op_refuse(struct dd_op *op, json_object *outs, json_object *rdma)
+static void op_refuse(struct dd_manager *m, struct dd_op *op, json_object *outs, json_object *rdma)
 {
 	json_object *doc = op_doc(op, "refused");
 
 	json_object_object_add(doc, "message", refusal_message(outs, op->waiting));
 	json_object_object_add(doc, "outsiders", outs);
 	json_object_object_add(doc, "rdma", rdma);
-	op_end(op, -EBUSY, doc, true);
+	op_end(m, op, -EBUSY, doc, true);
 }
 
 /* The action's result: answer, tell the clients, end. */
-static void op_acted(struct dd_op *op, int r, const char *action_msg)
+static void op_acted(struct dd_manager *m, struct dd_op *op, int r, const char *action_msg)
 {
 	json_object *doc;
 	char msg[PATH_MAX + 320];
@@ -285,9 +270,9 @@ static void op_acted(struct dd_op *op, int r, const char *action_msg)
 		snprintf(msg, sizeof(msg),
 			 "%s: still blocked in the kernel at the deadline (a lease holder that does "
 			 "not give its lease up, or page references held outside daxpool); "
-			 "interrupted, nothing was changed", op->target);
+			 "interrupted, nothing was changed", op->t.path);
 	else
-		snprintf(msg, sizeof(msg), "%s: %s", op->target, strerror(-r));
+		snprintf(msg, sizeof(msg), "%s: %s", op->t.path, strerror(-r));
 	doc = op_doc(op, r < 0 ? "failed" : op->kind == DP_OP_RELEASE ? "released"
 					 : op->kind == DP_OP_TRUNCATE	  ? "truncated"
 									  : "punched");
@@ -298,51 +283,51 @@ static void op_acted(struct dd_op *op, int r, const char *action_msg)
 							   : json_object_new_object());
 	op->outsiders_final = op->rdma_final = NULL;
 	/* A released device stays zapped in the clients; everything else reopens. */
-	op_end(op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
+	op_end(m, op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
 }
 
 /* All clients drained: check outsiders again, then act -- off the loop when it may sleep. */
-static void op_finish(struct dd_op *op)
+static void op_finish(struct dd_manager *m, struct dd_op *op)
 {
-	json_object *rdma, *outs = op_outsiders(op, &rdma, true);
+	json_object *rdma, *outs = op_outsiders(m, op, &rdma, true);
 	int r;
 
 	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
-		op_refuse(op, outs, rdma);
+		op_refuse(m, op, outs, rdma);
 		return;
 	}
 	op->outsiders_final = outs;
 	op->rdma_final = rdma;
-	if (op->kind == DP_OP_RELEASE && !op->devdax) {
-		op_acted(op, 0, "file-backed region: there is no device to disable; the release is "
+	if (op->kind == DP_OP_RELEASE && !dd_target_is_devdax(&op->t)) {
+		op_acted(m, op, 0, "file-backed region: there is no device to disable; the release is "
 				"the end of the drain");
 		return;
 	}
-	op->work = (struct dd_work){ .path_fd = op->path_fd, .dev = op->dev, .ino = op->ino,
+	op->work = (struct dd_work){ .path_fd = op->t.fd, .dev = op->t.dev, .ino = op->t.ino,
 				     .offset = op->offset, .length = op->length };
 	if (op->kind == DP_OP_RELEASE) {
 		op->work.kind = DD_WORK_DISABLE;
-		snprintf(op->work.devname, sizeof(op->work.devname), "%s", op->devname);
+		snprintf(op->work.devname, sizeof(op->work.devname), "%s", op->t.devname);
 		/* The unbind event that follows is this release, not an unplug (udev.c). */
-		dd_udev_expect_disable(op->devname);
+		dd_udev_expect_disable(op->t.devname);
 	} else {
 		op->work.kind = op->kind == DP_OP_TRUNCATE ? DD_WORK_TRUNCATE : DD_WORK_PUNCH;
 	}
 	r = dd_work_start(&op->work);
 	if (r < 0) {
 		if (op->kind == DP_OP_RELEASE)
-			dd_udev_unexpect_disable(op->devname);
+			dd_udev_unexpect_disable(op->t.devname);
 		snprintf(op->work.msg, sizeof(op->work.msg), "cannot start the worker: %s",
 			 strerror(-r));
-		op_acted(op, r, op->work.msg);
+		op_acted(m, op, r, op->work.msg);
 		return;
 	}
 	op->acting = true;
 }
 
-void dd_ops_stop(void)
+void dd_ops_stop(struct dd_manager *m)
 {
-	for (struct dd_op *op = dd_ops; op; op = op->next) {
+	for (struct dd_op *op = m->ops; op; op = op->next) {
 		/* A thread still in the kernel: interrupt it until it returns. */
 		while (op->acting && !dd_work_done(&op->work)) {
 			dd_work_interrupt(&op->work);
@@ -350,28 +335,28 @@ void dd_ops_stop(void)
 		}
 		op->acting = false;
 	}
-	while (dd_ops) {
+	while (m->ops) {
 		dd_log(LOG_WARNING, "%s of %s: the daemon stops; nothing was changed",
-		       op_name(dd_ops->kind), dd_ops->target);
-		op_end(dd_ops, -ECANCELED, op_doc(dd_ops, "cancelled"), true);
+		       dd_op_name(m->ops->kind), m->ops->t.path);
+		op_end(m, m->ops, -ECANCELED, op_doc(m->ops, "cancelled"), true);
 	}
 }
 
-void dd_ops_work_done(void)
+void dd_ops_work_done(struct dd_manager *m)
 {
 	dd_worker_drain_event();
-	for (struct dd_op *op = dd_ops, *next; op; op = next) {
+	for (struct dd_op *op = m->ops, *next; op; op = next) {
 		next = op->next;
 		if (!op->acting || !dd_work_done(&op->work))
 			continue;
 		op->acting = false;
 		if (op->kind == DP_OP_RELEASE && op->work.result < 0)
-			dd_udev_unexpect_disable(op->devname);
-		op_acted(op, op->work.result, op->work.msg);
+			dd_udev_unexpect_disable(op->t.devname);
+		op_acted(m, op, op->work.result, op->work.msg);
 	}
 }
 
-static void op_check_done(struct dd_op *op)
+static void op_check_done(struct dd_manager *m, struct dd_op *op)
 {
 	/*
 	 * Only a draining operation can be done: one waiting for outsiders has
@@ -383,23 +368,23 @@ static void op_check_done(struct dd_op *op)
 	for (struct dd_pend *p = op->pend; p; p = p->next)
 		if (!p->done)
 			return;
-	op_finish(op);
+	op_finish(m, op);
 }
 
 /* Revoke every client's region on the target, then finish once all are drained. */
-static void op_drain(struct dd_op *op)
+static void op_drain(struct dd_manager *m, struct dd_op *op)
 {
-	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", op_name(op->kind),
-	       op->target, (int)op->requester_pid, (unsigned)op->requester_uid);
-	for (struct dd_conn *cc = dd_conns; cc; cc = cc->next)
+	dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: draining", dd_op_name(op->kind),
+	       op->t.path, (int)op->requester_pid, (unsigned)op->requester_uid);
+	for (struct dd_conn *cc = m->conns; cc; cc = cc->next)
 		for (struct dd_region *reg = cc->regions; reg; reg = reg->next)
-			if (cc->role == DP_ROLE_CLIENT && op_matches(op, reg))
-				op_revoke(op, cc, reg);
-	op_check_done(op);
+			if (cc->role == DP_ROLE_CLIENT && dd_op_matches(op, reg))
+				op_revoke(m, op, cc, reg);
+	op_check_done(m, op);
 }
 
-/* Wait (polled by dd_ops_tick) for the holders in @outs to go: their exit, unmap or unpin. */
-static void op_wait_outsiders(struct dd_op *op, json_object *outs)
+/* Wait (polled by m->ops_tick) for the holders in @outs to go: their exit, unmap or unpin. */
+static void op_wait_outsiders(struct dd_manager *m, struct dd_op *op, json_object *outs)
 {
 	size_t n = json_object_array_length(outs);
 
@@ -416,37 +401,37 @@ static void op_wait_outsiders(struct dd_op *op, json_object *outs)
 	}
 	if (!op->waiting)
 		dd_log(LOG_NOTICE, "%s of %s requested by pid %d uid %u: waiting for %zu possible "
-				   "holder(s) outside daxpool", op_name(op->kind), op->target,
+				   "holder(s) outside daxpool", dd_op_name(op->kind), op->t.path,
 		       (int)op->requester_pid, (unsigned)op->requester_uid, n);
 	op->waiting = true;
 	op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
 }
 
 /* Whether a holder waited on may still hold: alive, and still pinning or mapping. */
-static bool waited_still_there(const struct dd_op *op, const struct dd_waited *w)
+static bool waited_still_there(struct dd_manager *m, const struct dd_op *op, const struct dd_waited *w)
 {
 	uint64_t start;
 
 	if (dd_proc_start(w->pid, &start, NULL) < 0 || start != w->start_ns)
 		return false; /* exited */
-	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->dev, op->ino,
-										 op->devdax ? op->rdev : 0);
+	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->t.dev, op->t.ino,
+										 op->t.rdev);
 }
 
 /* A poll while waiting for outsiders: go on once the rule finds none. */
-static void op_poll_outsiders(struct dd_op *op)
+static void op_poll_outsiders(struct dd_manager *m, struct dd_op *op)
 {
 	json_object *outs;
 
 	for (size_t i = 0; i < op->n_waiting_on; i++) {
-		if (waited_still_there(op, &op->waiting_on[i])) {
+		if (waited_still_there(m, op, &op->waiting_on[i])) {
 			op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
 			return; /* the cheap check: no full scan while one is surely there */
 		}
 	}
-	outs = op_outsiders(op, NULL, false);
+	outs = op_outsiders(m, op, NULL, false);
 	if (json_object_array_length(outs)) {
-		op_wait_outsiders(op, outs);
+		op_wait_outsiders(m, op, outs);
 		json_object_put(outs);
 		return;
 	}
@@ -454,141 +439,133 @@ static void op_poll_outsiders(struct dd_op *op)
 	op->waiting = false;
 	op->outsiders_gone_ns = dd_now_ns();
 	dd_log(LOG_NOTICE, "%s of %s: the holders outside daxpool went after %.3f s",
-	       op_name(op->kind), op->target,
+	       dd_op_name(op->kind), op->t.path,
 	       (double)(op->outsiders_gone_ns - op->started_ns) / 1e9);
-	op_drain(op);
+	op_drain(m, op);
 }
 
-void dd_op_start(struct dd_conn *c, const struct dp_msg *m)
+void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *msg)
 {
+	const char *name = dd_op_name(msg->op.op);
+	struct dd_target t;
 	struct dd_op *op;
-	struct stat st;
-	char path[PATH_MAX], devname[DP_PROTO_MAX_DEVNAME + 1];
-	int r, path_fd;
+	int r;
 
-	r = dd_resolve_target(m->op.target, path, &st, devname, sizeof(devname), &path_fd);
-	if ((r == 0 && c->cred.uid != 0 && c->cred.uid != st.st_uid) ||
+	r = dd_target_resolve(msg->op.target, &t);
+	if ((r == 0 && !dd_target_may_act(&t, c->cred.uid)) ||
 	    (r < 0 && r != -EINVAL && r != -ELOOP && c->cred.uid != 0)) {
 		/* The same answer whether it exists or not: another user learns nothing. */
-		dd_log(LOG_WARNING, "%s of %s by uid %u (pid %d) refused: %s", op_name(m->op.op),
-		       m->op.target, (unsigned)c->cred.uid, (int)c->cred.pid,
+		dd_log(LOG_WARNING, "%s of %s by uid %u (pid %d) refused: %s", name, msg->op.target,
+		       (unsigned)c->cred.uid, (int)c->cred.pid,
 		       r < 0 ? strerror(-r) : "not root nor the owner");
 		dd_conn_reply_error(c, -EPERM, "%s: only root or its owner may %s it (or there is "
-					       "no such file)", m->op.target, op_name(m->op.op));
-		if (r == 0)
-			close(path_fd);
+					       "no such file)", msg->op.target, name);
+		dd_target_close(&t);
 		return;
 	}
 	if (r < 0) {
-		dd_log(LOG_WARNING, "%s of %s by pid %d uid %u (%s) refused: %s", op_name(m->op.op),
-		       m->op.target, (int)c->cred.pid, (unsigned)c->cred.uid, c->comm,
+		dd_log(LOG_WARNING, "%s of %s by pid %d uid %u (%s) refused: %s", name,
+		       msg->op.target, (int)c->cred.pid, (unsigned)c->cred.uid, c->comm,
 		       r == -EINVAL ? "neither a regular file nor a device-dax device"
 				    : strerror(-r));
 		if (r == -EINVAL)
 			dd_conn_reply_error(c, r, "%s: neither a regular file nor a device-dax "
 						  "device (the device is named by the kernel, not "
 						  "by the path); relative paths are refused",
-					    m->op.target);
+					    msg->op.target);
 		else if (r == -ELOOP)
 			dd_conn_reply_error(c, r, "%s: a symbolic link on the way; give the path "
-						  "without links", m->op.target);
+						  "without links", msg->op.target);
 		else
-			dd_conn_reply_error(c, r, "%s: %s", m->op.target, strerror(-r));
+			dd_conn_reply_error(c, r, "%s: %s", msg->op.target, strerror(-r));
 		return;
 	}
-	if (m->op.op != DP_OP_RELEASE && !S_ISREG(st.st_mode)) {
-		dd_conn_reply_error(c, -EINVAL, "%s: %s needs a regular file", path,
-				    op_name(m->op.op));
-		close(path_fd);
+	if (msg->op.op != DP_OP_RELEASE && dd_target_is_devdax(&t)) {
+		dd_conn_reply_error(c, -EINVAL, "%s: %s needs a regular file", t.path, name);
+		dd_target_close(&t);
 		return;
 	}
 	if (c->cred.uid != 0) {
 		unsigned int mine = 0;
 
-		for (op = dd_ops; op; op = op->next)
+		for (op = m->ops; op; op = op->next)
 			mine += op->requester_uid == c->cred.uid;
-		if (mine >= dd_cfg.max_operations_per_uid) {
+		if (mine >= m->cfg.max_operations_per_uid) {
 			dd_conn_reply_error(c, -EAGAIN, "%s: uid %u has %u operations in progress "
 							"(max_operations_per_uid): try again when "
-							"one ended", path, (unsigned)c->cred.uid,
+							"one ended", t.path, (unsigned)c->cred.uid,
 					    mine);
-			close(path_fd);
+			dd_target_close(&t);
 			return;
 		}
 	}
-	for (op = dd_ops; op; op = op->next) {
-		if ((op->dev == st.st_dev && op->ino == st.st_ino) ||
-		    (op->devdax && S_ISCHR(st.st_mode) && op->rdev == st.st_rdev)) {
-			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", path,
-					    op_name(op->kind));
-			close(path_fd);
-		return;
+	for (op = m->ops; op; op = op->next) {
+		if ((op->t.dev == t.dev && op->t.ino == t.ino) ||
+		    (t.rdev && op->t.rdev == t.rdev)) {
+			dd_conn_reply_error(c, -EBUSY, "%s: a %s is already in progress", t.path,
+					    dd_op_name(op->kind));
+			dd_target_close(&t);
+			return;
 		}
 	}
 	op = calloc(1, sizeof(*op));
 	if (!op) {
 		dd_conn_reply_error(c, -ENOMEM, "out of memory");
-		close(path_fd);
+		dd_target_close(&t);
 		return;
 	}
-	op->path_fd = path_fd;
-	op->req = next_req++;
-	op->kind = m->op.op;
-	op->flags = m->op.flags;
+	op->t = t; /* the descriptor is the operation's now */
+	op->req = m->next_req++;
+	op->kind = msg->op.op;
+	op->flags = msg->op.flags;
 	op->requester = c;
 	op->requester_pid = c->cred.pid;
 	op->requester_uid = c->cred.uid;
 	snprintf(op->requester_comm, sizeof(op->requester_comm), "%s", c->comm);
-	snprintf(op->target, sizeof(op->target), "%s", path);
-	op->dev = st.st_dev;
-	op->ino = st.st_ino;
-	op->rdev = st.st_rdev;
-	op->devdax = S_ISCHR(st.st_mode);
-	op->regular = S_ISREG(st.st_mode);
-	if (op->devdax)
-		snprintf(op->devname, sizeof(op->devname), "%s", devname);
 	if (op->kind == DP_OP_TRUNCATE) {
-		op->offset = m->op.offset; /* the new size: drain from there to the end */
+		op->offset = msg->op.offset; /* the new size: drain from there to the end */
 		op->length = 0;
 	} else if (op->kind == DP_OP_PUNCH) {
-		op->offset = m->op.offset;
-		op->length = m->op.length;
+		op->offset = msg->op.offset;
+		op->length = msg->op.length;
 	}
 	op->started_ns = dd_now_ns();
 	op->deadline_ns = op->started_ns +
-			  (uint64_t)(m->op.timeout_ms >= 0 ? m->op.timeout_ms : dd_cfg.release_timeout_ms) *
+			  (uint64_t)(msg->op.timeout_ms >= 0 ? msg->op.timeout_ms
+							 : m->cfg.release_timeout_ms) *
 				  1000000ull;
-	op->next = dd_ops;
-	dd_ops = op;
+	op->next = m->ops;
+	m->ops = op;
 	c->op = op;
 
 	json_object *rdma;
 
-	op->outsiders_before = op_outsiders(op, &rdma, false);
+	op->outsiders_before = op_outsiders(m, op, &rdma, false);
 	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
-		if (m->op.timeout_ms > 0) {
+		if (msg->op.timeout_ms > 0) {
 			/* Asked to wait: for them to go, then drain, within the same deadline. */
 			json_object_put(rdma);
-			op_wait_outsiders(op, op->outsiders_before);
+			op_wait_outsiders(m, op, op->outsiders_before);
 			return;
 		}
-		op_refuse(op, json_object_get(op->outsiders_before), rdma);
+		op_refuse(m, op, json_object_get(op->outsiders_before), rdma);
 		return;
 	}
 	json_object_put(rdma);
-	op_drain(op);
+	op_drain(m, op);
 }
 
-void dd_op_region_added(struct dd_conn *c, struct dd_region *r)
+void dd_op_region_added(struct dd_manager *m, struct dd_conn *c, struct dd_region *r)
 {
-	for (struct dd_op *op = dd_ops; op; op = op->next)
-		if (op_matches(op, r))
-			op_revoke(op, c, r);
+	for (struct dd_op *op = m->ops; op; op = op->next)
+		if (dd_op_matches(op, r))
+			op_revoke(m, op, c, r);
 }
 
-void dd_op_revoke_done(struct dd_conn *c, uint64_t req, uint64_t region_id, int status)
+void dd_op_revoke_done(struct dd_manager *m, struct dd_conn *c, uint64_t req, uint64_t region_id,
+		       int status)
 {
-	for (struct dd_op *op = dd_ops; op; op = op->next) {
+	for (struct dd_op *op = m->ops; op; op = op->next) {
 		if (op->req != req)
 			continue;
 		for (struct dd_pend *p = op->pend; p; p = p->next) {
@@ -603,21 +580,21 @@ void dd_op_revoke_done(struct dd_conn *c, uint64_t req, uint64_t region_id, int 
 				snprintf(msg, sizeof(msg), "pid %d (%s) could not zap its region: %s",
 					 (int)c->cred.pid, c->comm, strerror(-status));
 				json_object_object_add(doc, "message", json_object_new_string(msg));
-				op_end(op, status, doc, true);
+				op_end(m, op, status, doc, true);
 				return;
 			}
 			p->done = true;
 			op->last_done_ns = dd_now_ns();
-			op_check_done(op);
+			op_check_done(m, op);
 			return;
 		}
 		return;
 	}
 }
 
-void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
+void dd_op_conn_gone(struct dd_manager *m, struct dd_conn *c, bool process_dead)
 {
-	for (struct dd_op *op = dd_ops, *next; op; op = next) {
+	for (struct dd_op *op = m->ops, *next; op; op = next) {
 		bool lost = false;
 
 		next = op->next;
@@ -632,10 +609,10 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 			/* Nobody waits for the answer: cancel, reopen everything. */
 			op->requester = NULL;
 			dd_log(LOG_WARNING, "%s of %s: the requester went away; cancelled",
-			       op_name(op->kind), op->target);
-			/* op_end()'s audit line reads the outsiders: there are none to name. */
+			       dd_op_name(op->kind), op->t.path);
+			/* op_end(m, )'s audit line reads the outsiders: there are none to name. */
 			json_object_object_add(doc, "outsiders", json_object_new_array());
-			op_end(op, -ECANCELED, doc, true);
+			op_end(m, op, -ECANCELED, doc, true);
 			continue;
 		}
 		for (struct dd_pend **pp = &op->pend; *pp;) {
@@ -667,18 +644,18 @@ void dd_op_conn_gone(struct dd_conn *c, bool process_dead)
 				 "did not exit; what it holds is unknown, so nothing was changed",
 				 (int)c->cred.pid, c->comm);
 			json_object_object_add(doc, "message", json_object_new_string(msg));
-			op_end(op, -ECONNRESET, doc, true);
+			op_end(m, op, -ECONNRESET, doc, true);
 		} else {
-			op_check_done(op);
+			op_check_done(m, op);
 		}
 	}
 }
 
-int dd_ops_tick(void)
+int dd_ops_tick(struct dd_manager *m)
 {
 	uint64_t now = dd_now_ns(), next = UINT64_MAX;
 
-	for (struct dd_op *op = dd_ops, *nop; op; op = nop) {
+	for (struct dd_op *op = m->ops, *nop; op; op = nop) {
 		nop = op->next;
 		if (op->acting) {
 			/*
@@ -695,7 +672,7 @@ int dd_ops_tick(void)
 			continue;
 		}
 		if (now >= op->deadline_ns && op->waiting) {
-			json_object *rdma, *outs = op_outsiders(op, &rdma, false);
+			json_object *rdma, *outs = op_outsiders(m, op, &rdma, false);
 
 			if (!json_object_array_length(outs)) {
 				/* They went just now: drain at once, the deadline is the drain's. */
@@ -703,10 +680,10 @@ int dd_ops_tick(void)
 				json_object_put(rdma);
 				op->waiting = false;
 				op->deadline_ns = now + DD_OUTSIDER_POLL_NS;
-				op_drain(op);
+				op_drain(m, op);
 				continue;
 			}
-			op_refuse(op, outs, rdma);
+			op_refuse(m, op, outs, rdma);
 			continue;
 		}
 		if (now >= op->deadline_ns) {
@@ -716,13 +693,13 @@ int dd_ops_tick(void)
 					       json_object_new_string("holders did not drain before the "
 								      "deadline: nothing was released; "
 								      "the device stays usable"));
-			json_object_object_add(doc, "holders", op_holders(op));
-			json_object_object_add(doc, "outsiders", op_outsiders(op, NULL, false));
-			op_end(op, -ETIMEDOUT, doc, true);
+			json_object_object_add(doc, "holders", op_holders(m, op));
+			json_object_object_add(doc, "outsiders", op_outsiders(m, op, NULL, false));
+			op_end(m, op, -ETIMEDOUT, doc, true);
 			continue;
 		}
 		if (op->waiting && now >= op->poll_ns) {
-			op_poll_outsiders(op);
+			op_poll_outsiders(m, op);
 			/* It may have ended (drained at once, nothing to revoke). */
 			continue;
 		}
@@ -732,6 +709,6 @@ int dd_ops_tick(void)
 			next = op->poll_ns;
 	}
 	if (next == UINT64_MAX)
-		return dd_ops ? 0 : -1;
+		return m->ops ? 0 : -1;
 	return (int)((next - now + 999999) / 1000000);
 }

@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
+#include "holder_rule.h"
+#include "opens.h"
+#include "outsiders.h"
 
 struct range {
 	uint64_t start, end;
@@ -388,8 +390,7 @@ static json_object *unknown_holder(pid_t pid, int err, const char *what)
 }
 
 json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const pid_t *exclude,
-			       size_t n_exclude,
-			       struct dd_rdma_mrs *mrs)
+			       size_t n_exclude, struct dd_rdma_mrs *mrs)
 {
 	json_object *arr = json_object_new_array();
 	struct dirent *de;
@@ -437,31 +438,8 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const 
 	return arr;
 }
 
-static bool seen_is(const struct dd_seen *e, uint64_t dev, uint64_t ino, uint64_t rdev)
-{
-	return (e->dev == dev && e->ino == ino) || (rdev && e->rdev == rdev);
-}
 
-bool dd_conn_has_seen(const struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
-{
-	if (c->seen_overflow)
-		return true;
-	for (size_t i = 0; i < c->n_seen; i++)
-		if (seen_is(&c->seen[i], dev, ino, rdev))
-			return true;
-	return false;
-}
 
-static uint64_t seen_since(const struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
-{
-	uint64_t first = 0;
-
-	for (size_t i = 0; i < c->n_seen; i++)
-		if (seen_is(&c->seen[i], dev, ino, rdev) &&
-		    (!first || c->seen[i].first_ns < first))
-			first = c->seen[i].first_ns;
-	return first;
-}
 
 uint64_t dd_proc_vm_pin_kb(pid_t pid)
 {
@@ -480,13 +458,6 @@ uint64_t dd_proc_vm_pin_kb(pid_t pid)
 	return kb;
 }
 
-static struct dd_conn *client_of(pid_t pid)
-{
-	for (struct dd_conn *c = dd_conns; c; c = c->next)
-		if (c->role == DP_ROLE_CLIENT && c->cred.pid == pid)
-			return c;
-	return NULL;
-}
 
 /*
  * An ancestor of @pid (started at @start) recorded as an opener of @rdev:
@@ -514,12 +485,12 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 }
 
 /* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
-static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
+static bool gather_facts(const struct dd_manager *m, pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 			 bool drained, struct dd_rdma_mrs *t,
 			 struct dd_proc_facts *f, uint64_t **ret_skip, size_t *ret_n_skip)
 {
 	const struct dd_rdma_mrs *mrs;
-	struct dd_conn *c;
+	const struct dd_conn *c;
 	uint64_t *skip = NULL;
 	size_t n_skip = 0, n_pins = 0;
 
@@ -528,12 +499,12 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 	*ret_n_skip = 0;
 	f->vm_pin_kb = dd_proc_vm_pin_kb(pid);
 	/* A process may have several daxpool contexts: one connection each. */
-	for (c = dd_conns; c; c = c->next) {
+	for (c = m->conns; c; c = c->next) {
 		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
 			continue;
 		n_pins += c->pins.n;
 		if (dd_conn_has_seen(c, dev, ino, rdev)) {
-			uint64_t first = seen_since(c, dev, ino, rdev);
+			uint64_t first = dd_conn_seen_since(c, dev, ino, rdev);
 
 			f->registered = true;
 			if (!f->registered_ns || (first && first < f->registered_ns))
@@ -552,7 +523,7 @@ static bool gather_facts(pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
 		}
 	}
 	skip = n_pins ? calloc(n_pins, sizeof(*skip)) : NULL;
-	for (c = dd_conns; c; c = c->next) {
+	for (c = m->conns; c; c = c->next) {
 		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
 			continue;
 		dd_idmap_for_each(&c->pins, i, h)
@@ -657,9 +628,9 @@ static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
 	json_object_array_add(arr, o);
 }
 
-json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-			     const pid_t *skip_pids, size_t n_skip_pids, bool drained,
-			     struct dd_rdma_mrs *t)
+json_object *dd_pinners_scan(const struct dd_manager *m, uint64_t dev, uint64_t ino, dev_t rdev,
+			     const char *devname, const pid_t *skip_pids, size_t n_skip_pids,
+			     bool drained, struct dd_rdma_mrs *t)
 {
 	json_object *arr = json_object_new_array();
 	struct dd_record_facts rec = { 0 };
@@ -689,7 +660,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 		pid = (pid_t)atoi(de->d_name);
 		if (pid == getpid() || excluded(pid, skip_pids, n_skip_pids))
 			continue;
-		if (!gather_facts(pid, dev, ino, rdev, drained, t, &f, &skip, &n_skip))
+		if (!gather_facts(m, pid, dev, ino, rdev, drained, t, &f, &skip, &n_skip))
 			continue;
 		/*
 		 * A file (rdev 0) has no open record: only a client that registered
@@ -712,7 +683,7 @@ json_object *dd_pinners_scan(uint64_t dev, uint64_t ino, dev_t rdev, const char 
 		}
 		/* "mappings" is always an array: none left is the point of this scan. */
 		o = holder_json(pid, maps ? maps : json_object_new_array(), ranges, n_ranges);
-		if (client_of(pid))
+		if (dd_manager_is_client(m, pid))
 			json_object_object_add(o, "client", json_object_new_boolean(true));
 		add_mrs(o, pid, mrs_get(t), skip, n_skip);
 		json_object_object_add(o, "vm_pin_kb", json_object_new_uint64(f.vm_pin_kb));
@@ -749,29 +720,29 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs)
 	return o;
 }
 
-json_object *dd_possible_holders(uint64_t dev, uint64_t ino, dev_t rdev, const char *devname,
-				 const char *target, bool drained, struct dd_rdma_mrs *mrs)
+json_object *dd_possible_holders(const struct dd_manager *m, const struct dd_target *t,
+				 bool drained, struct dd_rdma_mrs *mrs)
 {
 	size_t n_ex, n_listed;
-	pid_t *ex = dd_client_pids(dev, ino, rdev, &n_ex), *listed;
+	pid_t *ex = dd_manager_client_pids(m, t->dev, t->ino, t->rdev, &n_ex), *listed;
 	json_object *all, *more;
 
 	node_cache_reset();
-	all = dd_outsiders_scan(dev, ino, rdev, ex, n_ex, mrs);
+	all = dd_outsiders_scan(t->dev, t->ino, t->rdev, ex, n_ex, mrs);
 
 	n_listed = json_object_array_length(all);
 	listed = calloc(n_listed + 1, sizeof(*listed));
 	for (size_t i = 0; listed && i < n_listed; i++)
 		listed[i] = json_object_get_int(
 			json_object_object_get(json_object_array_get_idx(all, i), "pid"));
-	more = dd_pinners_scan(dev, ino, rdev, devname, listed, listed ? n_listed : 0, drained,
-			       mrs);
+	more = dd_pinners_scan(m, t->dev, t->ino, t->rdev, t->devname, listed,
+			       listed ? n_listed : 0, drained, mrs);
 	for (size_t i = 0; i < json_object_array_length(more); i++)
 		json_object_array_add(all, json_object_get(json_object_array_get_idx(more, i)));
 	json_object_put(more);
-	for (size_t i = 0; target && i < json_object_array_length(all); i++)
+	for (size_t i = 0; i < json_object_array_length(all); i++)
 		json_object_object_add(json_object_array_get_idx(all, i), "target",
-				       json_object_new_string(target));
+				       json_object_new_string(t->path));
 	free(listed);
 	free(ex);
 	return all;

@@ -23,7 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
+#include "rdma_res.h"
 
 /* One dump reply can be a page or more; the kernel never sends more than this in one datagram. */
 #define RDMA_RES_RECV_SIZE (64u << 10)

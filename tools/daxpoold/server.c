@@ -14,8 +14,12 @@
  * A registration is proof of access: REGION_ADD comes with the region's
  * descriptor (SCM_RIGHTS, protocol.h); what the region is -- device, inode,
  * rdev, size, kind, the devdax name, the path shown -- is the kernel's answer
- * through that descriptor (statx without a sync: a FUSE server cannot stall
- * us), never the client's word. The descriptor is closed at once.
+ * through that descriptor (target.c: statx without a sync, so a FUSE server
+ * cannot stall us), never the client's word. The descriptor is closed at once.
+ *
+ * The daemon's state -- connections, operations, the epoll set, the
+ * configuration -- is the manager's (manager.h), which this loop owns and
+ * passes to every part.
  *
  * Limits (daxpoold.conf(5)): connections in all and per uid (root's are not
  * counted per uid and may exceed the total by ROOT_SPARE), regions, maps and
@@ -47,210 +51,42 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
-
-#ifndef STATX_ATTR_DAX
-#define STATX_ATTR_DAX 0x00200000
-#endif
+#include "log.h"
+#include "opens.h"
+#include "ops.h"
+#include "outsiders.h"
+#include "server.h"
+#include "status.h"
+#include "target.h"
+#include "udev.h"
+#include "worker.h"
 
 #define ROOT_SPARE 16	   /* root's connections beyond max_connections */
 #define GONE_WAIT_MS 2000 /* a hung-up client's process has this long to exit */
 
-struct dd_conn *dd_conns;
-static struct dd_conn *gone_conns; /* hung up while draining, waiting for the pidfd */
-static int epfd = -1;
-static int reserve_fd = -1; /* kept for accept4()'s EMFILE */
-static bool nofile_logged;
-static uint64_t listen_paused_until; /* no reserve to be had: accept nothing until then */
 
-static void conn_update_events(struct dd_conn *c)
-{
-	struct epoll_event ev = { .events = EPOLLIN | (c->out ? EPOLLOUT : 0),
-				  .data.ptr = &c->ep_sock };
 
-	epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
-}
 
-/* Send what is queued; false if the connection failed. */
-static bool conn_flush(struct dd_conn *c)
-{
-	while (c->out) {
-		struct dd_outbuf *b = c->out;
-		ssize_t n = send(c->fd, b->data, b->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			return false;
-		}
-		c->out = b->next;
-		if (!c->out)
-			c->out_tail = &c->out;
-		c->out_bytes -= b->len;
-		free(b);
-	}
-	conn_update_events(c);
-	return true;
-}
 
-static void outbuf_free(struct dd_conn *c)
-{
-	while (c->out) {
-		struct dd_outbuf *b = c->out;
 
-		c->out = b->next;
-		free(b);
-	}
-	c->out_tail = &c->out;
-	c->out_bytes = 0;
-}
 
-int dd_conn_send(struct dd_conn *c, const struct dp_msg *m)
-{
-	static uint8_t enc[DP_PROTO_MAX_DGRAM]; /* one thread */
-	struct dd_outbuf *b;
-	int n;
 
-	if (c->fd < 0 || c->closing)
-		return 0; /* hung up, or being dropped: nobody reads it */
-	n = dp_proto_encode(m, ++c->seq, enc, sizeof(enc));
-	if (n < 0)
-		return n;
-	b = malloc(sizeof(*b) + (size_t)n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b->data, enc, (size_t)n);
-	b->len = (size_t)n;
-	b->next = NULL;
-	*c->out_tail = b;
-	c->out_tail = &b->next;
-	c->out_bytes += b->len;
-	if (!conn_flush(c)) {
-		c->closing = true;
-	} else if (c->out_bytes > dd_cfg.max_output) {
-		dd_log(LOG_WARNING, "pid %d (%s) uid %u: does not read what it is sent (%zu bytes "
-				    "queued, max_output %zu): dropped",
-		       (int)c->cred.pid, c->comm, (unsigned)c->cred.uid, c->out_bytes,
-		       dd_cfg.max_output);
-		c->closing = true;
-		outbuf_free(c);
-	}
-	return 0;
-}
 
-void dd_conn_reply(struct dd_conn *c, int status, json_object *doc)
-{
-	const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t len = strlen(text), off = 0;
-
-	/* Chunk headers included, a reply over max_output could never be queued whole. */
-	if (len + (len / DP_PROTO_MAX_TEXT + 1) * 32 > dd_cfg.max_output) {
-		dd_conn_reply_error(c, -EFBIG, "the reply is %zu bytes, more than max_output (%zu); "
-					       "ask about one target", len, dd_cfg.max_output);
-		return;
-	}
-	do {
-		struct dp_msg m = { .type = DP_MSG_REPLY };
-		size_t n = len - off > DP_PROTO_MAX_TEXT ? DP_PROTO_MAX_TEXT : len - off;
-
-		m.reply.status = status;
-		m.reply.flags = off + n < len ? DP_REPLY_MORE : 0;
-		m.reply.text = text + off;
-		m.reply.text_len = (uint32_t)n;
-		if (dd_conn_send(c, &m) < 0) {
-			c->closing = true;
-			break;
-		}
-		off += n;
-	} while (off < len);
-	c->request_done = true;
-}
-
-void dd_conn_reply_error(struct dd_conn *c, int status, const char *fmt, ...)
-{
-	json_object *o = json_object_new_object();
-	char buf[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	json_object_object_add(o, "error", json_object_new_string(buf));
-	json_object_object_add(o, "errno", json_object_new_string(strerrorname_np(-status)
-									  ? strerrorname_np(-status)
-									  : "?"));
-	dd_conn_reply(c, status, o);
-	json_object_put(o);
-}
-
-bool dd_process_alive(struct dd_conn *c)
-{
-	struct epoll_event ev;
-	int tmp, r;
-
-	if (c->pidfd < 0)
-		return kill(c->cred.pid, 0) == 0 || errno == EPERM;
-	/* A pidfd becomes readable when its process exits. */
-	tmp = epoll_create1(EPOLL_CLOEXEC);
-	if (tmp < 0)
-		return true;
-	ev = (struct epoll_event){ .events = EPOLLIN };
-	epoll_ctl(tmp, EPOLL_CTL_ADD, c->pidfd, &ev);
-	r = epoll_wait(tmp, &ev, 1, 0);
-	close(tmp);
-	return r <= 0;
-}
-
-static void conn_free_holdings(struct dd_conn *c)
-{
-	while (c->regions) {
-		struct dd_region *r = c->regions;
-
-		c->regions = r->next;
-		free(r);
-	}
-	dd_regmap_clear(&c->region_ids);
-	dd_idmap_clear(&c->maps);
-	dd_idmap_clear(&c->pins);
-	free(c->seen);
-	c->seen = NULL;
-	c->n_seen = 0;
-}
-
-/* Remember that @c registered (dev, ino): it stays a possible holder after dropping it. */
-static void conn_note_seen(struct dd_conn *c, uint64_t dev, uint64_t ino, uint64_t rdev)
-{
-	struct dd_seen *ns;
-	struct timespec ts;
-
-	if (dd_conn_has_seen(c, dev, ino, 0))
-		return;
-	if (c->n_seen >= DD_SEEN_MAX || !(ns = realloc(c->seen, (c->n_seen + 1) * sizeof(*ns)))) {
-		/* Cannot remember it: count the client as a possible holder of everything. */
-		c->seen_overflow = true;
-		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	c->seen = ns;
-	c->seen[c->n_seen++] = (struct dd_seen){ dev, ino, rdev,
-						 (uint64_t)ts.tv_sec * 1000000000u +
-							 (uint64_t)ts.tv_nsec };
-}
 
 /* Whether a drain waits for @c (a REVOKE it has not answered). */
-static bool conn_draining(const struct dd_conn *c)
+static bool conn_draining(struct dd_manager *m, const struct dd_conn *c)
 {
-	for (struct dd_op *op = dd_ops; op; op = op->next)
+	for (struct dd_op *op = m->ops; op; op = op->next)
 		for (struct dd_pend *p = op->pend; p; p = p->next)
 			if (p->conn == c && !p->done)
 				return true;
 	return false;
 }
 
-static void conn_unlink(struct dd_conn *c)
+static void conn_unlink(struct dd_manager *m, struct dd_conn *c)
 {
-	struct dd_conn **lists[] = { &dd_conns, &gone_conns };
+	struct dd_conn **lists[] = { &m->conns, &m->gone_conns };
 
 	for (size_t i = 0; i < 2; i++) {
 		for (struct dd_conn **pp = lists[i]; *pp; pp = &(*pp)->next) {
@@ -262,24 +98,24 @@ static void conn_unlink(struct dd_conn *c)
 	}
 }
 
-static void conn_finish(struct dd_conn *c, const char *why, bool dead)
+static void conn_finish(struct dd_manager *m, struct dd_conn *c, const char *why, bool dead)
 {
 	if (c->role == DP_ROLE_CLIENT || why)
 		dd_log(why ? LOG_WARNING : LOG_INFO, "pid %d (%s) uid %u: %s%s", (int)c->cred.pid,
 		       c->comm, (unsigned)c->cred.uid, why ? why : "disconnected",
 		       dead ? " (process exited): holdings dropped" : "");
-	dd_op_conn_gone(c, dead);
-	conn_unlink(c);
+	dd_op_conn_gone(m, c, dead);
+	conn_unlink(m, c);
 	if (c->fd >= 0) {
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 	}
 	if (c->pidfd >= 0) {
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
 		close(c->pidfd);
 	}
-	conn_free_holdings(c);
-	outbuf_free(c);
+	dd_conn_free_holdings(c);
+	dd_conn_drop_output(c);
 	free(c);
 }
 
@@ -287,37 +123,37 @@ static void conn_finish(struct dd_conn *c, const char *why, bool dead)
  * Close @c. @hangup: its peer closed the socket. A client that hangs up in a
  * drain while its process still runs waits aside for its pidfd (see the top).
  */
-static void conn_close(struct dd_conn *c, const char *why, bool hangup)
+static void conn_close(struct dd_manager *m, struct dd_conn *c, const char *why, bool hangup)
 {
 	bool dead = !dd_process_alive(c);
 
-	if (hangup && !dead && c->fd >= 0 && c->pidfd >= 0 && conn_draining(c)) {
-		conn_unlink(c);
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (hangup && !dead && c->fd >= 0 && c->pidfd >= 0 && conn_draining(m, c)) {
+		conn_unlink(m, c);
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 		c->fd = -1;
-		outbuf_free(c);
+		dd_conn_drop_output(c);
 		c->gone_deadline_ns = dd_now_ns() + GONE_WAIT_MS * 1000000ull;
-		c->next = gone_conns;
-		gone_conns = c;
+		c->next = m->gone_conns;
+		m->gone_conns = c;
 		dd_log(LOG_DEBUG, "pid %d (%s): hung up while draining; waiting for it to exit",
 		       (int)c->cred.pid, c->comm);
 		return;
 	}
-	conn_finish(c, why, dead);
+	conn_finish(m, c, why, dead);
 }
 
 /* Decide for the hung-up clients whose wait is over; ms to the next deadline (-1: none). */
-static int gone_tick(void)
+static int gone_tick(struct dd_manager *m)
 {
 	uint64_t now = dd_now_ns(), next = UINT64_MAX;
 
-	for (struct dd_conn *c = gone_conns, *n; c; c = n) {
+	for (struct dd_conn *c = m->gone_conns, *n; c; c = n) {
 		n = c->next;
 		if (now >= c->gone_deadline_ns) {
 			bool dead = !dd_process_alive(c);
 
-			conn_finish(c, dead ? NULL
+			conn_finish(m, c, dead ? NULL
 					    : "hung up while draining and its process did not exit",
 				    dead);
 		} else if (c->gone_deadline_ns < next) {
@@ -327,60 +163,36 @@ static int gone_tick(void)
 	return next == UINT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
 }
 
-/* Send REFUSED; the first of each kind per connection is logged too. */
-static void conn_refuse(struct dd_conn *c, uint32_t type, uint64_t id, int status,
-			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void conn_refuse(struct dd_conn *c, uint32_t type, uint64_t id, int status,
-			const char *fmt, ...)
-{
-	struct dp_msg m = { .type = DP_MSG_REFUSED };
-	va_list ap;
-
-	m.refused.type = type;
-	m.refused.id = id;
-	m.refused.status = status;
-	va_start(ap, fmt);
-	vsnprintf(m.refused.reason, sizeof(m.refused.reason), fmt, ap);
-	va_end(ap);
-	if (type < 32 && !(c->refused_logged & (1u << type))) {
-		c->refused_logged |= 1u << type;
-		dd_log(LOG_WARNING, "pid %d (%s) uid %u: %s %llu refused: %s (further refusals of "
-				    "this kind are not logged)",
-		       (int)c->cred.pid, c->comm, (unsigned)c->cred.uid, dp_proto_type_name(type),
-		       (unsigned long long)id, m.refused.reason);
-	}
-	dd_conn_send(c, &m);
-}
 
 /* accept4() failed with EMFILE or ENFILE: take the connection with the reserve, and close it. */
-static void accept_without_fds(int lfd, int err)
+static void accept_without_fds(struct dd_manager *m, int lfd, int err)
 {
 	int fd;
 
-	if (!nofile_logged) {
+	if (!m->nofile_logged) {
 		dd_log(LOG_ERR, "accept: %s: out of file descriptors; refusing connections until "
 				"some close (raise LimitNOFILE= or lower max_connections)",
 		       strerror(err));
-		nofile_logged = true;
+		m->nofile_logged = true;
 	}
-	if (reserve_fd < 0) {
-		listen_paused_until = dd_now_ns() + 100 * 1000000ull;
+	if (m->reserve_fd < 0) {
+		m->listen_paused_until = dd_now_ns() + 100 * 1000000ull;
 		return;
 	}
-	close(reserve_fd);
+	close(m->reserve_fd);
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd >= 0)
 		close(fd);
-	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (reserve_fd < 0 || fd < 0)
-		listen_paused_until = dd_now_ns() + 100 * 1000000ull;
+	m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (m->reserve_fd < 0 || fd < 0)
+		m->listen_paused_until = dd_now_ns() + 100 * 1000000ull;
 }
 
 /* Why a new connection of @uid is refused (into @why), or NULL. */
-static const char *conn_over_limit(uid_t uid, char *why, size_t size)
+static const char *conn_over_limit(struct dd_manager *m, uid_t uid, char *why, size_t size)
 {
 	unsigned int total = 0, of_uid = 0;
-	struct dd_conn *lists[] = { dd_conns, gone_conns };
+	struct dd_conn *lists[] = { m->conns, m->gone_conns };
 
 	for (size_t i = 0; i < 2; i++) {
 		for (struct dd_conn *c = lists[i]; c; c = c->next) {
@@ -388,17 +200,17 @@ static const char *conn_over_limit(uid_t uid, char *why, size_t size)
 			of_uid += c->cred.uid == uid;
 		}
 	}
-	if (uid != 0 && of_uid >= dd_cfg.max_connections_per_uid)
+	if (uid != 0 && of_uid >= m->cfg.max_connections_per_uid)
 		snprintf(why, size, "uid %u has %u connections (max_connections_per_uid)",
 			 (unsigned)uid, of_uid);
-	else if (total >= dd_cfg.max_connections + (uid == 0 ? ROOT_SPARE : 0))
+	else if (total >= m->cfg.max_connections + (uid == 0 ? ROOT_SPARE : 0))
 		snprintf(why, size, "the daemon has %u connections (max_connections)", total);
 	else
 		return NULL;
 	return why;
 }
 
-static void conn_accept(int lfd)
+static void conn_accept(struct dd_manager *m, int lfd)
 {
 	struct epoll_event ev;
 	struct dd_conn *c;
@@ -407,24 +219,24 @@ static void conn_accept(int lfd)
 	char why[160];
 	int fd;
 
-	if (listen_paused_until && dd_now_ns() < listen_paused_until)
+	if (m->listen_paused_until && dd_now_ns() < m->listen_paused_until)
 		return;
-	listen_paused_until = 0;
+	m->listen_paused_until = 0;
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE)
-			accept_without_fds(lfd, errno);
+			accept_without_fds(m, lfd, errno);
 		return;
 	}
-	nofile_logged = false;
+	m->nofile_logged = false;
 	len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0) {
 		dd_log(LOG_WARNING, "connection without peer credentials refused");
 		close(fd);
 		return;
 	}
-	if (conn_over_limit(cred.uid, why, sizeof(why))) {
-		struct dp_msg m = { .type = DP_MSG_REFUSED };
+	if (conn_over_limit(m, cred.uid, why, sizeof(why))) {
+		struct dp_msg msg = { .type = DP_MSG_REFUSED };
 		static uint64_t logged_ns;
 
 		/* Said once a second at most: a flood must not flood the log too. */
@@ -433,10 +245,10 @@ static void conn_accept(int lfd)
 			       (int)cred.pid, (unsigned)cred.uid, why);
 			logged_ns = dd_now_ns();
 		}
-		m.refused.type = DP_MSG_HELLO;
-		m.refused.status = -EUSERS;
-		snprintf(m.refused.reason, sizeof(m.refused.reason), "%s", why);
-		dp_proto_send(fd, &m, 0); /* a fresh non-blocking socket: room for it */
+		msg.refused.type = DP_MSG_HELLO;
+		msg.refused.status = -EUSERS;
+		snprintf(msg.refused.reason, sizeof(msg.refused.reason), "%s", why);
+		dp_proto_send(fd, &msg, 0); /* a fresh non-blocking socket: room for it */
 		/* Read what it sent: closing with it unread would reset the REFUSED away. */
 		for (int i = 0; i < 4 && recv(fd, why, sizeof(why), MSG_DONTWAIT | MSG_TRUNC) > 0;
 		     i++)
@@ -451,6 +263,8 @@ static void conn_accept(int lfd)
 	}
 	c->fd = fd;
 	c->pidfd = -1;
+	c->epfd = m->epfd;
+	c->max_output = m->cfg.max_output;
 	c->out_tail = &c->out;
 	c->connected_ns = dd_now_ns();
 	c->cred = cred;
@@ -458,17 +272,17 @@ static void conn_accept(int lfd)
 	c->ep_sock = (struct dd_ep){ DD_EP_SOCK, c };
 	c->ep_pid = (struct dd_ep){ DD_EP_PIDFD, c };
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &c->ep_sock };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
 	if (c->pidfd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &c->ep_pid };
-		epoll_ctl(epfd, EPOLL_CTL_ADD, c->pidfd, &ev);
+		epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev);
 	} else {
 		dd_log(LOG_WARNING, "pidfd_open(%d): %s: a dead client is noticed only when its "
 				    "socket closes", (int)c->cred.pid, strerror(errno));
 	}
-	c->next = dd_conns;
-	dd_conns = c;
+	c->next = m->conns;
+	m->conns = c;
 	dd_log(LOG_DEBUG, "connection from pid %d (%s) uid %u", (int)c->cred.pid, c->comm,
 	       (unsigned)c->cred.uid);
 }
@@ -478,108 +292,35 @@ static struct dd_region *conn_region(struct dd_conn *c, uint64_t id)
 	return dd_regmap_get(&c->region_ids, id);
 }
 
-/* The size of the device-dax device @rdev from sysfs; 0 if unknown. */
-static uint64_t devdax_size(dev_t rdev)
-{
-	char path[96], buf[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/size", major(rdev), minor(rdev));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strtoull(buf, NULL, 10);
-}
-
-/*
- * What the descriptor @fd a client passed is, from the kernel: into @r (dev,
- * ino, rdev, size, kind, devname, path). Return 0, or -EINVAL (neither a
- * regular file nor a device-dax device; @why says what it is), -errno.
- */
-static int region_identify(int fd, struct dd_region *r, char *why, size_t size)
-{
-	struct statx stx;
-	char link[32];
-	ssize_t n;
-	int ret;
-
-	/* No sync: a network or FUSE filesystem is not asked (dev, ino, mode are the inode's). */
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-		  STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_UID, &stx) < 0) {
-		ret = -errno;
-		snprintf(why, size, "statx of its descriptor: %s", strerror(-ret));
-		return ret;
-	}
-	r->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-	r->ino = stx.stx_ino;
-	r->rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
-	r->owner_uid = stx.stx_uid;
-	r->devname[0] = '\0';
-	if (S_ISREG(stx.stx_mode)) {
-		r->kind = (stx.stx_attributes_mask & STATX_ATTR_DAX) &&
-					  (stx.stx_attributes & STATX_ATTR_DAX)
-				  ? 2 /* DAXPOOL_REGION_FSDAX */
-				  : 1; /* DAXPOOL_REGION_FILE */
-		r->size = stx.stx_size;
-	} else if (S_ISCHR(stx.stx_mode)) {
-		/* The kernel names the device: sysfs of its rdev, verified as dax. */
-		ret = dd_devdax_name((dev_t)r->rdev, r->devname, sizeof(r->devname));
-		if (ret < 0) {
-			snprintf(why, size, "its descriptor is a character device %u:%u that is "
-					    "not device-dax (%s)",
-				 major(r->rdev), minor(r->rdev), strerror(-ret));
-			return -EINVAL;
-		}
-		r->kind = 3; /* DAXPOOL_REGION_DEVDAX */
-		r->size = devdax_size((dev_t)r->rdev);
-	} else {
-		snprintf(why, size, "its descriptor is neither a regular file nor a device-dax "
-				    "device (mode %#o)", (unsigned)stx.stx_mode & S_IFMT);
-		return -EINVAL;
-	}
-	/* For display only: what the kernel calls it from here (a deleted file says so). */
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, r->path, sizeof(r->path) - 1);
-	if (n < 0 || r->path[0] != '/')
-		n = snprintf(r->path, sizeof(r->path), "/?(unnamed: device %u:%u inode %llu)",
-			     major(r->dev), minor(r->dev), (unsigned long long)r->ino);
-	r->path[n] = '\0';
-	return 0;
-}
-
 /* REGION_ADD @id with the descriptor @fd (-1: none came). Return < 0 to close the connection. */
-static int region_add(struct dd_conn *c, uint64_t id, int fd)
+static int region_add(struct dd_manager *m, struct dd_conn *c, uint64_t id, int fd)
 {
-	struct dd_region *r = conn_region(c, id), tmp = { 0 };
+	struct dd_region *r = conn_region(c, id);
+	struct dd_target tmp;
 	char why[192];
 	int ret;
 
 	if (fd < 0) {
 		c->regions_refused = true;
-		conn_refuse(c, DP_MSG_REGION_ADD, id, -EBADF,
-			    "no descriptor came with it: a registration proves access with the "
-			    "region's open file (SCM_RIGHTS); nothing recorded");
+		dd_conn_refuse(c, DP_MSG_REGION_ADD, id, -EBADF,
+			       "no descriptor came with it: a registration proves access with the "
+			       "region's open file (SCM_RIGHTS); nothing recorded");
 		return 0;
 	}
-	ret = region_identify(fd, &tmp, why, sizeof(why));
+	ret = dd_target_identify(fd, &tmp, why, sizeof(why));
 	if (ret < 0) {
 		c->regions_refused = true;
-		conn_refuse(c, DP_MSG_REGION_ADD, id, ret, "%s; nothing recorded", why);
+		dd_conn_refuse(c, DP_MSG_REGION_ADD, id, ret, "its descriptor: %s; nothing recorded",
+			       why);
 		return 0;
 	}
 	if (!r) {
-		if (c->region_ids.n >= dd_cfg.max_regions) {
+		if (c->region_ids.n >= m->cfg.max_regions) {
 			c->regions_refused = true;
-			conn_refuse(c, DP_MSG_REGION_ADD, id, -EDQUOT,
-				    "more than %u regions (max_regions): not recorded; a release "
-				    "counts this process as one outside daxpool",
-				    dd_cfg.max_regions);
+			dd_conn_refuse(c, DP_MSG_REGION_ADD, id, -EDQUOT,
+				       "more than %u regions (max_regions): not recorded; a release "
+				       "counts this process as one outside daxpool",
+				       m->cfg.max_regions);
 			return 0;
 		}
 		r = calloc(1, sizeof(*r));
@@ -602,14 +343,14 @@ static int region_add(struct dd_conn *c, uint64_t id, int fd)
 	r->size = tmp.size;
 	r->kind = tmp.kind;
 	r->owner_uid = tmp.owner_uid;
-	memcpy(r->path, tmp.path, sizeof(r->path));
-	memcpy(r->devname, tmp.devname, sizeof(r->devname));
-	conn_note_seen(c, r->dev, r->ino, r->kind == 3 ? r->rdev : 0);
-	dd_op_region_added(c, r);
+	snprintf(r->path, sizeof(r->path), "%s", tmp.path);
+	snprintf(r->devname, sizeof(r->devname), "%s", tmp.devname);
+	dd_conn_note_seen(c, r->dev, r->ino, r->rdev);
+	dd_op_region_added(m, c, r);
 	return 0;
 }
 
-static void region_del(struct dd_conn *c, uint64_t id)
+static void region_del(struct dd_manager *m, struct dd_conn *c, uint64_t id)
 {
 	struct dd_region *r = conn_region(c, id);
 
@@ -617,7 +358,7 @@ static void region_del(struct dd_conn *c, uint64_t id)
 		return;
 	/* Dropped: it holds nothing of a drain that waits for it. */
 	if (r->revoke_req)
-		dd_op_revoke_done(c, r->revoke_req, r->id, 0);
+		dd_op_revoke_done(m, c, r->revoke_req, r->id, 0);
 	dd_regmap_del(&c->region_ids, r);
 	*r->pprev = r->next;
 	if (r->next)
@@ -625,30 +366,30 @@ static void region_del(struct dd_conn *c, uint64_t id)
 	free(r);
 }
 
-static int holding_add(struct dd_conn *c, const struct dp_msg *m)
+static int holding_add(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *msg)
 {
 	struct dd_holding *h = calloc(1, sizeof(*h));
-	bool pin = m->type == DP_MSG_PIN_ADD;
+	bool pin = msg->type == DP_MSG_PIN_ADD;
 	struct dd_idmap *map;
 
 	if (!h)
 		return -ENOMEM;
 	if (pin) {
-		h->id = m->pin_add.id;
-		h->region_id = m->pin_add.region_id;
-		h->offset = m->pin_add.offset;
-		h->length = m->pin_add.length;
-		h->created_ns = m->pin_add.created_ns;
-		h->kind = m->pin_add.kind;
-		h->access = m->pin_add.access;
-		h->tid = m->pin_add.tid;
+		h->id = msg->pin_add.id;
+		h->region_id = msg->pin_add.region_id;
+		h->offset = msg->pin_add.offset;
+		h->length = msg->pin_add.length;
+		h->created_ns = msg->pin_add.created_ns;
+		h->kind = msg->pin_add.kind;
+		h->access = msg->pin_add.access;
+		h->tid = msg->pin_add.tid;
 	} else {
-		h->id = m->map_add.id;
-		h->region_id = m->map_add.region_id;
-		h->offset = m->map_add.offset;
-		h->length = m->map_add.length;
-		h->created_ns = m->map_add.created_ns;
-		h->tid = m->map_add.tid;
+		h->id = msg->map_add.id;
+		h->region_id = msg->map_add.region_id;
+		h->offset = msg->map_add.offset;
+		h->length = msg->map_add.length;
+		h->created_ns = msg->map_add.created_ns;
+		h->tid = msg->map_add.tid;
 	}
 	if (!conn_region(c, h->region_id)) {
 		free(h);
@@ -657,11 +398,11 @@ static int holding_add(struct dd_conn *c, const struct dp_msg *m)
 	}
 	map = pin ? &c->pins : &c->maps;
 	free(dd_idmap_take(map, h->id)); /* a second ADD of an id replaces it */
-	if (map->n >= (pin ? dd_cfg.max_pins : dd_cfg.max_maps)) {
-		conn_refuse(c, m->type, h->id, -EDQUOT,
-			    "more than %u %s (%s): not recorded; status does not show it",
-			    pin ? dd_cfg.max_pins : dd_cfg.max_maps, pin ? "pins" : "maps",
-			    pin ? "max_pins" : "max_maps");
+	if (map->n >= (pin ? m->cfg.max_pins : m->cfg.max_maps)) {
+		dd_conn_refuse(c, msg->type, h->id, -EDQUOT,
+			       "more than %u %s (%s): not recorded; status does not show it",
+			       pin ? m->cfg.max_pins : m->cfg.max_maps, pin ? "pins" : "maps",
+			       pin ? "max_pins" : "max_maps");
 		free(h);
 		return 0;
 	}
@@ -674,61 +415,61 @@ static int holding_add(struct dd_conn *c, const struct dp_msg *m)
  * @fd: the descriptor that came for it (a REGION_ADD's), -1 if none; the
  * caller closes it.
  */
-static int conn_handle(struct dd_conn *c, const struct dp_msg *m, int fd)
+static int conn_handle(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *msg, int fd)
 {
 	struct dd_region *r;
 
 	if (!c->role) {
-		if (m->type != DP_MSG_HELLO)
+		if (msg->type != DP_MSG_HELLO)
 			return -EPROTO;
-		c->role = m->hello.role;
+		c->role = msg->hello.role;
 		return dd_conn_send(c, &(struct dp_msg){ .type = DP_MSG_HELLO_OK,
 							 .hello_ok.version = DP_PROTO_VERSION });
 	}
 	if (c->role == DP_ROLE_CTL) {
 		if (c->request_done || c->op)
 			return -EPROTO; /* one request per connection */
-		if (m->type == DP_MSG_STATUS) {
-			dd_status(c, m->status.target);
+		if (msg->type == DP_MSG_STATUS) {
+			dd_status(m, c, msg->status.target);
 			return 0;
 		}
-		if (m->type == DP_MSG_OP) {
-			dd_op_start(c, m);
+		if (msg->type == DP_MSG_OP) {
+			dd_op_start(m, c, msg);
 			return 0;
 		}
 		return -EPROTO;
 	}
-	switch (m->type) {
+	switch (msg->type) {
 	case DP_MSG_REGION_ADD:
-		return region_add(c, m->region_add.id, fd);
+		return region_add(m, c, msg->region_add.id, fd);
 	case DP_MSG_REGION_STATE:
-		r = conn_region(c, m->region_state.region_id);
+		r = conn_region(c, msg->region_state.region_id);
 		if (!r)
 			return 0; /* a region it already dropped */
-		if (r->lease_breaks < m->region_state.lease_breaks)
+		if (r->lease_breaks < msg->region_state.lease_breaks)
 			dd_log(LOG_NOTICE, "pid %d (%s): gave its lease on %s up to another process "
 					   "after draining (%llu so far)",
 			       (int)c->cred.pid, c->comm, r->path,
-			       (unsigned long long)m->region_state.lease_breaks);
-		r->lease = m->region_state.lease;
-		r->lease_error = m->region_state.lease_error;
-		r->lease_breaks = m->region_state.lease_breaks;
+			       (unsigned long long)msg->region_state.lease_breaks);
+		r->lease = msg->region_state.lease;
+		r->lease_error = msg->region_state.lease_error;
+		r->lease_breaks = msg->region_state.lease_breaks;
 		return 0;
 	case DP_MSG_REGION_DEL:
-		region_del(c, m->del.id);
+		region_del(m, c, msg->del.id);
 		return 0;
 	case DP_MSG_MAP_ADD:
 	case DP_MSG_PIN_ADD:
-		return holding_add(c, m);
+		return holding_add(m, c, msg);
 	case DP_MSG_MAP_DEL:
-		free(dd_idmap_take(&c->maps, m->del.id));
+		free(dd_idmap_take(&c->maps, msg->del.id));
 		return 0;
 	case DP_MSG_PIN_DEL:
-		free(dd_idmap_take(&c->pins, m->del.id));
+		free(dd_idmap_take(&c->pins, msg->del.id));
 		return 0;
 	case DP_MSG_REVOKE_DONE:
-		dd_op_revoke_done(c, m->revoke_done.req, m->revoke_done.region_id,
-				  m->revoke_done.status);
+		dd_op_revoke_done(m, c, msg->revoke_done.req, msg->revoke_done.region_id,
+				  msg->revoke_done.status);
 		return 0;
 	default:
 		return -EPROTO;
@@ -779,9 +520,10 @@ static ssize_t conn_recv_fds(struct dd_conn *c, uint8_t *buf, int *fds, size_t *
 }
 
 /* Read one datagram. Return false to close the connection (why set; *hangup: EOF). */
-static bool conn_receive(struct dd_conn *c, uint8_t *buf, const char **why, bool *hangup)
+static bool conn_receive(struct dd_manager *m, struct dd_conn *c, uint8_t *buf, const char **why,
+			 bool *hangup)
 {
-	static struct dp_msg m; /* one thread; too big for the stack many times over */
+	static struct dp_msg msg; /* one thread; too big for the stack many times over */
 	int fds[DP_PROTO_MAX_FDS];
 	size_t off = 0, n_fds, next_fd = 0;
 	bool ok = true;
@@ -804,7 +546,7 @@ static bool conn_receive(struct dd_conn *c, uint8_t *buf, const char **why, bool
 		ok = false;
 	}
 	while (ok && off < (size_t)n) {
-		r = dp_proto_decode(buf + off, (size_t)n - off, &m);
+		r = dp_proto_decode(buf + off, (size_t)n - off, &msg);
 		if (r < 0) {
 			switch (r) {
 			case -EBADMSG:
@@ -830,12 +572,12 @@ static bool conn_receive(struct dd_conn *c, uint8_t *buf, const char **why, bool
 		}
 		off += (size_t)r;
 		/* The n-th REGION_ADD of a datagram takes its n-th descriptor. */
-		r = conn_handle(c, &m,
-				m.type == DP_MSG_REGION_ADD && c->role == DP_ROLE_CLIENT &&
+		r = conn_handle(m, c, &msg,
+				msg.type == DP_MSG_REGION_ADD && c->role == DP_ROLE_CLIENT &&
 						next_fd < n_fds
 					? fds[next_fd]
 					: -1);
-		if (m.type == DP_MSG_REGION_ADD && c->role == DP_ROLE_CLIENT && next_fd < n_fds)
+		if (msg.type == DP_MSG_REGION_ADD && c->role == DP_ROLE_CLIENT && next_fd < n_fds)
 			next_fd++;
 		if (r < 0) {
 			*why = r == -EPROTO ? "protocol error: unexpected message" : "out of memory";
@@ -853,7 +595,7 @@ static bool conn_receive(struct dd_conn *c, uint8_t *buf, const char **why, bool
  * uses select()), say so if the limits cannot hold max_connections (a socket
  * and a pidfd each), and take the reserve for accept4()'s EMFILE.
  */
-static void nofile_setup(void)
+static void nofile_setup(struct dd_manager *m)
 {
 	struct rlimit rl;
 
@@ -862,11 +604,11 @@ static void nofile_setup(void)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur < 2 * ((rlim_t)dd_cfg.max_connections + ROOT_SPARE) + 64)
+	    rl.rlim_cur < 2 * ((rlim_t)m->cfg.max_connections + ROOT_SPARE) + 64)
 		dd_log(LOG_WARNING, "RLIMIT_NOFILE %llu cannot hold max_connections %u (two "
 				    "descriptors each): connections beyond it are refused",
-		       (unsigned long long)rl.rlim_cur, dd_cfg.max_connections);
-	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		       (unsigned long long)rl.rlim_cur, m->cfg.max_connections);
+	m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static int signal_fd(void)
@@ -881,7 +623,7 @@ static int signal_fd(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-int dd_server_run(int listen_fd)
+int dd_server_run(struct dd_manager *m, int listen_fd)
 {
 	struct dd_ep ep_listen = { DD_EP_LISTEN, NULL }, ep_sig = { DD_EP_SIGNAL, NULL };
 	struct dd_ep ep_udev = { DD_EP_UDEV, NULL }, ep_opens = { DD_EP_OPENS, NULL };
@@ -890,22 +632,22 @@ int dd_server_run(int listen_fd)
 	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
 	int sfd, ufd, ofd, wfd, r = 0;
 
-	epfd = epoll_create1(EPOLL_CLOEXEC);
+	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signal_fd();
-	nofile_setup();
-	if (!buf || epfd < 0 || sfd < 0) {
+	nofile_setup(m);
+	if (!buf || m->epfd < 0 || sfd < 0) {
 		dd_log(LOG_ERR, "event loop setup: %s", strerror(errno));
 		free(buf);
 		return -ENOMEM;
 	}
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_listen };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev);
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, listen_fd, &ev);
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_sig };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, sfd, &ev);
 	ufd = dd_udev_open();
 	if (ufd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_udev };
-		epoll_ctl(epfd, EPOLL_CTL_ADD, ufd, &ev);
+		epoll_ctl(m->epfd, EPOLL_CTL_ADD, ufd, &ev);
 	}
 	wfd = dd_worker_init();
 	if (wfd < 0) {
@@ -914,21 +656,21 @@ int dd_server_run(int listen_fd)
 		return wfd;
 	}
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_worker };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, wfd, &ev);
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, wfd, &ev);
 	ofd = dd_opens_start();
 	if (ofd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_opens };
-		epoll_ctl(epfd, EPOLL_CTL_ADD, ofd, &ev);
+		epoll_ctl(m->epfd, EPOLL_CTL_ADD, ofd, &ev);
 	}
 
 	for (;;) {
-		int t_ops = dd_ops_tick(), t_gone = gone_tick(), timeout;
+		int t_ops = dd_ops_tick(m), t_gone = gone_tick(m), timeout;
 		int n;
 
 		timeout = t_ops < 0 ? t_gone : t_gone < 0 || t_ops < t_gone ? t_ops : t_gone;
-		if (listen_paused_until && (timeout < 0 || timeout > 100))
+		if (m->listen_paused_until && (timeout < 0 || timeout > 100))
 			timeout = 100;
-		n = epoll_wait(epfd, events, 64, timeout);
+		n = epoll_wait(m->epfd, events, 64, timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -944,39 +686,39 @@ int dd_server_run(int listen_fd)
 
 			switch (type) {
 			case DD_EP_LISTEN:
-				conn_accept(listen_fd);
+				conn_accept(m, listen_fd);
 				break;
 			case DD_EP_SIGNAL:
 				dd_log(LOG_INFO, "terminating on a signal");
 				goto out;
 			case DD_EP_UDEV:
-				dd_udev_receive();
+				dd_udev_receive(m);
 				dd_opens_refresh(); /* a device-dax node may have come */
 				break;
 			case DD_EP_OPENS:
 				dd_opens_receive();
 				break;
 			case DD_EP_WORKER:
-				dd_ops_work_done();
+				dd_ops_work_done(m);
 				break;
 			case DD_EP_PIDFD:
-				conn_close(c, NULL, false);
+				conn_close(m, c, NULL, false);
 				break;
 			case DD_EP_SOCK:
-				if ((events[i].events & EPOLLOUT) && !conn_flush(c)) {
-					conn_close(c, NULL, true);
+				if ((events[i].events & EPOLLOUT) && !dd_conn_flush(c)) {
+					conn_close(m, c, NULL, true);
 					break;
 				}
 				if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 					bool hangup = false;
 
-					if (!conn_receive(c, buf, &why, &hangup)) {
-						conn_close(c, why, hangup);
+					if (!conn_receive(m, c, buf, &why, &hangup)) {
+						conn_close(m, c, why, hangup);
 						break;
 					}
 				}
 				if (c->closing || (c->request_done && !c->out))
-					conn_close(c, NULL, false);
+					conn_close(m, c, NULL, false);
 				break;
 			}
 			/*
@@ -988,26 +730,27 @@ int dd_server_run(int listen_fd)
 				break;
 		}
 		/* Requests answered by an op or a timeout: close those connections. */
-		for (struct dd_conn *c = dd_conns, *next; c; c = next) {
+		for (struct dd_conn *c = m->conns, *next; c; c = next) {
 			next = c->next;
 			if (c->closing || (c->request_done && !c->out))
-				conn_close(c, NULL, false);
+				conn_close(m, c, NULL, false);
 		}
 	}
 out:
-	while (dd_conns)
-		conn_close(dd_conns, NULL, false);
-	while (gone_conns)
-		conn_finish(gone_conns, NULL, !dd_process_alive(gone_conns));
-	if (reserve_fd >= 0)
-		close(reserve_fd);
-	reserve_fd = -1;
+	while (m->conns)
+		conn_close(m, m->conns, NULL, false);
+	while (m->gone_conns)
+		conn_finish(m, m->gone_conns, NULL, !dd_process_alive(m->gone_conns));
+	if (m->reserve_fd >= 0)
+		close(m->reserve_fd);
+	m->reserve_fd = -1;
 	dd_udev_close();
 	dd_opens_stop();
-	dd_ops_stop();
+	dd_ops_stop(m);
 	dd_worker_exit();
 	close(sfd);
-	close(epfd);
+	close(m->epfd);
+	m->epfd = -1;
 	free(buf);
 	return r;
 }

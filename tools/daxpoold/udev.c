@@ -33,10 +33,11 @@
 
 #include <libudev.h>
 
-#include "daxpoold.h"
+#include "log.h"
+#include "outsiders.h"
+#include "udev.h"
 
 #define EXPECT_TTL_NS (60ull * 1000000000u) /* a release's unbind arrives long before this */
-#define KIND_DEVDAX 3 /* DAXPOOL_REGION_DEVDAX: REGION_ADD's kind */
 
 /* A device reported gone: a devdax name, or a block device number. */
 struct gone {
@@ -174,8 +175,8 @@ static bool expected(const char *name)
 static bool gone_matches(const struct gone *g, const struct dd_region *r)
 {
 	if (g->devnum)
-		return r->kind != KIND_DEVDAX && r->dev == g->devnum;
-	return r->kind == KIND_DEVDAX && strcmp(r->devname, g->name) == 0;
+		return r->kind != DD_REGION_DEVDAX && r->dev == g->devnum;
+	return r->kind == DD_REGION_DEVDAX && strcmp(r->devname, g->name) == 0;
 }
 
 int dd_region_gone(const struct dd_region *r)
@@ -235,17 +236,17 @@ static bool gone_clear(const char *name, uint64_t devnum)
  * open with ENXIO while sysfs shows it bound) and 6.1 corrupts the list of
  * the char device's inodes (a kernel BUG in cd_forget). Say so, naming them.
  */
-static void rebound_with_old_holders(const char *name)
+static void rebound_with_old_holders(struct dd_manager *m, const char *name)
 {
 	char holders[1024] = "";
 	size_t len = 0;
 	unsigned int n = 0;
 
-	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+	for (struct dd_conn *c = m->conns; c; c = c->next) {
 		if (c->role != DP_ROLE_CLIENT)
 			continue;
 		for (struct dd_region *r = c->regions; r; r = r->next) {
-			if (r->kind != KIND_DEVDAX || strcmp(r->devname, name) != 0)
+			if (r->kind != DD_REGION_DEVDAX || strcmp(r->devname, name) != 0)
 				continue;
 			/* A daxpool client closes a dead device's descriptor once unmapped. */
 			if (!dd_pid_holds_file(c->cred.pid, r->dev, r->ino))
@@ -272,7 +273,8 @@ static void rebound_with_old_holders(const char *name)
  * region on it, and name them in the log. Once per going: a second event for
  * a device already gone (remove after unbind) tells nobody again.
  */
-static void gone_report(const char *name, uint64_t devnum, int reason, const char *why)
+static void gone_report(struct dd_manager *m, const char *name, uint64_t devnum, int reason,
+			const char *why)
 {
 	struct gone *g;
 	char holders[1024] = "";
@@ -291,19 +293,19 @@ static void gone_report(const char *name, uint64_t devnum, int reason, const cha
 	g->since_ns = dd_now_ns();
 	g->next = gones;
 	gones = g;
-	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+	for (struct dd_conn *c = m->conns; c; c = c->next) {
 		unsigned int mine = 0;
 
 		if (c->role != DP_ROLE_CLIENT)
 			continue;
 		for (struct dd_region *r = c->regions; r; r = r->next) {
-			struct dp_msg m = { .type = DP_MSG_REGION_GONE };
+			struct dp_msg msg = { .type = DP_MSG_REGION_GONE };
 
 			if (!gone_matches(g, r))
 				continue;
-			m.region_gone.region_id = r->id;
-			m.region_gone.reason = reason;
-			if (dd_conn_send(c, &m) < 0)
+			msg.region_gone.region_id = r->id;
+			msg.region_gone.reason = reason;
+			if (dd_conn_send(c, &msg) < 0)
 				c->closing = true;
 			mine++;
 		}
@@ -326,27 +328,27 @@ static void gone_report(const char *name, uint64_t devnum, int reason, const cha
  * After a namespace went: every registered region whose device is missing
  * from sysfs (-ENODEV) or, for devdax, lost its driver (-ENXIO).
  */
-static void nd_recheck(const char *nd_name)
+static void nd_recheck(struct dd_manager *m, const char *nd_name)
 {
 	char why[64], p[128];
 
 	snprintf(why, sizeof(why), " (with %s)", nd_name);
-	for (struct dd_conn *c = dd_conns; c; c = c->next) {
+	for (struct dd_conn *c = m->conns; c; c = c->next) {
 		for (struct dd_region *r = c->regions, *next; r; r = next) {
 			next = r->next;
 			if (dd_region_gone(r))
 				continue;
-			if (r->kind == KIND_DEVDAX && r->devname[0]) {
+			if (r->kind == DD_REGION_DEVDAX && r->devname[0]) {
 				snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s", r->devname);
 				if (access(p, F_OK) < 0) {
-					gone_report(r->devname, 0, -ENODEV, why);
+					gone_report(m, r->devname, 0, -ENODEV, why);
 				} else {
 					snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver",
 						 r->devname);
 					if (access(p, F_OK) < 0)
-						gone_report(r->devname, 0, -ENXIO, why);
+						gone_report(m, r->devname, 0, -ENXIO, why);
 				}
-			} else if (r->kind != KIND_DEVDAX && major(r->dev)) {
+			} else if (r->kind != DD_REGION_DEVDAX && major(r->dev)) {
 				char name[DP_PROTO_MAX_DEVNAME + 1];
 
 				snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(r->dev),
@@ -354,13 +356,13 @@ static void nd_recheck(const char *nd_name)
 				if (access(p, F_OK) == 0)
 					continue;
 				snprintf(name, sizeof(name), "%u:%u", major(r->dev), minor(r->dev));
-				gone_report(name, r->dev, -ENODEV, why);
+				gone_report(m, name, r->dev, -ENODEV, why);
 			}
 		}
 	}
 }
 
-static void handle(struct udev_device *d)
+static void handle(struct dd_manager *m, struct udev_device *d)
 {
 	const char *action = udev_device_get_action(d);
 	const char *subsys = udev_device_get_subsystem(d);
@@ -385,12 +387,12 @@ static void handle(struct udev_device *d)
 
 			dd_log(LOG_INFO, "%s: %s", name, strcmp(action, "add") == 0 ? "added" : "bound");
 			if (had_gone)
-				rebound_with_old_holders(name);
+				rebound_with_old_holders(m, name);
 		} else if (expected(name)) {
 			dd_log(LOG_INFO, "%s: %s by daxpoold's release", name,
 			       reason == -ENXIO ? "unbound" : "removed");
 		} else {
-			gone_report(name, 0, reason, "");
+			gone_report(m, name, 0, reason, "");
 		}
 	} else if (strcmp(subsys, "block") == 0) {
 		uint64_t devnum = udev_device_get_devnum(d);
@@ -401,23 +403,23 @@ static void handle(struct udev_device *d)
 			gone_clear(name, devnum);
 			dd_log(LOG_INFO, "%s: added", name);
 		} else {
-			gone_report(name, devnum, -ENODEV, "");
+			gone_report(m, name, devnum, -ENODEV, "");
 		}
 	} else if (strcmp(subsys, "nd") == 0) {
 		if (came)
 			dd_log(LOG_INFO, "%s: %s", name, strcmp(action, "add") == 0 ? "added" : "bound");
 		else
-			nd_recheck(name);
+			nd_recheck(m, name);
 	}
 }
 
-void dd_udev_receive(void)
+void dd_udev_receive(struct dd_manager *m)
 {
 	struct udev_device *d;
 
 	/* The monitor's socket is non-blocking: take every queued event. */
 	while ((d = udev_monitor_receive_device(monitor))) {
-		handle(d);
+		handle(m, d);
 		udev_device_unref(d);
 	}
 }

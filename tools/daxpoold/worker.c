@@ -30,7 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daxpoold.h"
+#include "device.h"
+#include "log.h"
+#include "worker.h"
 
 static int done_fd = -1;
 
