@@ -1177,6 +1177,84 @@ TEST_TIMEOUT(release_waits_for_an_outsider_to_go, 120)
 }
 
 /*
+ * The deadline of release --timeout holds when the outsiders go only at the
+ * deadline. An outsider with pinned pages elsewhere (an io_uring buffer on
+ * anonymous memory) that unmaps the file early in the wait stays "surely
+ * there" to the cheap poll (alive, VmPin) until the deadline's full check
+ * finds it gone; then the drain starts with no time left, and a client that
+ * does not answer its REVOKE makes it a timeout at the deadline -- not one
+ * poll interval (200 ms) after it, as when the drain got a fresh deadline.
+ */
+TEST_TIMEOUT(release_timeout_holds_when_outsiders_go_at_the_deadline, 60)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client stub;
+	json_object *doc;
+	int pfd[2], rc;
+	double duration;
+	pid_t pid;
+	char c;
+
+	shm = fixture_shared(sizeof(struct shared));
+	daemon_start(NULL);
+	stub = client_start(0, path, STUBBORN, 1, "stubborn");
+	wait_ready(1);
+	wait_counts(1, 1, 1, 2000);
+	CHECK(pipe(pfd) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct io_uring ring;
+		struct iovec iov;
+		int fd = open(path, O_RDWR);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "unmaps-early");
+		CHECK(p != MAP_FAILED);
+		iov.iov_base = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		iov.iov_len = 4096;
+		CHECK(iov.iov_base != MAP_FAILED);
+		if (io_uring_queue_init(4, &ring, 0) < 0 ||
+		    io_uring_register_buffers(&ring, &iov, 1) < 0)
+			_exit(78);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		/* Well inside the 2 s wait, long before its deadline. */
+		msleep(600);
+		CHECK(munmap(p, 4096) == 0);
+		close(fd);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1) {
+		waitpid(pid, NULL, 0);
+		client_stop(&stub);
+		daemon_kill(SIGTERM);
+		SKIP("io_uring buffers cannot be registered here");
+	}
+	close(pfd[0]);
+	rc = ctl(out, sizeof(out),
+		 (const char *const[]){ "release", "--json", "--timeout", "2", path, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	doc = parse_out(out);
+	CHECK(strcmp(jget(doc, "result"), "timeout") == 0);
+	duration = json_object_get_double(json_object_object_get(doc, "duration_ms"));
+	printf("# duration %.3f ms for a 2000 ms deadline\n", duration);
+	/* At the deadline, give or take the loop's latency: the old code took 2200 or more. */
+	CHECK(duration >= 2000 && duration < 2150);
+	CHECK(json_object_object_get(doc, "outsiders_gone_ms"));
+	json_object_put(doc);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CHECK(write(stub.cmd, "d", 1) == 1);
+	client_stop(&stub);
+	daemon_kill(SIGTERM);
+}
+
+/*
  * A truncate through the daemon of a file someone holds a lease on: the
  * daemon's write open waits for the lease to be given up (up to the kernel's
  * lease-break-time, 45 s by default). That wait is the operation's, not the

@@ -443,6 +443,99 @@ TEST(holder_hanging_up_alive_fails_the_release_clearly)
 	daemon_kill(SIGTERM);
 }
 
+/*
+ * A holder that hung up mid-drain and lives on is still a holder: when the
+ * release times out before the daemon gives up waiting for its pidfd, the
+ * report names it among the holders (it once listed only the connected ones,
+ * so the timeout named nobody).
+ */
+TEST(holder_hung_up_alive_is_named_at_the_timeout)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct dp_msg op = { .type = DP_MSG_OP }, m;
+	json_object *doc, *holders;
+	bool named = false;
+	int cfd, fd, rfd;
+
+	daemon_start(NULL);
+	cfd = raw_connect(DP_ROLE_CLIENT);
+	CHECK(cfd >= 0);
+	rfd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(rfd >= 0);
+	CHECK_OK(region_add(cfd, 1, rfd));
+	close(rfd);
+	fd = raw_connect(DP_ROLE_CTL);
+	CHECK(fd >= 0);
+	op.op.op = DP_OP_RELEASE;
+	op.op.timeout_ms = 500; /* well before the 2 s the daemon waits for a hung-up pidfd */
+	snprintf(op.op.target, sizeof(op.op.target), "%s", path);
+	CHECK_OK(raw_send(fd, &op, NULL, 0));
+	CHECK_EQ(raw_recv(cfd, &m, 5000), 1);
+	CHECK_EQ(m.type, DP_MSG_REVOKE);
+	close(cfd);
+	CHECK_EQ(read_reply(fd, &doc, 10000), -ETIMEDOUT);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(doc, "result")), "timeout") == 0);
+	holders = json_object_object_get(doc, "holders");
+	printf("# holders: %s\n", json_object_to_json_string(holders));
+	for (size_t i = 0; i < json_object_array_length(holders); i++)
+		named |= json_object_get_int(json_object_object_get(
+				 json_object_array_get_idx(holders, i), "pid")) == getpid();
+	CHECK(named);
+	json_object_put(doc);
+	close(fd);
+	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- connections that never say hello ---- */
+
+/* A connection to the daemon that sends nothing. */
+static int silent_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	return fd;
+}
+
+/*
+ * A connection that never sends HELLO is closed after hello_timeout: it
+ * would hold a slot of max_connections for ever. One that said hello stays.
+ */
+TEST(connection_without_hello_is_closed)
+{
+	struct pollfd pfd[3];
+	uint64_t t0;
+	int n;
+
+	daemon_start("hello_timeout = 1\n");
+	pfd[0] = (struct pollfd){ .fd = silent_connect(), .events = POLLRDHUP };
+	pfd[1] = (struct pollfd){ .fd = silent_connect(), .events = POLLRDHUP };
+	pfd[2] = (struct pollfd){ .fd = raw_connect(DP_ROLE_CLIENT), .events = POLLRDHUP };
+	CHECK(pfd[2].fd >= 0);
+	t0 = now_ns();
+	/* Both silent ones go within the second and a bit; never the one that said hello. */
+	while (now_ns() - t0 < 5000000000ull) {
+		n = poll(pfd, 2, 100);
+		CHECK(n >= 0);
+		if ((pfd[0].revents & (POLLRDHUP | POLLHUP)) && (pfd[1].revents & (POLLRDHUP | POLLHUP)))
+			break;
+	}
+	printf("# the silent connections were closed after %llu ms\n",
+	       (unsigned long long)((now_ns() - t0) / 1000000u));
+	CHECK(pfd[0].revents & (POLLRDHUP | POLLHUP));
+	CHECK(pfd[1].revents & (POLLRDHUP | POLLHUP));
+	CHECK(now_ns() - t0 >= 900000000ull); /* not before the timeout */
+	CHECK_EQ(poll(&pfd[2], 1, 0), 0);
+	for (int i = 0; i < 3; i++)
+		close(pfd[i].fd);
+	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
+
 /* ---- registrations prove access ---- */
 
 /* nobody's forger: what it does, reported through the exit status (0: as expected). */

@@ -6,6 +6,7 @@
  *	socket_mode      its permissions, octal (default 0660)
  *	socket_group     its group, by name (default: the daemon's)
  *	release_timeout  seconds a release waits for holders by default (default 30)
+ *	hello_timeout    seconds a new connection has to send HELLO (default 10)
  *	max_connections, max_connections_per_uid, max_regions, max_maps,
  *	max_pins, max_output, max_operations_per_uid: the limits (daxpoold.conf(5) says why these
  *	defaults)
@@ -33,6 +34,7 @@ void dd_config_defaults(struct dd_config *cfg)
 	cfg->max_pins = 65536;
 	cfg->max_output = 64u << 20;
 	cfg->max_operations_per_uid = 8;
+	cfg->hello_timeout_ms = 10000;
 }
 
 /* A count in [1, @max]; *ret set. Return 0 or -EINVAL. */
@@ -138,6 +140,13 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		if (parse_count(val, 1ul << 34, &u) < 0 || u < DP_PROTO_MAX_DGRAM)
 			return -EINVAL;
 		cfg->max_output = (size_t)u;
+		return 0;
+	}
+	if (strcmp(key, "hello_timeout") == 0) {
+		v = strtol(val, &end, 10);
+		if (errno || *end || v < 1 || v > 3600)
+			return -EINVAL;
+		cfg->hello_timeout_ms = (int)(v * 1000);
 		return 0;
 	}
 	if (strcmp(key, "release_timeout") == 0) {

@@ -16,6 +16,7 @@ struct dd_config {
 	unsigned int max_regions, max_maps, max_pins; /* per client connection */
 	unsigned int max_operations_per_uid; /* releases, truncates, punches in progress */
 	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
+	int hello_timeout_ms; /* a connection that sends no HELLO by then is closed */
 };
 void dd_config_defaults(struct dd_config *cfg);
 /* Load @path; a missing file is fine unless @required. Return 0 or -errno (logged). */

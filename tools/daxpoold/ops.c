@@ -35,7 +35,6 @@
 #include "outsiders.h"
 #include "udev.h"
 
-
 static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 {
 	struct dp_msg msg = { .type = DP_MSG_REVOKE };
@@ -175,18 +174,26 @@ static void op_end(struct dd_manager *m, struct dd_op *op, int status, json_obje
 	free(op);
 }
 
-/* Every holder still pending, for a report. */
+/*
+ * Every holder still pending, for a report: the connected ones and those
+ * that hung up mid-drain while their process lives on (server.c waits for
+ * their pidfd): they hold what they held.
+ */
 static json_object *op_holders(struct dd_manager *m, struct dd_op *op)
 {
+	struct dd_conn *lists[] = { m->conns, m->gone_conns };
 	json_object *arr = json_object_new_array();
 
-	for (struct dd_conn *c = m->conns; c; c = c->next) {
-		bool pending = false;
+	for (size_t i = 0; i < 2; i++) {
+		for (struct dd_conn *c = lists[i]; c; c = c->next) {
+			bool pending = false;
 
-		for (struct dd_pend *p = op->pend; p; p = p->next)
-			pending |= p->conn == c && !p->done;
-		if (pending)
-			json_object_array_add(arr, dd_client_json(m, c, true, op->t.dev, op->t.ino));
+			for (struct dd_pend *p = op->pend; p; p = p->next)
+				pending |= p->conn == c && !p->done;
+			if (pending)
+				json_object_array_add(arr, dd_client_json(m, c, true, op->t.dev,
+									  op->t.ino));
+		}
 	}
 	return arr;
 }
@@ -675,11 +682,16 @@ int dd_ops_tick(struct dd_manager *m)
 			json_object *rdma, *outs = op_outsiders(m, op, &rdma, false);
 
 			if (!json_object_array_length(outs)) {
-				/* They went just now: drain at once, the deadline is the drain's. */
+				/*
+				 * They went just now: drain with what is left of the
+				 * deadline -- nothing. With no client to revoke it ends
+				 * here; else the next tick times it out, at the deadline
+				 * the requester gave (a fresh one would overrun it).
+				 */
 				json_object_put(outs);
 				json_object_put(rdma);
 				op->waiting = false;
-				op->deadline_ns = now + DD_OUTSIDER_POLL_NS;
+				op->outsiders_gone_ns = now;
 				op_drain(m, op);
 				continue;
 			}

@@ -438,9 +438,6 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const 
 	return arr;
 }
 
-
-
-
 uint64_t dd_proc_vm_pin_kb(pid_t pid)
 {
 	char path[64], line[128];
@@ -457,7 +454,6 @@ uint64_t dd_proc_vm_pin_kb(pid_t pid)
 	fclose(f);
 	return kb;
 }
-
 
 /*
  * An ancestor of @pid (started at @start) recorded as an opener of @rdev:

@@ -64,16 +64,6 @@
 #define ROOT_SPARE 16	   /* root's connections beyond max_connections */
 #define GONE_WAIT_MS 2000 /* a hung-up client's process has this long to exit */
 
-
-
-
-
-
-
-
-
-
-
 /* Whether a drain waits for @c (a REVOKE it has not answered). */
 static bool conn_draining(struct dd_manager *m, const struct dd_conn *c)
 {
@@ -163,6 +153,42 @@ static int gone_tick(struct dd_manager *m)
 	return next == UINT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
 }
 
+/*
+ * Close the connections that sent no HELLO within hello_timeout: each holds a
+ * slot of max_connections. Said once a second at most (a flood of silent
+ * connections must not flood the log). ms to the next such deadline (-1: none).
+ */
+static int hello_tick(struct dd_manager *m)
+{
+	static uint64_t logged_ns;
+	uint64_t now = dd_now_ns(), next = UINT64_MAX;
+	uint64_t wait = (uint64_t)m->cfg.hello_timeout_ms * 1000000u;
+
+	for (struct dd_conn *c = m->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->role)
+			continue;
+		if (now - c->connected_ns < wait) {
+			if (c->connected_ns + wait < next)
+				next = c->connected_ns + wait;
+			continue;
+		}
+		if (!logged_ns || now - logged_ns > 1000000000ull) {
+			dd_log(LOG_WARNING, "pid %d (%s) uid %u: no HELLO within %d s: closed",
+			       (int)c->cred.pid, c->comm, (unsigned)c->cred.uid,
+			       m->cfg.hello_timeout_ms / 1000);
+			logged_ns = now;
+		}
+		conn_close(m, c, NULL, false);
+	}
+	return next == UINT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
+}
+
+/* The earlier of two timeouts in ms (-1: none). */
+static int timeout_min(int a, int b)
+{
+	return a < 0 ? b : b < 0 || a < b ? a : b;
+}
 
 /* accept4() failed with EMFILE or ENFILE: take the connection with the reserve, and close it. */
 static void accept_without_fds(struct dd_manager *m, int lfd, int err)
@@ -664,10 +690,9 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 	}
 
 	for (;;) {
-		int t_ops = dd_ops_tick(m), t_gone = gone_tick(m), timeout;
+		int timeout = timeout_min(timeout_min(dd_ops_tick(m), gone_tick(m)), hello_tick(m));
 		int n;
 
-		timeout = t_ops < 0 ? t_gone : t_gone < 0 || t_ops < t_gone ? t_ops : t_gone;
 		if (m->listen_paused_until && (timeout < 0 || timeout > 100))
 			timeout = 100;
 		n = epoll_wait(m->epfd, events, 64, timeout);
