@@ -1145,6 +1145,65 @@ int daxpool_ctx_lookup_pins(struct daxpool_ctx *ctx, const void *addr, size_t le
 int daxpool_ctx_is_pinned(struct daxpool_ctx *ctx, const void *addr, size_t length);
 
 /**
+ * daxpool_ctx_find_pin() - a pin that holds a whole range, with a reference
+ * @ctx: the context whose registry is searched
+ * @addr: start of the range
+ * @length: length of the range (> 0)
+ * @kind: the enum daxpool_pin_kind the pin must have, or 0 for any
+ * @access: the DAXPOOL_PIN_DEVICE_* bits the pin must have (all of them), or 0
+ * @ret: on success, the pin with a new reference (drop it with daxpool_pin_unref())
+ *
+ * The lookup of a registration cache: finds a pin whose range contains all of
+ * [@addr, @addr + @length), that is not revoked (daxpool_pin_is_valid()) and
+ * not being unpinned, and takes a reference on it as daxpool_pin_try_ref()
+ * does (get-unless-zero, under the registry's RCU read side: a pin whose last
+ * reference went is never returned). With several such pins, any one of them.
+ * A pin that only overlaps the range does not count.
+ *
+ * Lock-free like daxpool_ctx_lookup_pins(): one probe per granule level that
+ * holds pins, one atomic increment on the pin found.
+ *
+ * Context: any thread; never sleeps, takes no lock, calls nothing of the
+ * caller's; may be called from a daxpool_pin_visit_fn or a revoke function.
+ * Return: 0; -ENOENT if no such pin; -ENXIO if only revoked pins hold the
+ * range; -EINVAL for NULL @ctx or @ret, zero @length, a range that wraps, an
+ * unknown @kind or @access bit; -ESTALE in a child.
+ */
+int daxpool_ctx_find_pin(struct daxpool_ctx *ctx, const void *addr, size_t length, int kind,
+			 unsigned int access, struct daxpool_pin **ret);
+
+/**
+ * daxpool_ctx_find_or_pin() - the pin that holds a range, made if there is none
+ * @ctx: the context
+ * @addr: start of the range
+ * @length: length of the range (> 0)
+ * @kind: an enum daxpool_pin_kind: the pin found has this kind, the pin made gets it
+ * @access: the DAXPOOL_PIN_DEVICE_* bits: the pin found has all of them, the pin made gets them
+ * @ret: on success, the pin with a new reference (drop it with daxpool_pin_unref())
+ *
+ * As ucs_rcache_get(): returns a pin as daxpool_ctx_find_pin(@kind, @access)
+ * finds it, or else pins the range (daxpool_pin_new() on the live map of @ctx
+ * that contains it, found as daxpool_ctx_find_map() does). Atomic among the
+ * callers of this function on @ctx: when threads ask for the same range
+ * together, one of them makes the pin and the others get it, as long as the
+ * maker holds its reference. (daxpool_pin_new() does not take part: a pin it
+ * makes meanwhile may be found, or a second pin made.) The lookup is
+ * lock-free; only the makers are serialized, on a lock of the context's
+ * registry, taken after the lookup missed.
+ *
+ * Context: any thread, also from a revoke function; a hit never sleeps; a
+ * miss may sleep briefly (daxpool's own locks: the registry's, the
+ * context's, the region's), so not from a daxpool_pin_visit_fn.
+ * Return: 1 if a new pin was made, 0 if an existing pin was found; -ENOENT if
+ * no live map of @ctx contains the whole range; -ENXIO if it is in a revoked
+ * map or a zapped range; -EACCES for device write access to a read-only map;
+ * -E2BIG for a range of 64 TiB or more; -ENOMEM; -EINVAL as
+ * daxpool_ctx_find_pin() and for @kind 0 or @access 0; -ESTALE in a child.
+ */
+int daxpool_ctx_find_or_pin(struct daxpool_ctx *ctx, void *addr, size_t length, int kind,
+			    unsigned int access, struct daxpool_pin **ret);
+
+/**
  * daxpool_region_get_pin_count() - pins on a region, exactly
  * @region: the region
  * @kind: an enum daxpool_pin_kind, or 0 for all kinds

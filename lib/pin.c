@@ -211,6 +211,56 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 	return 0;
 }
 
+_public_ int daxpool_ctx_find_pin(struct daxpool_ctx *ctx, const void *addr, size_t length,
+				  int kind, unsigned int access, struct daxpool_pin **ret)
+{
+	uintptr_t start = (uintptr_t)addr;
+
+	assert_return(ctx && ret, -EINVAL);
+	assert_owned(ctx);
+	assert_return(length > 0 && start + length > start, -EINVAL);
+	assert_return(kind == 0 || kind == DAXPOOL_PIN_TRANSIENT || kind == DAXPOOL_PIN_LONGTERM,
+		      -EINVAL);
+	assert_return(!(access & ~DP_PIN_ACCESS), -EINVAL);
+	return dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
+}
+
+_public_ int daxpool_ctx_find_or_pin(struct daxpool_ctx *ctx, void *addr, size_t length, int kind,
+				     unsigned int access, struct daxpool_pin **ret)
+{
+	uintptr_t start = (uintptr_t)addr;
+	struct daxpool_map *map;
+	int r;
+
+	assert_return(ctx && ret, -EINVAL);
+	assert_owned(ctx);
+	assert_return(length > 0 && start + length > start, -EINVAL);
+	assert_return(kind == DAXPOOL_PIN_TRANSIENT || kind == DAXPOOL_PIN_LONGTERM, -EINVAL);
+	assert_return(access && !(access & ~DP_PIN_ACCESS), -EINVAL);
+
+	r = dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
+	if (r == 0)
+		return 0;
+	/*
+	 * A miss: look again under the makers' lock. A maker inserts its pin
+	 * into the registry before it lets the lock go, so a thread that
+	 * missed together with it finds that pin here, and one pin is made.
+	 */
+	dp_registry_make_lock(ctx->registry);
+	r = dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
+	if (r < 0) {
+		r = daxpool_ctx_find_map(ctx, addr, length, &map);
+		if (r == 0) {
+			r = daxpool_pin_new(map, addr, length, kind, access, ret);
+			daxpool_map_unref(map);
+			if (r == 0)
+				r = 1;
+		}
+	}
+	dp_registry_make_unlock(ctx->registry);
+	return r;
+}
+
 _public_ int daxpool_pin_set_revoke_fn(struct daxpool_pin *pin, daxpool_pin_revoke_fn revoke_fn,
 				       void *userdata)
 {

@@ -549,6 +549,19 @@ int dp_registry_insert(struct dp_registry *reg, struct daxpool_pin *pin, unsigne
 /* Remove a pin's entries: from here on lookups do not report it. */
 void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin);
 /*
+ * A registered pin that contains [start, end), of @kind (0: any) and with all
+ * of @access, not revoked, with a new reference in *ret: 0. -ENOENT if none,
+ * -ENXIO if only revoked ones. Lock-free; never sleeps.
+ */
+int dp_registry_find(struct dp_registry *reg, uintptr_t start, uintptr_t end, int kind,
+		     unsigned int access, struct daxpool_pin **ret);
+/*
+ * The lock of daxpool_ctx_find_or_pin()'s makers (pin.c), so that one of
+ * them makes a range's pin. Taken before any other daxpool lock.
+ */
+void dp_registry_make_lock(struct dp_registry *reg);
+void dp_registry_make_unlock(struct dp_registry *reg);
+/*
  * Free a removed pin after a grace period (batched, by the reclaim thread);
  * the caller no longer touches it. Never waits for a grace period.
  */

@@ -118,6 +118,7 @@ struct dp_level {
 struct dp_registry {
 	struct dp_level levels[DP_LEVELS];
 	pthread_mutex_t lock; /* writers */
+	pthread_mutex_t make_lock; /* daxpool_ctx_find_or_pin()'s makers; before lock */
 	bool tagged;	      /* false once a pin's address did not fit in DP_TAG_SHIFT bits */
 	pthread_mutex_t defer_lock;
 	struct dp_defer *deferred; /* unlinked, waiting for a full batch */
@@ -176,6 +177,46 @@ static inline struct daxpool_pin *slot_pin(const struct dp_table *t, uintptr_t s
 static inline bool pin_covers(const struct daxpool_pin *pin, uintptr_t g, unsigned int shift)
 {
 	return pin->start >> shift <= g && g <= (pin->end - 1) >> shift;
+}
+
+/*
+ * The probe of one granule in a table, for readers: the entries whose tag
+ * matches (every entry where the table holds bare pointers), one at a time,
+ * up to the first empty slot.
+ */
+struct probe {
+	const struct dp_table *t;
+	uintptr_t tag;
+	unsigned long i; /* the slot of the entry returned last */
+	uintptr_t s;	 /* its value */
+};
+
+static inline void probe_start(struct probe *p, const struct dp_table *t, uintptr_t g,
+			       unsigned int l)
+{
+	uint64_t h = granule_hash(g);
+
+	p->t = t;
+	p->tag = granule_tag(h, g, l);
+	p->i = ((unsigned long)h - 1) & t->mask;
+}
+
+static inline struct daxpool_pin *probe_next(struct probe *p)
+{
+	const struct dp_table *t = p->t;
+
+	for (;;) {
+		uintptr_t s;
+
+		p->i = (p->i + 1) & t->mask;
+		s = atomic_load_explicit(&t->slot[p->i], memory_order_acquire);
+		if (s == DP_SLOT_EMPTY)
+			return NULL;
+		if (s == DP_SLOT_TOMB || (t->tagged && s >> DP_TAG_SHIFT != p->tag))
+			continue;
+		p->s = s;
+		return slot_pin(t, s);
+	}
 }
 
 /* ---- the pin slab ---- */
@@ -408,6 +449,7 @@ int dp_registry_new(struct dp_registry **ret)
 	if (!reg)
 		return -ENOMEM;
 	pthread_mutex_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->make_lock, NULL);
 	pthread_mutex_init(&reg->defer_lock, NULL);
 	reg->tagged = UINTPTR_MAX == UINT64_MAX;
 	for (unsigned int l = 0; l < DP_LEVELS; l++) {
@@ -553,6 +595,7 @@ void dp_registry_free(struct dp_registry *reg)
 		if (reg->levels[l].table)
 			table_release(&reg->levels[l].table->defer);
 	pthread_mutex_destroy(&reg->defer_lock);
+	pthread_mutex_destroy(&reg->make_lock);
 	pthread_mutex_destroy(&reg->lock);
 	free(reg);
 }
@@ -734,19 +777,11 @@ static int registry_lookup(struct dp_registry *reg, uintptr_t start, uintptr_t e
 			continue;
 		}
 		for (uintptr_t g = first; g <= last; g++) {
-			uint64_t h = granule_hash(g);
-			uintptr_t tag = granule_tag(h, g, l);
-			unsigned long i = (unsigned long)h & t->mask;
+			struct daxpool_pin *pin;
+			struct probe p;
 
-			for (;; i = (i + 1) & t->mask) {
-				uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
-				struct daxpool_pin *pin;
-
-				if (s == DP_SLOT_EMPTY)
-					break;
-				if (s == DP_SLOT_TOMB || (t->tagged && s >> DP_TAG_SHIFT != tag))
-					continue;
-				pin = slot_pin(t, s);
+			probe_start(&p, t, g, l);
+			while ((pin = probe_next(&p))) {
 				if (!pin_covers(pin, g, shift) || !(pin->start < end && start < pin->end))
 					continue;
 				/*
@@ -756,7 +791,7 @@ static int registry_lookup(struct dp_registry *reg, uintptr_t start, uintptr_t e
 				 */
 				if (g != ((pin->start > start ? pin->start : start) >> shift))
 					continue;
-				if (!t->tagged && !first_in_probe(t, g, s, i))
+				if (!t->tagged && !first_in_probe(t, g, p.s, p.i))
 					continue;
 				n++;
 				*ret_pin = pin;
@@ -803,4 +838,62 @@ _public_ int daxpool_ctx_is_pinned(struct daxpool_ctx *ctx, const void *addr, si
 	dp_tsan_reader_done(ctx->registry);
 	rcu_read_unlock();
 	return n > 0;
+}
+
+void dp_registry_make_lock(struct dp_registry *reg)
+{
+	pthread_mutex_lock(&reg->make_lock);
+}
+
+void dp_registry_make_unlock(struct dp_registry *reg)
+{
+	pthread_mutex_unlock(&reg->make_lock);
+}
+
+/*
+ * A pin that contains [start, end) has an entry for the granule of @start at
+ * its own level: one probe per level finds every candidate.
+ */
+int dp_registry_find(struct dp_registry *reg, uintptr_t start, uintptr_t end, int kind,
+		     unsigned int access, struct daxpool_pin **ret)
+{
+	int r = -ENOENT;
+
+	rcu_read_lock();
+	for (unsigned int l = 0; l < DP_LEVELS; l++) {
+		struct dp_level *lv = &reg->levels[l];
+		struct daxpool_pin *pin;
+		struct probe p;
+
+		if (atomic_load_explicit(&lv->count, memory_order_relaxed) <= 0)
+			continue;
+		probe_start(&p, atomic_load_explicit(&lv->table, memory_order_acquire),
+			    start >> level_shift[l], l);
+		while ((pin = probe_next(&p))) {
+			if (pin->start > start || end > pin->end || (kind && pin->kind != kind) ||
+			    (pin->access & access) != access)
+				continue;
+			if (atomic_load_explicit(&pin->revoked, memory_order_acquire)) {
+				r = -ENXIO;
+				continue;
+			}
+			/*
+			 * Get-unless-zero inside the read-side section: a pin
+			 * unlinked meanwhile is freed only after the grace
+			 * period, and a count that reached zero is never taken
+			 * again (dead is set first, so most of those are not
+			 * even tried).
+			 */
+			if (atomic_load_explicit(&pin->dead, memory_order_acquire) ||
+			    !dp_refcnt_get_unless_zero(&pin->ref))
+				continue;
+			*ret = pin;
+			r = 0;
+			goto out;
+		}
+	}
+out:
+	dp_tsan_reader_done(reg);
+	rcu_read_unlock();
+	return r;
 }
