@@ -27,6 +27,7 @@
 #include "daxpool.h"
 #include "harness.h"
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "util/protocol.h"
 
 #define REGION_SIZE (8u << 20)
@@ -1523,42 +1524,6 @@ TEST_TIMEOUT(routed_truncate_of_fsdax_with_page_references, 120)
 
 #define MR_ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
 
-static const char *need_devdax_and_rdma(void)
-{
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
-		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
-	return dev;
-}
-
-/* The device's name (dax0.0) from its path. */
-static const char *devname_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
-static bool devdax_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
-static void devdax_enable(const char *name)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
-	if (system(cmd) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
-}
-
 struct mr_client {
 	struct daxpool_map *map;
 	struct daxpool_pin *pin;
@@ -1642,32 +1607,6 @@ TEST_TIMEOUT(release_devdax_with_a_live_mr, 120)
 	daemon_kill(SIGTERM);
 	devdax_enable(name);
 	CHECK(devdax_enabled(name));
-}
-
-/* The "outsiders" entry of @pid in a status or release document, or NULL. */
-static json_object *outsider_of(json_object *doc, pid_t pid)
-{
-	json_object *outs = json_object_object_get(doc, "outsiders");
-
-	for (size_t i = 0; i < json_object_array_length(outs); i++) {
-		json_object *o = json_object_array_get_idx(outs, i);
-
-		if (json_object_get_int(json_object_object_get(o, "pid")) == pid)
-			return o;
-	}
-	return NULL;
-}
-
-/* Whether @o lists an RDMA MR of @length (from RDMA netlink). */
-static bool lists_mr(json_object *o, uint64_t length)
-{
-	json_object *mrs = json_object_object_get(o, "rdma_mrs");
-
-	for (size_t i = 0; i < json_object_array_length(mrs); i++)
-		if (json_object_get_uint64(json_object_object_get(json_object_array_get_idx(mrs, i),
-								  "length")) == length)
-			return true;
-	return false;
 }
 
 /*
