@@ -24,6 +24,7 @@
 
 void dd_config_defaults(struct dd_config *cfg)
 {
+	*cfg = (struct dd_config){ 0 };
 	snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", DP_DAEMON_SOCKET_DEFAULT);
 	cfg->socket_mode = 0660;
 	cfg->release_timeout_ms = 30000;
