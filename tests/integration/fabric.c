@@ -29,61 +29,11 @@
 #include "daxpool-fabric.h"
 #include "daxpool.h"
 #include "harness.h"
+#include "middleware_fixture.h"
 
-#define NETDEV "dpfab0"
-#define RXE "rxefab0"
-#define ADDR "10.199.0.1"
 #define MR_LEN (2u << 20)
-/* iproute2's rdma by its path: in the vm tier, PATH also holds the test named rdma. */
-#define RDMA_TOOL "/usr/bin/rdma"
 
 static char out[1 << 18];
-
-/* Run a shell command, its output on ours (the test's log); its exit status. */
-static int sh(const char *cmd)
-{
-	char line[512];
-	int r;
-
-	snprintf(line, sizeof(line), "%s 2>&1", cmd);
-	fflush(stdout);
-	r = system(line);
-	if (r != 0)
-		printf("# %s: status %d\n", cmd, r);
-	return r;
-}
-
-/*
- * rdma_cm cannot bind 127.0.0.1 (rxe0 is on lo): an rxe device on a dummy
- * netdev with an address of its own, and the rdma_cm modules for user space.
- */
-static void need_fabric_fixture(const char **ret_dev)
-{
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
-		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
-	if (geteuid() != 0)
-		fixture_missing("root (to add a dummy netdev and an rxe device for rdma_cm)");
-	if (access("/sys/class/infiniband/" RXE, F_OK) != 0) {
-		if (sh("modprobe rdma_ucm") != 0)
-			fixture_missing("the rdma_ucm module (rdma_cm from user space)");
-		if (access("/sys/class/net/" NETDEV, F_OK) != 0 &&
-		    (sh("modprobe dummy") != 0 || sh("ip link add " NETDEV " type dummy") != 0))
-			fixture_missing("a dummy netdev (module dummy, ip)");
-		if (sh("ip addr replace " ADDR "/24 dev " NETDEV) != 0 ||
-		    sh("ip link set " NETDEV " up") != 0 ||
-		    sh(RDMA_TOOL " link add " RXE " type rxe netdev " NETDEV) != 0) {
-			sh("ip addr show " NETDEV "; " RDMA_TOOL " link show; dmesg | tail -n 5");
-			fixture_missing("an rxe device on a dummy netdev with an address (ip, rdma)");
-		}
-	}
-	if (access("/dev/infiniband/rdma_cm", F_OK) != 0)
-		fixture_missing("/dev/infiniband/rdma_cm");
-	*ret_dev = dev;
-}
 
 struct fab {
 	struct fi_info *info;
@@ -104,10 +54,10 @@ static int fab_open(struct fab *f)
 	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
 				      FI_MR_PROV_KEY;
 	hints->fabric_attr->prov_name = strdup("verbs");
-	r = fi_getinfo(FI_VERSION(1, 13), ADDR, NULL, FI_SOURCE, hints, &f->info);
+	r = fi_getinfo(FI_VERSION(1, 13), MW_ADDR, NULL, FI_SOURCE, hints, &f->info);
 	fi_freeinfo(hints);
 	if (r) {
-		printf("# fi_getinfo(verbs, FI_EP_MSG, %s): %s\n", ADDR, fi_strerror(-r));
+		printf("# fi_getinfo(verbs, FI_EP_MSG, %s): %s\n", MW_ADDR, fi_strerror(-r));
 		return r;
 	}
 	printf("# libfabric %u.%u: %s on %s\n", FI_MAJOR(fi_version()), FI_MINOR(fi_version()),
@@ -125,40 +75,6 @@ static void fab_close(struct fab *f)
 	if (f->fabric)
 		fi_close(&f->fabric->fid);
 	fi_freeinfo(f->info);
-}
-
-static bool devdax_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
-static void devdax_enable(const char *name)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
-	if (system(cmd) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
-}
-
-/* Whether the kernel's RDMA MR table (RDMA netlink, as "rdma resource show mr") lists an MR of @pid of @len bytes. */
-static bool mr_listed(pid_t pid, size_t len)
-{
-	char line[512], p[32], l[32];
-	bool found = false;
-	FILE *f = popen(RDMA_TOOL " resource show mr 2>/dev/null", "r");
-
-	CHECK(f);
-	snprintf(p, sizeof(p), " pid %d ", (int)pid);
-	snprintf(l, sizeof(l), " mrlen %zu ", len);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, p) && strstr(line, l))
-			found = true;
-	pclose(f);
-	return found;
 }
 
 /*
@@ -288,26 +204,26 @@ TEST_TIMEOUT(cached_mr_without_monitor_refuses_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	need_fabric_fixture(&dev);
+	dev = mw_need_devdax_and_rdma_cm();
 	name = strrchr(dev, '/') + 1;
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, false, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	CHECK(mr_listed(pid, MR_LEN)); /* closed, unmapped, still registered: the cache keeps it */
+	CHECK(mw_mrs_of(pid, MR_LEN, MR_LEN)); /* closed, unmapped, still registered: the cache keeps it */
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 1);
 	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "fabric-cache"));
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	finish_client(pid, go);
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 0);
-	CHECK(!devdax_enabled(name));
+	CHECK(!mw_devdax_enabled(name));
 	daemon_kill(SIGTERM);
-	devdax_enable(name);
-	CHECK(devdax_enabled(name));
+	mw_devdax_enable(name);
+	CHECK(mw_devdax_enabled(name));
 }
 
 /* With the monitor: the cached MR is a pin; the release's zap deregisters it. */
@@ -319,9 +235,9 @@ TEST_TIMEOUT(cached_mr_with_monitor_drains_with_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	need_fabric_fixture(&dev);
+	dev = mw_need_devdax_and_rdma_cm();
 	name = strrchr(dev, '/') + 1;
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, true, &go);
 	/* The cached MR's pin (2 MiB, long-term), as daxpoold lists it (the client reports it from its own thread). */
@@ -334,19 +250,19 @@ TEST_TIMEOUT(cached_mr_with_monitor_drains_with_the_release, 180)
 	}
 	printf("# %s", out);
 	CHECK(listed);
-	CHECK(mr_listed(pid, MR_LEN)); /* closed, unmapped, still registered: the cache keeps it */
+	CHECK(mw_mrs_of(pid, MR_LEN, MR_LEN)); /* closed, unmapped, still registered: the cache keeps it */
 	t0 = now_ns();
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
 	t1 = now_ns();
 	printf("# %s", out);
 	printf("# release request to disabled: %.1f ms\n", (double)(t1 - t0) / 1e6);
 	CHECK_EQ(rc, 0);
-	CHECK(!devdax_enabled(name));
-	CHECK(!mr_listed(pid, MR_LEN)); /* the zap deregistered it */
+	CHECK(!mw_devdax_enabled(name));
+	CHECK(!mw_mrs_of(pid, MR_LEN, MR_LEN)); /* the zap deregistered it */
 	finish_client(pid, go);
 	daemon_kill(SIGTERM);
-	devdax_enable(name);
-	CHECK(devdax_enabled(name));
+	mw_devdax_enable(name);
+	CHECK(mw_devdax_enabled(name));
 }
 
 /* Anywhere (no device needed): the import works once per process. */

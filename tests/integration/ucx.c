@@ -25,10 +25,9 @@
 #include "daxpool-ucx.h"
 #include "daxpool.h"
 #include "harness.h"
+#include "middleware_fixture.h"
 
 #define MR_LEN (2u << 20)
-/* iproute2's rdma by its path: in the vm tier, PATH also holds the test named rdma. */
-#define RDMA_TOOL "/usr/bin/rdma"
 
 static char out[1 << 18];
 
@@ -41,42 +40,6 @@ static const char *need_devdax_and_rdma(void)
 	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
 		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
 	return dev;
-}
-
-static bool devdax_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
-static void devdax_enable(const char *name)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
-	if (system(cmd) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
-}
-
-/* MRs of @pid of at least @len bytes in the kernel's RDMA MR table ("rdma resource show mr"). */
-static int mrs_of(pid_t pid, size_t len)
-{
-	char line[512], p[32];
-	int n = 0;
-	FILE *f = popen(RDMA_TOOL " resource show mr 2>/dev/null", "r");
-
-	CHECK(f);
-	snprintf(p, sizeof(p), " pid %d ", (int)pid);
-	while (fgets(line, sizeof(line), f)) {
-		const char *l = strstr(line, " mrlen ");
-
-		if (strstr(line, p) && l && strtoull(l + 7, NULL, 10) >= len)
-			n++;
-	}
-	pclose(f);
-	return n;
 }
 
 /* A thread-safe UCP context with RMA on the vm tier's rxe device. */
@@ -233,24 +196,24 @@ TEST_TIMEOUT(rcache_registration_refuses_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, false, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	CHECK(mrs_of(pid, MR_LEN) >= 1); /* unmapped, still registered: the rcache keeps it */
+	CHECK(mw_mrs_of(pid, MR_LEN, SIZE_MAX) >= 1); /* unmapped, still registered: the rcache keeps it */
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 1);
 	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "ucx-rcache"));
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	finish_client(pid, go);
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 0);
-	CHECK(!devdax_enabled(name));
+	CHECK(!mw_devdax_enabled(name));
 	daemon_kill(SIGTERM);
-	devdax_enable(name);
-	CHECK(devdax_enabled(name));
+	mw_devdax_enable(name);
+	CHECK(mw_devdax_enabled(name));
 }
 
 TEST_TIMEOUT(memh_pin_drains_with_the_release, 180)
@@ -260,20 +223,20 @@ TEST_TIMEOUT(memh_pin_drains_with_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	CHECK(devdax_enabled(name));
+	CHECK(mw_devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, true, &go);
-	CHECK(mrs_of(pid, MR_LEN) >= 1);
+	CHECK(mw_mrs_of(pid, MR_LEN, SIZE_MAX) >= 1);
 	t0 = now_ns();
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "5", name, NULL });
 	t1 = now_ns();
 	printf("# %s", out);
 	printf("# release request to disabled: %.1f ms\n", (double)(t1 - t0) / 1e6);
 	CHECK_EQ(rc, 0);
-	CHECK(!devdax_enabled(name));
-	CHECK_EQ(mrs_of(pid, MR_LEN), 0); /* deregistered at once, not left in the rcache */
+	CHECK(!mw_devdax_enabled(name));
+	CHECK_EQ(mw_mrs_of(pid, MR_LEN, SIZE_MAX), 0); /* deregistered at once, not left in the rcache */
 	finish_client(pid, go);
 	daemon_kill(SIGTERM);
-	devdax_enable(name);
-	CHECK(devdax_enabled(name));
+	mw_devdax_enable(name);
+	CHECK(mw_devdax_enabled(name));
 }
