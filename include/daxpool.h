@@ -601,8 +601,10 @@ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t offset, u
  * be idle. The backing file or device is closed; every later operation but
  * getters and unref fails with -ENXIO.
  *
- * Return: 0; -EBUSY if the region is not zapped as a whole or a map still
- * holds it; -EALREADY if it was released before; -EINVAL for NULL.
+ * Return: 0; -EBUSY if the region is not zapped as a whole, a map still
+ * holds it, or a daxpool_region_truncate() or daxpool_region_punch_hole() of
+ * another thread is changing its file (then nothing changes: try again once
+ * it returns); -EALREADY if it was released before; -EINVAL for NULL.
  */
 int daxpool_region_release(struct daxpool_region *region);
 
@@ -1909,6 +1911,10 @@ int daxpool_ctx_is_daemon_connected(struct daxpool_ctx *ctx);
  * this process's holders are drained: with other processes, use daxpoold
  * (daxpoolctl truncate).
  *
+ * The ftruncate() runs with no lock of the region held: a slow file (or one
+ * whose lease is breaking) holds up this call only, never the region's other
+ * users; a daxpool_region_release() meanwhile is refused with -EBUSY.
+ *
  * Context: may sleep. Must not be called from a revoke function.
  * Return: 0; -ETIMEDOUT (still held: nothing changed, the tail stays zapped
  * until daxpool_region_unzap_range() after its holders are gone);
@@ -1926,6 +1932,9 @@ int daxpool_region_truncate(struct daxpool_region *region, uint64_t size, int ti
  *
  * Zaps the range, waits until this process holds nothing of it,
  * fallocate(PUNCH_HOLE | KEEP_SIZE), then reopens the range (it reads zeros).
+ * Only the punch's own zap goes: a zap of the application's over the range
+ * stays. The fallocate() runs with no lock of the region held, as the
+ * truncate's ftruncate() does.
  *
  * Context: may sleep. Must not be called from a revoke function.
  * Return: as daxpool_region_truncate(), or the error of fallocate(2).

@@ -25,13 +25,15 @@
  * not record (REFUSED: a per-client limit) is logged, once per kind and
  * connection.
  *
- * Revoke: the daemon sends REVOKE(req, region, range). The thread zaps the
- * range (revoke functions run in the client thread) and, once
- * daxpool_region_wait_idle() says idle, answers REVOKE_DONE. UNZAP ends a
- * request that did not release: the range is reopened as soon as it is idle
- * (at once if it already is). RELEASED ends a request that did: the range
- * stays zapped. If the connection drops, every open request is treated as
- * UNZAP: a release that never completed must not leave the region unusable.
+ * Revoke: the daemon sends REVOKE(req, region, range). The thread takes a
+ * drain of the range (drain.c: a zap of the request's own; revoke functions
+ * run in the client thread) and, once that range is idle, answers
+ * REVOKE_DONE. UNZAP ends a request that did not release: its zap goes as
+ * soon as the range is idle (at once if it already is), and only its own: a
+ * range the application zapped stays zapped. RELEASED ends a request that
+ * did: the range stays zapped, as the application's. If the connection
+ * drops, every open request is treated as UNZAP: a release that never
+ * completed must not leave the region unusable.
  *
  * REGION_GONE: the device under a region went away without a release (the
  * daemon follows udev): the region is marked dead as a SIGBUS in a guarded
@@ -62,6 +64,7 @@
 
 struct dp_request {
 	uint64_t req, region_id, offset, end;
+	struct dp_drain drain; /* the request's own zap; not taken if the zap failed */
 	bool cancelled; /* reopen when idle, report nothing */
 	bool reported;	/* REVOKE_DONE sent; waiting for UNZAP or RELEASED */
 	bool yielded;	/* the region's file lease was yielded for it (lease.c) */
@@ -608,20 +611,20 @@ static bool clamp_range(struct daxpool_region *region, uint64_t offset, uint64_t
 	return true;
 }
 
-/* Reopen a request's range; the part past the file's current end stays zapped. */
-static int client_unzap(struct daxpool_region *region, struct dp_request *rq)
+/*
+ * End a request's drain: its range reopens, but the part past the file's
+ * current end (a truncate the daemon did) stays zapped, as the application's.
+ * Only the request's own zap goes: a zap of the application's stays.
+ */
+static void client_reopen(struct daxpool_region *region, struct dp_request *rq)
 {
-	uint64_t end = rq->end, len;
+	uint64_t from = rq->drain.end;
 	struct stat st;
 
 	if (region->kind != DAXPOOL_REGION_DEVDAX && region->fd >= 0 && fstat(region->fd, &st) == 0 &&
-	    (uint64_t)st.st_size < (end ? end : region->size))
-		end = (uint64_t)st.st_size;
-	if (end != 0 && end <= rq->offset)
-		return 0;
-	if (!clamp_range(region, rq->offset, end, &len))
-		return 0;
-	return daxpool_region_unzap_range(region, rq->offset, len);
+	    (uint64_t)st.st_size < from)
+		from = (uint64_t)st.st_size > rq->drain.start ? (uint64_t)st.st_size : rq->drain.start;
+	dp_drain_keep(&rq->drain, from);
 }
 
 static void client_send(struct dp_client *c, const struct dp_msg *m)
@@ -654,17 +657,15 @@ static bool client_check_requests(struct dp_client *c)
 		if (!region) {
 			drop = true; /* the region is gone: nothing to wait for or reopen */
 		} else {
-			r = daxpool_region_wait_idle(region, 0, NULL);
-			if (r == 0 || r == -ESRCH) {
+			/* The request's range only: holders of other zaps do not hold it up. */
+			r = dp_drain_taken(&rq->drain) ? dp_drain_wait(&rq->drain, 0) : 0;
+			if (r == 0) {
 				if (rq->cancelled) {
-					r = client_unzap(region, rq);
-					if (r == -EBUSY) {
-						/* A map of the range still exists: try later. */
-					} else {
-						drop = true;
-						if (rq->yielded)
-							dp_lease_resume(region);
-					}
+					/* Idle: the revoked maps are gone before it reopens. */
+					client_reopen(region, rq);
+					drop = true;
+					if (rq->yielded)
+						dp_lease_resume(region);
 				} else {
 					struct dp_msg m = { .type = DP_MSG_REVOKE_DONE };
 
@@ -728,8 +729,12 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 				log_notice(c->ctx, "%s: daxpoold revokes [%#llx, +%#llx) (request %llu)",
 					   region->path, (unsigned long long)rq->offset,
 					   (unsigned long long)len, (unsigned long long)rq->req);
-				/* Runs the revoke functions of the range, in this thread. */
-				r = daxpool_region_zap_range(region, rq->offset, len);
+				/*
+				 * The request's own zap: its end never reopens a range
+				 * the application zapped. Runs the revoke functions of
+				 * the range, in this thread.
+				 */
+				r = dp_drain_take(region, rq->offset, len, &rq->drain);
 			} else {
 				r = -ENOMEM;
 			}
@@ -778,13 +783,16 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 					break;
 				}
 			}
-			region = rq->yielded ? client_get_region(c, rq->region_id) : NULL;
-			free(rq);
+			region = client_get_region(c, rq->region_id);
 			if (region) {
-				dp_lease_resume(region);
-				if (client_put_region(c, region))
-					return 1;
+				/* Released: the range stays zapped, as the application's own. */
+				dp_drain_keep(&rq->drain, rq->drain.start);
+				if (rq->yielded)
+					dp_lease_resume(region);
 			}
+			free(rq);
+			if (region && client_put_region(c, region))
+				return 1;
 		}
 		return 0;
 	case DP_MSG_REGION_GONE:

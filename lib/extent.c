@@ -393,7 +393,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 
 	/* Zap with no pool lock held: revoke functions may call back into daxpool. */
 	if (!zapped) {
-		r = dp_region_zap_owned(region, start, end - start, DP_ZAP_EXTENT);
+		r = dp_drain_take(region, start, end - start, &ext->drain);
 		if (r < 0) {
 			pthread_mutex_lock(&pool->lock);
 			ext->state = DP_EXTENT_LIVE;
@@ -401,7 +401,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 			return r;
 		}
 	}
-	r = dp_region_wait_range_idle(region, start, end, timeout_ms);
+	r = dp_drain_wait(&ext->drain, timeout_ms);
 	pthread_mutex_lock(&pool->lock);
 	if (r < 0) {
 		/* Still held: stay allocated, and zapped until a later free succeeds. */
@@ -422,7 +422,7 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 		return r;
 	}
 	/* Reopen before the space becomes allocatable (still under pool->lock). */
-	dp_region_unzap_owned(region, start, end - start, DP_ZAP_EXTENT);
+	dp_drain_put(&ext->drain);
 	extent_remove(pool, ext);
 	ext->state = DP_EXTENT_FREED;
 	pthread_mutex_unlock(&pool->lock);

@@ -217,19 +217,6 @@ static bool lease_peer_trusted(int fd, struct ucred *cred)
 }
 
 /*
- * Test hook: sleep DAXPOOL_TEST_<name>_MS milliseconds, to hold a race
- * window open. Read only by the tests; unset, it costs a getenv().
- */
-static void lease_test_delay(const char *var)
-{
-	const char *e = secure_getenv(var);
-	long ms = e ? strtol(e, NULL, 10) : 0;
-
-	if (ms > 0)
-		nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
-}
-
-/*
  * A short cross-process lock per file, so that "announce, then open" (a
  * process about to open the file) and "listen, then lease" (a process taking
  * the lease) never interleave: otherwise a lease taken between another
@@ -530,7 +517,7 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 	pthread_mutex_unlock(&ctx->regions_lock);
 	if (!region)
 		return;
-	lease_test_delay("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS");
+	dp_test_delay("DAXPOOL_TEST_LEASE_YIELD_DELAY_MS");
 	pthread_mutex_lock(&region->lock);
 	if (region->file_dev == l->dev && region->file_ino == l->ino &&
 	    atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
@@ -858,7 +845,7 @@ static void lease_take(struct daxpool_region *region)
 	}
 	lease_set_state(region, r == 0 ? DAXPOOL_LEASE_HELD : DAXPOOL_LEASE_REFUSED, r);
 	pthread_mutex_unlock(&region->lock);
-	lease_test_delay("DAXPOOL_TEST_LEASE_TAKE_DELAY_MS");
+	dp_test_delay("DAXPOOL_TEST_LEASE_TAKE_DELAY_MS");
 
 	if (!tid) {
 		uint64_t stray;

@@ -68,6 +68,20 @@ static unsigned int region_zapped_holders(struct daxpool_region *region)
 	return n;
 }
 
+/*
+ * Whether the whole region is zapped, by the application or by a drain of
+ * daxpool's own (a daxpoold request for all of it). With region->lock held.
+ */
+static bool region_all_zapped(struct daxpool_region *region)
+{
+	if (region->whole_zapped)
+		return true;
+	for (size_t i = 0; i < region->n_zaps; i++)
+		if (region->zaps[i].start == 0 && region->zaps[i].end == region->size)
+			return true;
+	return false;
+}
+
 _public_ int daxpool_region_get_state(struct daxpool_region *region)
 {
 	int state;
@@ -77,7 +91,7 @@ _public_ int daxpool_region_get_state(struct daxpool_region *region)
 	pthread_mutex_lock(&region->lock);
 	if (region->released)
 		state = DAXPOOL_STATE_RELEASED;
-	else if (!region->whole_zapped)
+	else if (!region_all_zapped(region))
 		state = DAXPOOL_STATE_LIVE;
 	else
 		state = region->n_maps ? DAXPOOL_STATE_ZAPPING : DAXPOOL_STATE_IDLE;
@@ -128,7 +142,8 @@ _public_ int daxpool_region_zap(struct daxpool_region *region)
  * region as whole_zapped, a range already covered by one of its zaps not at
  * all. Any other owner's zap is always recorded, as its own entry.
  */
-static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t length, int owner)
+static int region_zap(struct daxpool_region *region, uint64_t offset, uint64_t length,
+		      uint64_t owner)
 {
 	struct daxpool_map *revoke_list = NULL, *map;
 	struct daxpool_pin *pin_list = NULL, *pin;
@@ -234,23 +249,20 @@ _public_ int daxpool_region_zap_range(struct daxpool_region *region, uint64_t of
 	return region_zap(region, offset, length, DP_ZAP_APP);
 }
 
-int dp_region_zap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
-			int owner)
+int dp_region_zap_as(struct daxpool_region *region, uint64_t offset, uint64_t length,
+		     uint64_t owner)
 {
 	return region_zap(region, offset, length, owner);
 }
 
-int dp_region_unzap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
-			  int owner)
+int dp_region_unzap_as(struct daxpool_region *region, uint64_t start, uint64_t end,
+		       uint64_t owner)
 {
-	uint64_t end;
 	int n = 0;
 
-	if (region_range(region, offset, length, &end) < 0)
-		return 0;
 	pthread_mutex_lock(&region->lock);
 	for (size_t i = 0; i < region->n_zaps; i++) {
-		if (region->zaps[i].owner == owner && region->zaps[i].start == offset &&
+		if (region->zaps[i].owner == owner && region->zaps[i].start == start &&
 		    region->zaps[i].end == end) {
 			region->zaps[i] = region->zaps[--region->n_zaps];
 			n = 1;
@@ -263,7 +275,7 @@ int dp_region_unzap_owned(struct daxpool_region *region, uint64_t offset, uint64
 	pthread_mutex_unlock(&region->lock);
 	if (n)
 		log_dbg(region->ctx, "%s: daxpool's own zap of [%#llx, %#llx) removed", region->path,
-			(unsigned long long)offset, (unsigned long long)end);
+			(unsigned long long)start, (unsigned long long)end);
 	return n;
 }
 
@@ -485,11 +497,13 @@ _public_ int daxpool_region_release(struct daxpool_region *region)
 		pthread_mutex_unlock(&region->lock);
 		return -EALREADY;
 	}
-	if (!region->whole_zapped || region->n_maps > 0) {
+	if (!region->whole_zapped || region->n_maps > 0 || region->layout_ops > 0) {
+		const char *why = !region->whole_zapped ? "the region is not zapped"
+				  : region->n_maps > 0	 ? "maps still hold the region"
+							 : "a truncate or hole punch is running";
+
 		pthread_mutex_unlock(&region->lock);
-		log_err(region->ctx, "%s: release refused: %s", region->path,
-			region->whole_zapped ? "maps still hold the region"
-					     : "the region is not zapped");
+		log_err(region->ctx, "%s: release refused: %s", region->path, why);
 		return -EBUSY;
 	}
 	region->released = true;

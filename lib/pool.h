@@ -140,6 +140,8 @@ struct daxpool_extent {
 	uint32_t slot;
 
 	int state; /* enum dp_extent_state, protected by pool->lock */
+	/* The free's zap of the extent, while FREEING or ZAPPED (its freeing thread, pool->lock). */
+	struct dp_drain drain;
 };
 
 struct daxpool_pool {

@@ -140,6 +140,12 @@ void dp_refcnt_report(struct daxpool_ctx *ctx, enum dp_refcnt_status st, const c
 		return NULL;                                                                       \
 	}
 
+/*
+ * Test hook (testhook.c): sleep as many milliseconds as the environment
+ * variable @var says (DAXPOOL_TEST_<name>_MS), to hold a race window open.
+ */
+void dp_test_delay(const char *var);
+
 /* Map a libpmem2 return code to a negative errno, logging libpmem2's message. */
 int dp_pmem2_err(struct daxpool_ctx *ctx, int pmem2_ret, const char *what);
 
@@ -148,21 +154,17 @@ int dp_pmem2_err(struct daxpool_ctx *ctx, int pmem2_ret, const char *what);
 /*
  * A zapped range of a region: [start, end), and who zapped it. Each owner's
  * zaps are its own: an unzap reopens only its owner's, so one owner never
- * reopens a range another still keeps zapped. DP_ZAP_APP is the public
- * daxpool_region_zap_range()/unzap_range() (the application, and what is done
- * on its behalf: lease breaks, daxpoold's requests); its whole-region zap is
- * whole_zapped. The others are daxpool's own operations, each zap a token
- * that its unzap (same owner, same range) removes.
+ * reopens a range another still keeps zapped. Owner 0 (DP_ZAP_APP) is the
+ * public daxpool_region_zap_range()/unzap_range() (the application, and what
+ * is done on its behalf: lease breaks, a device gone); its whole-region zap
+ * is whole_zapped. Any other owner is one drain of daxpool's own (drain.c):
+ * a truncate or hole punch, an extent being freed, a daxpoold request.
  */
-enum dp_zap_owner {
-	DP_ZAP_APP,
-	DP_ZAP_LAYOUT, /* truncate, punch_hole (layout.c) */
-	DP_ZAP_EXTENT, /* extent free (extent.c) */
-};
+#define DP_ZAP_APP 0
 
 struct dp_zap {
 	uint64_t start, end;
-	int owner; /* enum dp_zap_owner */
+	uint64_t owner; /* DP_ZAP_APP or a drain's (struct dp_drain.owner) */
 };
 
 struct daxpool_region {
@@ -203,6 +205,11 @@ struct daxpool_region {
 	size_t n_zaps;
 	bool whole_zapped;
 	bool released;
+	/*
+	 * Truncates and hole punches running on fd with the lock dropped
+	 * (layout.c): while any runs, a release refuses (it would close fd).
+	 */
+	unsigned int layout_ops;
 
 	/* daxpoold client (client.c): on ctx->regions under ctx->regions_lock. */
 	struct dp_list ctx_node;
@@ -323,17 +330,67 @@ int dp_region_wait_range_idle(struct daxpool_region *region, uint64_t start, uin
 bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end);
 
 /*
- * Zap [offset, offset + length) (length 0: to the end) for daxpool's own
- * @owner (not DP_ZAP_APP): as daxpool_region_zap_range(), and the zap is
- * recorded even where another zap covers the range. dp_region_unzap_owned()
- * removes that one zap (same owner and range), whether or not revoked maps
- * still hold it; the range reopens only if no other zap covers it.
+ * The zap records under the drain service (drain.c calls these, nobody
+ * else). dp_region_zap_as(): zap [offset, offset + length) (length 0: to the
+ * end) as daxpool_region_zap_range() does, for @owner; a drain's zap is
+ * recorded even where another zap covers the range. dp_region_unzap_as():
+ * remove @owner's one zap of [start, end), whether or not revoked maps still
+ * hold it; the range reopens only if no other zap covers it.
  * Return: as daxpool_region_zap_range(); for the unzap 1 or 0 (no such zap).
  */
-int dp_region_zap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
-			int owner);
-int dp_region_unzap_owned(struct daxpool_region *region, uint64_t offset, uint64_t length,
-			  int owner);
+int dp_region_zap_as(struct daxpool_region *region, uint64_t offset, uint64_t length,
+		     uint64_t owner);
+int dp_region_unzap_as(struct daxpool_region *region, uint64_t start, uint64_t end,
+		       uint64_t owner);
+
+/* ---- drains (drain.c) ---- */
+
+/*
+ * A drain: a range of a region zapped for one of daxpool's own operations (a
+ * truncate or hole punch, an extent free, a daxpoold request), as a token
+ * that owns its zap. Taking it zaps the range (revoke functions run in the
+ * caller's thread, with no daxpool lock held) as a zap of its own, recorded
+ * even inside the application's zaps; waiting waits for that range only;
+ * putting it removes that zap and no other, so a drain never reopens what the
+ * application or another drain keeps zapped.
+ *
+ * The struct is the caller's (on its stack or in its own object); it names
+ * its region without a reference: every call but dp_drain_forget() needs the
+ * caller to hold the region. Not thread-safe per drain: one owner at a time.
+ */
+struct dp_drain {
+	struct daxpool_region *region;
+	uint64_t start, end;
+	uint64_t owner; /* unique in the process; 0 while not taken */
+};
+
+/*
+ * Zap [offset, offset + length) (length 0: to the end) of @region into @drain.
+ * Context: may sleep; runs the revoke functions of the range's maps and pins.
+ * Return: the number of maps and pins revoked; -EINVAL (range), -ENXIO
+ * (released), -ENOMEM; on failure @drain is not taken.
+ */
+int dp_drain_take(struct daxpool_region *region, uint64_t offset, uint64_t length,
+		  struct dp_drain *drain);
+/*
+ * Wait until no map overlaps the drain's range: 0, or -ETIMEDOUT after
+ * @timeout_ms (0: check once, quietly; -1: no limit). Takes region->lock.
+ */
+int dp_drain_wait(const struct dp_drain *drain, int timeout_ms);
+/* Whether @drain holds a zap (taken and neither put, kept nor forgotten). */
+bool dp_drain_taken(const struct dp_drain *drain);
+/* Remove the drain's own zap (reopening the range unless another zap covers it). */
+void dp_drain_put(struct dp_drain *drain);
+/*
+ * End the drain with [@from, end) left zapped as the application's (it
+ * reopens it with daxpool_region_unzap_range(), as after any zap of its own:
+ * a truncated tail, a drain that timed out, a released device), and
+ * [start, @from) reopened. If the application's zap cannot be recorded
+ * (-ENOMEM), the drain's own stays: the range is never reopened by mistake.
+ */
+void dp_drain_keep(struct dp_drain *drain, uint64_t from);
+/* The region is gone (its zaps with it): forget the drain without touching it. */
+void dp_drain_forget(struct dp_drain *drain);
 
 /* ---- maps (map.c) ---- */
 

@@ -89,7 +89,11 @@ static struct shared *shm;
 
 struct client {
 	pid_t pid;
-	int cmd; /* write end: 'm' try a map, 'd' drop everything, 'q' quit */
+	/*
+	 * write end: 'm' try a map of [0, 1M), 'M' of [4M, 5M), 'z' zap [4M, 5M)
+	 * as the application, 'd' drop everything, 'q' quit
+	 */
+	int cmd;
 };
 
 struct client_state {
@@ -190,9 +194,12 @@ static struct client client_start(int idx, const char *path, enum client_mode mo
 
 			if (c == 'd') {
 				client_drop(&st);
-			} else if (c == 'm') {
-				r = daxpool_map_new(region, 0, 1u << 20, 0, &m);
+			} else if (c == 'm' || c == 'M') {
+				r = daxpool_map_new(region, c == 'm' ? 0 : 4u << 20, 1u << 20, 0, &m);
 				daxpool_map_unref(m);
+				atomic_store(&shm->map_result[idx], 1 + r);
+			} else if (c == 'z') {
+				r = daxpool_region_zap_range(region, 4u << 20, 1u << 20);
 				atomic_store(&shm->map_result[idx], 1 + r);
 			} else {
 				break;
@@ -213,6 +220,16 @@ static int client_try_map(struct client *cl, int idx)
 {
 	atomic_store(&shm->map_result[idx], -1000);
 	CHECK(write(cl->cmd, "m", 1) == 1);
+	for (int i = 0; i < 2000 && atomic_load(&shm->map_result[idx]) == -1000; i++)
+		msleep(1);
+	return atomic_load(&shm->map_result[idx]) - 1;
+}
+
+/* Ask a client to run a command that stores a result ('M', 'z') and return that. */
+static int client_ask(struct client *cl, int idx, char cmd)
+{
+	atomic_store(&shm->map_result[idx], -1000);
+	CHECK(write(cl->cmd, &cmd, 1) == 1);
 	for (int i = 0; i < 2000 && atomic_load(&shm->map_result[idx]) == -1000; i++)
 		msleep(1);
 	return atomic_load(&shm->map_result[idx]) - 1;
@@ -385,6 +402,36 @@ TEST(release_timeout_stubborn)
 	CHECK(write(stub.cmd, "d", 1) == 1);
 	client_wait_map(&stub, 1, 0);
 	client_stop(&coop);
+	client_stop(&stub);
+	daemon_kill(SIGTERM);
+}
+
+/*
+ * A release the daemon gives up reopens only what its request zapped: a range
+ * the application zapped itself stays zapped (the request's zap is its own).
+ */
+TEST(a_cancelled_release_keeps_the_applications_zap)
+{
+	const char *path = fixture_plain_file(REGION_SIZE);
+	struct client coop, stub;
+	int rc;
+
+	shm = fixture_shared(sizeof(struct shared));
+	daemon_start(NULL);
+	coop = client_start(0, path, COOPERATIVE, 1, "coop");
+	stub = client_start(1, path, STUBBORN, 1, "stubborn");
+	wait_ready(2);
+	wait_counts(2, 2, 2, 2000);
+	CHECK_EQ(client_ask(&coop, 0, 'z'), 0);
+	CHECK_EQ(client_ask(&coop, 0, 'M'), -ENXIO);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "0.3", path, NULL });
+	CHECK_EQ(rc, 1);
+	/* The request's own range reopens... */
+	client_wait_map(&coop, 0, 0);
+	/* ...and the application's zap inside it stays, until it reopens it itself. */
+	CHECK_EQ(client_ask(&coop, 0, 'M'), -ENXIO);
+	client_stop(&coop);
+	CHECK(write(stub.cmd, "d", 1) == 1);
 	client_stop(&stub);
 	daemon_kill(SIGTERM);
 }

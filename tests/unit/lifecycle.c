@@ -406,3 +406,97 @@ TEST(an_extent_free_keeps_the_applications_zap)
 	daxpool_pool_unref(pool);
 	teardown(&f);
 }
+
+/*
+ * A layout change runs its ftruncate()/fallocate() with no region lock held:
+ * a slow file holds up that call only. DAXPOOL_TEST_LAYOUT_DELAY_MS holds the
+ * syscall's window open as a busy file would.
+ */
+struct layout_call {
+	struct daxpool_region *region;
+	bool punch;
+	uint64_t offset, length;
+	int r;
+};
+
+static void *layout_thread(void *arg)
+{
+	struct layout_call *c = arg;
+
+	c->r = c->punch ? daxpool_region_punch_hole(c->region, c->offset, c->length, 1000)
+			: daxpool_region_truncate(c->region, c->offset, 1000);
+	return NULL;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void layout_change_leaves_the_region_usable(bool punch)
+{
+	struct fixture f = setup();
+	struct layout_call c = { .region = f.region, .punch = punch };
+	struct daxpool_map *head = NULL, *late = NULL;
+	uint64_t size = daxpool_region_get_size(f.region);
+	struct timespec t0;
+	pthread_t th;
+	double ms;
+
+	if (daxpool_region_get_kind(f.region) == DAXPOOL_REGION_DEVDAX)
+		SKIP("a device has no layout to change");
+	c.offset = size / 2;
+	c.length = punch ? f.align : 0;
+	CHECK_OK(setenv("DAXPOOL_TEST_LAYOUT_DELAY_MS", "1500", 1));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(pthread_create(&th, NULL, layout_thread, &c) == 0);
+	usleep(300 * 1000);
+	/* The other users of the region go on while the file changes... */
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align, 0, &head));
+	CHECK_EQ(daxpool_region_get_map_count(f.region), 1);
+	CHECK(daxpool_region_get_state(f.region) == DAXPOOL_STATE_LIVE);
+	ms = ms_since(&t0);
+	/* ...and the range that changes stays zapped all the while. */
+	CHECK_ERR(daxpool_map_new(f.region, size / 2, f.align, 0, &late), ENXIO);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK_OK(c.r);
+	printf("# other users went on %.0f ms into a %s that took %.0f ms\n", ms,
+	       punch ? "hole punch" : "truncate", ms_since(&t0));
+	CHECK(ms < 1000);
+	daxpool_map_unref(head);
+	teardown(&f);
+}
+
+TEST(a_slow_truncate_holds_up_no_other_user)
+{
+	layout_change_leaves_the_region_usable(false);
+}
+
+TEST(a_slow_hole_punch_holds_up_no_other_user)
+{
+	layout_change_leaves_the_region_usable(true);
+}
+
+/* A release would close the descriptor the layout change uses: it is refused meanwhile. */
+TEST(a_release_during_a_truncate_is_refused)
+{
+	struct fixture f = setup();
+	struct layout_call c = { .region = f.region };
+	pthread_t th;
+
+	if (daxpool_region_get_kind(f.region) == DAXPOOL_REGION_DEVDAX)
+		SKIP("a device has no layout to change");
+	c.offset = daxpool_region_get_size(f.region) / 2;
+	CHECK_OK(daxpool_region_zap(f.region));
+	CHECK_OK(setenv("DAXPOOL_TEST_LAYOUT_DELAY_MS", "800", 1));
+	CHECK(pthread_create(&th, NULL, layout_thread, &c) == 0);
+	usleep(200 * 1000);
+	CHECK_ERR(daxpool_region_release(f.region), EBUSY);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK_OK(c.r);
+	CHECK_OK(daxpool_region_release(f.region));
+	teardown(&f);
+}
