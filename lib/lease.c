@@ -76,6 +76,7 @@
 #define LEASE_PEER_MAGIC 0x44504c53u /* a peer's announcement: magic, then its pid */
 #define LEASE_PEER_WAIT_MS 2000
 #define LEASE_SHARED_POLL_MS 20
+#define LEASE_BREAK_POLL_MS 2 /* how often breaks in progress are checked for idle */
 
 /* A listening socket for peers of one leased region; the watcher's own. */
 struct lease_listener {
@@ -83,6 +84,17 @@ struct lease_listener {
 	uint64_t dev, ino;
 	int fd;
 	bool seen;
+};
+
+/*
+ * A break being drained: the region is zapped, the lease is given up once
+ * the region is idle or at the deadline. The watcher's alone.
+ */
+struct lease_break {
+	struct daxpool_region *region; /* a reference */
+	uint64_t t0, deadline;	       /* CLOCK_MONOTONIC ns */
+	int budget_ms;
+	int zap_error; /* the zap failed: give the lease up at once */
 };
 
 struct dp_lease_watcher {
@@ -94,6 +106,13 @@ struct dp_lease_watcher {
 	atomic_bool stop;
 	struct lease_listener *ls; /* the watcher thread's alone */
 	size_t n_ls;
+	/*
+	 * Breaks in progress, each with its own deadline (the watcher's alone):
+	 * a second break is drained beside the first, never after it, so it
+	 * does not overrun the kernel's break time while the first waits.
+	 */
+	struct lease_break *brk;
+	size_t n_brk, cap_brk;
 	/*
 	 * Set when the context is freed from this very thread (it dropped the
 	 * last region reference, and that the last context reference): the
@@ -344,51 +363,107 @@ static int lease_break_time_ms(void)
 }
 
 /*
- * Drain a region whose lease is breaking, then give the lease up. The watcher
+ * Begin the drain of a region whose lease is breaking: zap it (the revoke
+ * functions run here, in the watcher) and set its deadline. False if the
+ * lease was given up by daxpool itself meanwhile: not a break. The watcher
  * thread only; takes and drops the region's lock itself.
  */
-static void lease_break(struct daxpool_region *region)
+static bool lease_break_begin(struct daxpool_region *region, struct lease_break *b)
 {
 	struct daxpool_ctx *ctx = region->ctx;
-	int budget = lease_break_time_ms(), r, r2;
-	char *report = NULL;
-	uint64_t t0 = dp_now_ns();
+	int budget = lease_break_time_ms(), r;
 
 	pthread_mutex_lock(&region->lock);
 	if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) != DAXPOOL_LEASE_HELD) {
 		pthread_mutex_unlock(&region->lock);
-		return; /* given up by daxpool itself in the meantime: not a break */
+		return false;
 	}
 	pthread_mutex_unlock(&region->lock);
 	/* Leave the kernel a margin: give the lease up before it breaks it itself. */
 	budget -= budget / 2 < 1000 ? budget / 2 : 1000;
 	log_warn(ctx, "%s: another process opens or truncates the file: revoking the region "
 		      "before it goes on (up to %d ms)", region->path, budget);
-
-	r = daxpool_region_zap(region); /* the revoke functions run here, in this thread */
-	if (r >= 0)
-		r = daxpool_region_wait_idle(region, budget, &report);
-	if (r == -ETIMEDOUT)
-		log_err(ctx, "%s: still held after %d ms; giving the lease up anyway (the kernel "
-			     "would break it now): %s", region->path, budget,
-			report ? report : "holders unknown");
-	else if (r < 0 && r != -ESRCH)
+	*b = (struct lease_break){ .region = region, .t0 = dp_now_ns(), .budget_ms = budget };
+	b->deadline = b->t0 + (uint64_t)budget * 1000000u;
+	r = daxpool_region_zap(region);
+	if (r < 0) {
 		log_err(ctx, "%s: could not drain before the lease break: %s", region->path,
 			strerror(-r));
-	free(report);
+		b->zap_error = r;
+	}
+	return true;
+}
+
+/* Give the lease up: the other process goes on. The watcher thread only. */
+static void lease_break_end(struct lease_break *b, bool drained)
+{
+	struct daxpool_region *region = b->region;
+	struct daxpool_ctx *ctx = region->ctx;
+	int r;
 
 	pthread_mutex_lock(&region->lock);
 	/* Said before the other process can go on. */
 	atomic_fetch_add_explicit(&region->lease_breaks, 1, memory_order_relaxed);
-	r2 = lease_drop(region, DAXPOOL_LEASE_BROKEN, 0);
+	r = lease_drop(region, DAXPOOL_LEASE_BROKEN, 0);
 	pthread_mutex_unlock(&region->lock);
-	if (r2 < 0 && r2 != -EAGAIN)
-		log_err(ctx, "%s: giving the lease up: %s", region->path, strerror(-r2));
+	if (r < 0 && r != -EAGAIN)
+		log_err(ctx, "%s: giving the lease up: %s", region->path, strerror(-r));
 
 	log_notice(ctx, "%s: lease given up to the other process %.3f ms after the break%s",
-		   region->path, (double)(dp_now_ns() - t0) / 1e6,
-		   r == 0 || r == -ESRCH ? ", with the region drained" : "");
+		   region->path, (double)(dp_now_ns() - b->t0) / 1e6,
+		   drained ? ", with the region drained" : "");
 	dp_client_region_state(region);
+}
+
+/*
+ * Whether a break in progress is over (idle, or at its deadline): then its
+ * lease is given up. Never sleeps on the region: each break has its own
+ * deadline. The watcher thread only.
+ */
+static bool lease_break_poll(struct lease_break *b, uint64_t now)
+{
+	struct daxpool_region *region = b->region;
+	char *report = NULL;
+	int r;
+
+	if (b->zap_error) {
+		lease_break_end(b, false);
+		return true;
+	}
+	/* A check: quiet, no report. -ESRCH: unzapped meanwhile, nothing left to wait for. */
+	r = daxpool_region_wait_idle(region, 0, NULL);
+	if (r == 0 || r == -ESRCH) {
+		lease_break_end(b, true);
+		return true;
+	}
+	if (now < b->deadline)
+		return false;
+	if (daxpool_region_wait_idle(region, 0, &report) == 0) {
+		lease_break_end(b, true);
+		return true;
+	}
+	log_err(region->ctx, "%s: still held after %d ms; giving the lease up anyway (the kernel "
+			     "would break it now): %s",
+		region->path, b->budget_ms, report ? report : "holders unknown");
+	free(report);
+	lease_break_end(b, false);
+	return true;
+}
+
+/*
+ * Drain a region whose lease is breaking and give the lease up, waiting in
+ * this thread: only when there is no memory to track the break beside
+ * others. The watcher thread only.
+ */
+static void lease_break_now(struct daxpool_region *region)
+{
+	struct lease_break b;
+
+	if (!lease_break_begin(region, &b))
+		return;
+	if (!b.zap_error)
+		daxpool_region_wait_idle(region, b.budget_ms, NULL);
+	lease_break_poll(&b, UINT64_MAX);
 }
 
 /* Regions whose lease is breaking, with a reference each; NULL-terminated, or NULL. */
@@ -562,6 +637,11 @@ static void lease_watcher_free(struct dp_lease_watcher *w)
 	for (size_t i = 0; i < w->n_ls; i++)
 		lease_close(w->ls[i].fd);
 	free(w->ls);
+	/*
+	 * Each break holds a region, and so the context: none is left when the
+	 * context goes, but in a child of fork() the list is the parent's copy.
+	 */
+	free(w->brk);
 	close(w->sfd);
 	close(w->efd);
 	free(w);
@@ -644,6 +724,68 @@ static bool lease_read_signals(struct dp_lease_watcher *w)
 	return shared;
 }
 
+/*
+ * Take up the breaks just noticed (@v: regions with a reference each, as
+ * lease_collect_breaking() gives them), beside those in progress. Return:
+ * whether the context went away under us (orphaned). The watcher thread only.
+ */
+static bool lease_breaks_begin(struct dp_lease_watcher *w, struct daxpool_region **v)
+{
+	for (size_t i = 0; v && v[i]; i++) {
+		struct daxpool_region *region = v[i];
+		bool known = false;
+
+		for (size_t j = 0; j < w->n_brk && !known; j++)
+			known = w->brk[j].region == region;
+		if (!known && w->n_brk == w->cap_brk) {
+			size_t cap = w->cap_brk ? 2 * w->cap_brk : 4;
+			struct lease_break *nb = realloc(w->brk, cap * sizeof(*nb));
+
+			if (nb) {
+				w->brk = nb;
+				w->cap_brk = cap;
+			}
+		}
+		if (known) {
+			/* In progress: the list's reference keeps it, this one is not the last. */
+		} else if (w->n_brk < w->cap_brk) {
+			if (lease_break_begin(region, &w->brk[w->n_brk])) {
+				w->n_brk++;
+				continue; /* the list keeps the reference */
+			}
+		} else {
+			lease_break_now(region);
+		}
+		/* The last reference of the last region may free the context. */
+		daxpool_region_unref(region);
+	}
+	return atomic_load_explicit(&w->orphaned, memory_order_acquire);
+}
+
+/*
+ * Move the breaks in progress on (the watcher polls every LEASE_BREAK_POLL_MS
+ * while any is left). Return: whether the context went away under us
+ * (orphaned). The watcher thread only.
+ */
+static bool lease_breaks_poll(struct dp_lease_watcher *w)
+{
+	uint64_t now = dp_now_ns();
+
+	for (size_t i = 0; i < w->n_brk;) {
+		struct daxpool_region *region = w->brk[i].region;
+
+		if (!lease_break_poll(&w->brk[i], now)) {
+			i++;
+			continue;
+		}
+		w->brk[i] = w->brk[--w->n_brk];
+		daxpool_region_unref(region);
+		if (atomic_load_explicit(&w->orphaned, memory_order_acquire))
+			return true;
+	}
+	return false;
+}
+
 static void *lease_thread(void *arg)
 {
 	struct dp_lease_watcher *w = arg;
@@ -654,10 +796,11 @@ static void *lease_thread(void *arg)
 	pthread_cond_broadcast(&ctx->lease_cond);
 	pthread_mutex_unlock(&ctx->lease_lock);
 
-	for (bool shared = false;;) {
+	for (bool shared = false, orphaned;;) {
 		struct daxpool_region **v;
 		struct pollfd *p;
 		uint64_t kicks;
+		int timeout;
 		size_t n;
 
 		lease_sync_listeners(w);
@@ -672,7 +815,10 @@ static void *lease_thread(void *arg)
 		p[1] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
 		for (size_t i = 0; i < n; i++)
 			p[2 + i] = (struct pollfd){ .fd = w->ls[i].fd, .events = POLLIN };
-		if (poll(p, 2 + n, shared ? LEASE_SHARED_POLL_MS : -1) < 0 && errno != EINTR) {
+		timeout = shared ? LEASE_SHARED_POLL_MS : -1;
+		if (w->n_brk)
+			timeout = LEASE_BREAK_POLL_MS;
+		if (poll(p, 2 + n, timeout) < 0 && errno != EINTR) {
 			log_err(ctx, "lease watcher: poll: %m; leases are no longer watched");
 			free(p);
 			break;
@@ -696,13 +842,11 @@ static void *lease_thread(void *arg)
 		/* Drain our signals; which fd they name does not matter: check them all. */
 		shared = lease_read_signals(w);
 		v = lease_collect_breaking(ctx);
-		for (size_t i = 0; v && v[i]; i++) {
-			lease_break(v[i]);
-			/* The last reference of the last region may free the context. */
-			daxpool_region_unref(v[i]);
-		}
+		orphaned = lease_breaks_begin(w, v);
 		free(v);
-		if (atomic_load_explicit(&w->orphaned, memory_order_acquire)) {
+		if (!orphaned)
+			orphaned = lease_breaks_poll(w);
+		if (orphaned) {
 			lease_watcher_free(w);
 			return NULL;
 		}

@@ -7,6 +7,7 @@
  * -o dax in the vm tier).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -402,6 +403,70 @@ TEST_TIMEOUT(a_holder_that_never_lets_go_is_given_up_before_the_break_time, 60)
 	holder_drop_locked(&h);
 	pthread_mutex_unlock(&h.lock);
 	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+/*
+ * Two leases break nearly at once (the second 500 ms into the first's drain),
+ * with holders that never let go: each outsider goes on at its own region's
+ * deadline. Drained one after the other, the second would wait for the
+ * first's whole drain and then its own, past the kernel's break time: the
+ * kernel would break that lease itself, undrained.
+ */
+TEST_TIMEOUT(two_breaks_are_drained_side_by_side, 60)
+{
+	struct holder h[2] = { { .never_drop = true }, { .never_drop = true } };
+	int saved = read_break_time();
+	struct daxpool_region *region[2];
+	_Atomic uint64_t *went_on;
+	struct daxpool_ctx *ctx;
+	char path[2][PATH_MAX];
+	uint64_t t0[2];
+	pid_t pid[2];
+
+	if (saved < 0 || geteuid() != 0 || !write_break_time(3))
+		SKIP("cannot set %s (not root?)", LEASE_BREAK_TIME);
+	shared_init();
+	went_on = fixture_shared(2 * sizeof(*went_on));
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path[i], sizeof(path[i]), "%s", fixture_backing(REGION_SIZE));
+		CHECK_OK(daxpool_region_open(ctx, path[i], 0, &region[i]));
+		if (lease_of(region[i]) != DAXPOOL_LEASE_HELD) {
+			write_break_time(saved);
+			SKIP("no lease on this file system");
+		}
+		holder_start(region[i], &h[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (i)
+			msleep(500);
+		t0[i] = now_ns();
+		pid[i] = fork();
+		CHECK(pid[i] >= 0);
+		if (pid[i] == 0) {
+			int fd = open(path[i], O_RDWR | O_CLOEXEC);
+
+			atomic_store(&went_on[i], now_ns());
+			_exit(fd < 0 ? 1 : 0);
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		reap(pid[i]);
+	write_break_time(saved);
+	for (int i = 0; i < 2; i++) {
+		double waited = (double)(atomic_load(&went_on[i]) - t0[i]) / 1e6;
+
+		printf("# outsider %d waited %.0f ms (lease-break-time 3 s; daxpool gives up at "
+		       "2 s)\n", i, waited);
+		CHECK(waited >= 1500 && waited < 2900);
+		CHECK_EQ(lease_of(region[i]), DAXPOOL_LEASE_BROKEN);
+		CHECK_EQ(daxpool_pin_is_valid(h[i].pin), 0);
+		pthread_mutex_lock(&h[i].lock);
+		holder_drop_locked(&h[i]);
+		pthread_mutex_unlock(&h[i].lock);
+		daxpool_region_unref(region[i]);
+	}
 	daxpool_ctx_unref(ctx);
 }
 
