@@ -436,9 +436,23 @@ static int level_rebuild(struct dp_registry *reg, unsigned int l, unsigned long 
 		}
 	}
 	atomic_store_explicit(&lv->table, t, memory_order_release);
-	/* Readers may still be probing the old table. */
-	old->defer.next = NULL;
-	reclaim_batch(&old->defer);
+	/*
+	 * Readers may still be probing the old table: it is freed after a
+	 * grace period. A mapped one (2 MiB or more) goes to the reclaim
+	 * thread now; a small one waits with the unpinned pins for their
+	 * batch (or the ctx's end), so that a process that pins and never
+	 * unpins does not start that thread for a few KiB (all the small
+	 * tables of a level together are below 2 MiB).
+	 */
+	if (old->mapped) {
+		old->defer.next = NULL;
+		reclaim_batch(&old->defer);
+	} else {
+		pthread_mutex_lock(&reg->defer_lock);
+		old->defer.next = reg->deferred;
+		reg->deferred = &old->defer;
+		pthread_mutex_unlock(&reg->defer_lock);
+	}
 	return 0;
 }
 
