@@ -86,6 +86,8 @@ static json_object *op_doc(struct dd_op *op, const char *result)
 	json_object_object_add(o, "result", json_object_new_string(result));
 	json_object_object_add(o, "clients_revoked", json_object_new_uint64(n));
 	json_object_object_add(o, "started_ns", json_object_new_uint64(op->started_ns));
+	/* The requester's deadline as it stood when the outcome was decided: never moved. */
+	json_object_object_add(o, "deadline_ms", json_ms(op->deadline_ns - op->started_ns));
 	if (op->last_done_ns)
 		json_object_object_add(o, "last_idle_ns", json_object_new_uint64(op->last_done_ns));
 	if (op->outsiders_gone_ns)
