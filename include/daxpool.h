@@ -510,6 +510,42 @@ uint64_t daxpool_region_get_generation(struct daxpool_region *region);
 int daxpool_region_get_map_count(struct daxpool_region *region);
 
 /**
+ * daxpool_region_get_first() - the first region of a context
+ * @ctx: the context
+ *
+ * Enumeration in the libdaxctl style, safe against other threads: each
+ * region it gives comes with a new reference, and daxpool_region_get_next()
+ * drops it while it takes the next one, so a loop to the end leaves nothing
+ * to release. A loop that stops early unrefs the region it stopped at. The
+ * regions opened and freed by other threads meanwhile may or may not be
+ * seen; none is seen twice, and a region being freed is never returned.
+ *
+ * Context: any thread but a daxpool_pin_visit_fn called by
+ * daxpool_region_foreach_pin() (it runs with a region's lock held, and the
+ * list lock comes first); takes the context's region list lock briefly.
+ * Also from revoke and log functions: daxpool holds no lock around them.
+ * Return: a region with a new reference, or NULL (none, NULL @ctx, or a
+ * child of fork(): the parent's regions are not the child's).
+ */
+struct daxpool_region *daxpool_region_get_first(struct daxpool_ctx *ctx);
+
+/**
+ * daxpool_region_get_next() - the region after @region, and @region unrefed
+ * @region: a region from daxpool_region_get_first() or _get_next(); the
+ *	caller's reference to it is dropped
+ *
+ * Context: as daxpool_region_get_first(); may free @region (if the
+ * caller's was its last reference).
+ * Return: the next region with a new reference, or NULL at the end.
+ */
+struct daxpool_region *daxpool_region_get_next(struct daxpool_region *region);
+
+/* Visit every region of @ctx; a loop left with break must unref @region. */
+#define daxpool_region_foreach(ctx, region)                                                        \
+	for ((region) = daxpool_region_get_first(ctx); (region);                                  \
+	     (region) = daxpool_region_get_next(region))
+
+/**
  * daxpool_region_zap() - stop new use of a whole region and revoke its maps
  * @region: the region
  *
@@ -795,6 +831,37 @@ const char *daxpool_map_get_tag(struct daxpool_map *map);
  */
 int daxpool_ctx_find_map(struct daxpool_ctx *ctx, const void *addr, size_t length,
 			 struct daxpool_map **ret);
+
+/**
+ * daxpool_map_get_first() - the first map of a region
+ * @region: the region
+ *
+ * Enumeration in the libdaxctl style, as daxpool_region_get_first(): each
+ * map comes with a new reference, which daxpool_map_get_next() drops. Every
+ * published map of the region is given, the revoked ones too (check
+ * daxpool_map_is_valid()); one being made or freed meanwhile is not.
+ *
+ * Context: any thread; takes the region's lock briefly (not from a
+ * daxpool_pin_visit_fn).
+ * Return: a map with a new reference, or NULL (none, NULL @region, or a
+ * child of fork()).
+ */
+struct daxpool_map *daxpool_map_get_first(struct daxpool_region *region);
+
+/**
+ * daxpool_map_get_next() - the map after @map of its region, and @map unrefed
+ * @map: a map from daxpool_map_get_first() or _get_next(); the caller's
+ *	reference to it is dropped
+ *
+ * Context: as daxpool_map_get_first(); may unmap @map (if the caller's was
+ * its last reference).
+ * Return: the next map with a new reference, or NULL at the end.
+ */
+struct daxpool_map *daxpool_map_get_next(struct daxpool_map *map);
+
+/* Visit every map of @region; a loop left with break must unref @map. */
+#define daxpool_map_foreach(region, map)                                                           \
+	for ((map) = daxpool_map_get_first(region); (map); (map) = daxpool_map_get_next(map))
 
 /**
  * daxpool_map_persist() - make a range of a map persistent

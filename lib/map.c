@@ -575,3 +575,50 @@ _public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_
 		return map_access(&a, dst);
 	}
 }
+
+/*
+ * The first map after @pos on region->maps that is published and not being
+ * freed, with a new reference; NULL at the end. With region->lock held: a
+ * map the caller holds stays on the list (map_free() unlinks it under that
+ * lock), so @pos is a valid place to go on from.
+ */
+static struct daxpool_map *map_next_locked(struct daxpool_region *region, struct dp_list *pos)
+{
+	for (pos = pos->next; pos != &region->maps; pos = pos->next) {
+		struct daxpool_map *map = dp_container_of(pos, struct daxpool_map, node);
+
+		if (map->pending || !map->addr)
+			continue; /* still being made: not a map yet */
+		if (dp_refcnt_get_unless_zero(&map->ref))
+			return map;
+	}
+	return NULL;
+}
+
+_public_ struct daxpool_map *daxpool_map_get_first(struct daxpool_region *region)
+{
+	struct daxpool_map *map;
+
+	if (!region || dp_ctx_foreign(region->ctx))
+		return NULL;
+	pthread_mutex_lock(&region->lock);
+	map = map_next_locked(region, &region->maps);
+	pthread_mutex_unlock(&region->lock);
+	return map;
+}
+
+_public_ struct daxpool_map *daxpool_map_get_next(struct daxpool_map *map)
+{
+	struct daxpool_region *region;
+	struct daxpool_map *next;
+
+	if (!map || dp_ctx_foreign(map->region->ctx))
+		return NULL;
+	region = map->region;
+	pthread_mutex_lock(&region->lock);
+	next = map_next_locked(region, &map->node);
+	pthread_mutex_unlock(&region->lock);
+	/* After the lock: this may be the last reference, and map_free() takes it. */
+	daxpool_map_unref(map);
+	return next;
+}

@@ -297,3 +297,49 @@ _public_ int daxpool_region_get_numa_node(struct daxpool_region *region)
 	assert_return(region, -EINVAL);
 	return region->numa_node;
 }
+
+/*
+ * The first region after @pos on ctx->regions that is not being freed, with
+ * a new reference; NULL at the end. With ctx->regions_lock held: a region
+ * the caller holds stays on the list (region_free() unlinks it under that
+ * lock), so @pos is a valid place to go on from.
+ */
+static struct daxpool_region *region_next_locked(struct daxpool_ctx *ctx, struct dp_list *pos)
+{
+	for (pos = pos->next; pos != &ctx->regions; pos = pos->next) {
+		struct daxpool_region *region = dp_container_of(pos, struct daxpool_region, ctx_node);
+
+		/* Its last reference went: it waits for this lock to unlink itself. */
+		if (dp_refcnt_get_unless_zero(&region->ref))
+			return region;
+	}
+	return NULL;
+}
+
+_public_ struct daxpool_region *daxpool_region_get_first(struct daxpool_ctx *ctx)
+{
+	struct daxpool_region *region;
+
+	if (!ctx || dp_ctx_foreign(ctx))
+		return NULL;
+	pthread_mutex_lock(&ctx->regions_lock);
+	region = region_next_locked(ctx, &ctx->regions);
+	pthread_mutex_unlock(&ctx->regions_lock);
+	return region;
+}
+
+_public_ struct daxpool_region *daxpool_region_get_next(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx;
+	struct daxpool_region *next;
+
+	if (!region || dp_ctx_foreign(region->ctx))
+		return NULL;
+	ctx = region->ctx;
+	pthread_mutex_lock(&ctx->regions_lock);
+	next = region_next_locked(ctx, &region->ctx_node);
+	pthread_mutex_unlock(&ctx->regions_lock);
+	/* After the lock: this may be the last reference, and region_free() takes it. */
+	daxpool_region_unref(region);
+	return next;
+}
