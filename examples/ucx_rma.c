@@ -19,6 +19,12 @@
  * ordinary memory and exits. Without daxpool_ucx_mem_map(), ucp_mem_unmap()
  * would leave the registration cached and daxpoold would refuse the release.
  *
+ * daxpoold as it is refuses the release all the same while this program's
+ * worker lives: its rc_verbs interface registers send and receive buffers of
+ * its own, ordinary memory the daemon cannot tell from the device's (see
+ * daxpool_ucx(3), NOTES). The revoke path above is what a release runs once
+ * the daemon can; daxpool_region_zap() from another thread runs it today.
+ *
  * Build: cc ucx_rma.c $(pkg-config --cflags --libs daxpool-ucx)
  */
 #include <arpa/inet.h>

@@ -19,6 +19,13 @@
  * and has every attached domain deregister them, before the pin goes: the
  * range counts as idle only after they are deregistered.
  *
+ * An MR the application still has open at the zap (no fi_close() yet) is
+ * deregistered only by its fi_close(), and the monitor cannot tell it from
+ * an idle one: its pin goes with the zap. Close such MRs from the map's
+ * revoke function (daxpool_map_set_revoke_fn(), called after the monitor's)
+ * once the traffic on them has stopped, and keep the map until then: the
+ * region is idle only when its maps are gone too.
+ *
  * Memory outside daxpool is not cached at all while the monitor is imported:
  * libfabric 1.17 takes the imported monitor as the monitor of all host
  * memory, in place of its own (memhooks or userfaultfd), and exposes neither

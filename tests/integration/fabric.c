@@ -26,6 +26,7 @@
 #include <rdma/fi_errno.h>
 
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "daxpool-fabric.h"
 #include "daxpool.h"
 #include "harness.h"
@@ -206,7 +207,7 @@ TEST_TIMEOUT(cached_mr_without_monitor_refuses_the_release, 180)
 
 	dev = mw_need_devdax_and_rdma_cm();
 	name = strrchr(dev, '/') + 1;
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, false, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
@@ -215,15 +216,15 @@ TEST_TIMEOUT(cached_mr_without_monitor_refuses_the_release, 180)
 	printf("# %s", out);
 	CHECK_EQ(rc, 1);
 	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "fabric-cache"));
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	finish_client(pid, go);
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 0);
-	CHECK(!mw_devdax_enabled(name));
+	CHECK(!devdax_enabled(name));
 	daemon_kill(SIGTERM);
-	mw_devdax_enable(name);
-	CHECK(mw_devdax_enabled(name));
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 
 /* With the monitor: the cached MR is a pin; the release's zap deregisters it. */
@@ -237,7 +238,7 @@ TEST_TIMEOUT(cached_mr_with_monitor_drains_with_the_release, 180)
 
 	dev = mw_need_devdax_and_rdma_cm();
 	name = strrchr(dev, '/') + 1;
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, true, &go);
 	/* The cached MR's pin (2 MiB, long-term), as daxpoold lists it (the client reports it from its own thread). */
@@ -257,12 +258,12 @@ TEST_TIMEOUT(cached_mr_with_monitor_drains_with_the_release, 180)
 	printf("# %s", out);
 	printf("# release request to disabled: %.1f ms\n", (double)(t1 - t0) / 1e6);
 	CHECK_EQ(rc, 0);
-	CHECK(!mw_devdax_enabled(name));
+	CHECK(!devdax_enabled(name));
 	CHECK(!mw_mrs_of(pid, MR_LEN, MR_LEN)); /* the zap deregistered it */
 	finish_client(pid, go);
 	daemon_kill(SIGTERM);
-	mw_devdax_enable(name);
-	CHECK(mw_devdax_enabled(name));
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 
 /* Anywhere (no device needed): the import works once per process. */

@@ -36,6 +36,7 @@
 #include <rdma/fi_rma.h>
 
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "daxpool-fabric.h"
 #include "daxpool.h"
 #include "harness.h"
@@ -483,7 +484,7 @@ static void writes_stop_and_drain(const struct setup *s, const char *backing)
 	char *mem;
 
 	setup = s;
-	CHECK(!s->rdma || mw_devdax_enabled(name));
+	CHECK(!s->rdma || devdax_enabled(name));
 	daemon_start(NULL);
 	rep = fixture_shared(2 * sizeof(*rep));
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, peer) == 0);
@@ -526,7 +527,7 @@ static void writes_stop_and_drain(const struct setup *s, const char *backing)
 		       "%.1f, %.1f ms)\n",
 		       (double)(t1 - t0) / 1e6, rep[0].revoke_ms, rep[1].revoke_ms);
 		CHECK_EQ(rc, 0);
-		CHECK(!mw_devdax_enabled(name));
+		CHECK(!devdax_enabled(name));
 	} else {
 		for (int i = 0; i < 2; i++)
 			CHECK(write(go[i][1], "z", 1) == 1);
@@ -550,8 +551,8 @@ static void writes_stop_and_drain(const struct setup *s, const char *backing)
 	}
 	daemon_kill(SIGTERM);
 	if (s->rdma) {
-		mw_devdax_enable(name);
-		CHECK(mw_devdax_enabled(name));
+		devdax_enable(name);
+		CHECK(devdax_enabled(name));
 	}
 	/* What landed: each map's first half holds the peer's writes up to its last acknowledged one. */
 	fd = open(dev, O_RDWR);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devdax_fixture.h"
 #include "harness.h"
 #include "middleware_fixture.h"
 
@@ -24,12 +25,8 @@ int mw_sh(const char *cmd)
 
 const char *mw_need_devdax_and_rdma_cm(void)
 {
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+	const char *dev = need_devdax_and_rdma();
 
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
-		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
 	if (geteuid() != 0)
 		fixture_missing("root (to add a dummy netdev and an rxe device for rdma_cm)");
 	if (access("/sys/class/infiniband/" MW_RXE, F_OK) != 0) {
@@ -48,23 +45,6 @@ const char *mw_need_devdax_and_rdma_cm(void)
 	if (access("/dev/infiniband/rdma_cm", F_OK) != 0)
 		fixture_missing("/dev/infiniband/rdma_cm");
 	return dev;
-}
-
-bool mw_devdax_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
-void mw_devdax_enable(const char *name)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
-	if (system(cmd) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
 }
 
 int mw_mrs_of(pid_t pid, size_t min_len, size_t max_len)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What the RDMA middleware tests (libfabric, UCX) share in the vm tier: an
- * rxe device that rdma_cm can use, the devdax device's state, and the
- * kernel's RDMA MR table. Compiled into each such test.
+ * rxe device that rdma_cm can use, the kernel's RDMA MR table and the
+ * checks of what the traffic left. Compiled into each such test with
+ * devdax_fixture.c (the device's state).
  */
 #ifndef DAXPOOL_TEST_MIDDLEWARE_FIXTURE_H
 #define DAXPOOL_TEST_MIDDLEWARE_FIXTURE_H
@@ -29,11 +30,6 @@ const char *mw_need_devdax_and_rdma_cm(void);
 
 /* Run a shell command, its output on ours; its exit status. */
 int mw_sh(const char *cmd);
-
-/* Whether the device-dax device @name (e.g. "dax0.0") is bound to its driver. */
-bool mw_devdax_enabled(const char *name);
-/* daxctl enable-device @name; says so when it fails. */
-void mw_devdax_enable(const char *name);
 
 /* How many MRs of @pid of @min_len to @max_len bytes the kernel's RDMA MR table lists. */
 int mw_mrs_of(pid_t pid, size_t min_len, size_t max_len);

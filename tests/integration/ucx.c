@@ -9,7 +9,8 @@
  * a pin: the release's zap runs the application's revoke function, reports
  * the range to UCX's memory hooks as unmapped (ucm_vm_munmap()) and unmaps the
  * handle, which deregisters at once; the device is disabled. On the host (no
- * devdax) it skips.
+ * devdax) it skips. The client has a context but no worker: a worker's own
+ * registrations would have the release refused (ucx_traffic.c).
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,50 +23,24 @@
 #include <ucp/api/ucp.h>
 
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "daxpool-ucx.h"
 #include "daxpool.h"
 #include "harness.h"
 #include "middleware_fixture.h"
+#include "ucx_fixture.h"
 
 #define MR_LEN (2u << 20)
 
 static char out[1 << 18];
 
-static const char *need_devdax_and_rdma(void)
-{
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
-		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
-	return dev;
-}
-
-/* A thread-safe UCP context with RMA on the vm tier's rxe device. */
+/* A thread-safe UCP context with RMA on the vm tier's rxe device (rc_verbs). */
 static ucp_context_h ucx_open(void)
 {
 	char devs[64];
-	ucp_params_t params = { 0 };
-	ucp_config_t *config;
-	ucp_context_h context;
-	ucs_status_t st;
 
 	snprintf(devs, sizeof(devs), "%s:1", getenv("DAXPOOL_TEST_RDMA_DEV"));
-	setenv("UCX_NET_DEVICES", devs, 0);
-	setenv("UCX_TLS", "rc_verbs", 0);
-	if (ucp_config_read(NULL, NULL, &config) != UCS_OK)
-		return NULL;
-	params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
-	params.features = UCP_FEATURE_RMA;
-	params.mt_workers_shared = 1;
-	st = ucp_init(&params, config, &context);
-	ucp_config_release(config);
-	if (st != UCS_OK) {
-		printf("# ucp_init: %s\n", ucs_status_string(st));
-		return NULL;
-	}
-	return context;
+	return ucx_fixture_context("rc_verbs", devs);
 }
 
 static atomic_int revoked;
@@ -196,7 +171,7 @@ TEST_TIMEOUT(rcache_registration_refuses_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, false, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
@@ -205,15 +180,15 @@ TEST_TIMEOUT(rcache_registration_refuses_the_release, 180)
 	printf("# %s", out);
 	CHECK_EQ(rc, 1);
 	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "ucx-rcache"));
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	finish_client(pid, go);
 	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--timeout", "30", name, NULL });
 	printf("# %s", out);
 	CHECK_EQ(rc, 0);
-	CHECK(!mw_devdax_enabled(name));
+	CHECK(!devdax_enabled(name));
 	daemon_kill(SIGTERM);
-	mw_devdax_enable(name);
-	CHECK(mw_devdax_enabled(name));
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 
 TEST_TIMEOUT(memh_pin_drains_with_the_release, 180)
@@ -223,7 +198,7 @@ TEST_TIMEOUT(memh_pin_drains_with_the_release, 180)
 	int go, rc;
 	pid_t pid;
 
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
 	pid = start_client(dev, true, &go);
 	CHECK(mw_mrs_of(pid, MR_LEN, SIZE_MAX) >= 1);
@@ -233,10 +208,10 @@ TEST_TIMEOUT(memh_pin_drains_with_the_release, 180)
 	printf("# %s", out);
 	printf("# release request to disabled: %.1f ms\n", (double)(t1 - t0) / 1e6);
 	CHECK_EQ(rc, 0);
-	CHECK(!mw_devdax_enabled(name));
+	CHECK(!devdax_enabled(name));
 	CHECK_EQ(mw_mrs_of(pid, MR_LEN, SIZE_MAX), 0); /* deregistered at once, not left in the rcache */
 	finish_client(pid, go);
 	daemon_kill(SIGTERM);
-	mw_devdax_enable(name);
-	CHECK(mw_devdax_enabled(name));
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }

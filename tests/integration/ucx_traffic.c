@@ -44,10 +44,12 @@
 #include <ucp/api/ucp.h>
 
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "daxpool-ucx.h"
 #include "daxpool.h"
 #include "harness.h"
 #include "middleware_fixture.h"
+#include "ucx_fixture.h"
 
 #define SPAN (2u << 20)	  /* the server's map, and the region of the puts */
 #define CHUNK (64u << 10) /* one put */
@@ -113,25 +115,7 @@ static int msg_wait(char type, struct msg *ret)
 
 static ucp_context_h context_open(void)
 {
-	ucp_params_t params = { 0 };
-	ucp_config_t *config;
-	ucp_context_h context;
-	ucs_status_t st;
-
-	setenv("UCX_NET_DEVICES", setup->net_devices, 1);
-	setenv("UCX_TLS", setup->tls, 1);
-	if (ucp_config_read(NULL, NULL, &config) != UCS_OK)
-		return NULL;
-	params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
-	params.features = UCP_FEATURE_RMA;
-	params.mt_workers_shared = 1; /* a zap unmaps the handle from daxpool's thread */
-	st = ucp_init(&params, config, &context);
-	ucp_config_release(config);
-	if (st != UCS_OK) {
-		printf("# ucp_init: %s\n", ucs_status_string(st));
-		return NULL;
-	}
-	return context;
+	return ucx_fixture_context(setup->tls, setup->net_devices);
 }
 
 static ucs_status_t wait_request(ucp_worker_h worker, ucs_status_ptr_t req)
@@ -148,6 +132,14 @@ static ucs_status_t wait_request(ucp_worker_h worker, ucs_status_ptr_t req)
 	} while (st == UCS_INPROGRESS);
 	ucp_request_free(req);
 	return st;
+}
+
+static void ep_close(ucp_worker_h worker, ucp_ep_h ep)
+{
+	ucp_request_param_t param = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+				      .flags = UCP_EP_CLOSE_FLAG_FORCE };
+
+	wait_request(worker, ucp_ep_close_nbx(ep, &param));
 }
 
 /* ---- the server: daxpool memory, a memory handle that is a pin ---- */
@@ -221,7 +213,6 @@ static int server(const char *dev, const char *file, int ready, int go)
 	ucp_listener_params_t lparams = { 0 };
 	ucp_worker_params_t wparams = { 0 };
 	ucp_listener_attr_t lattr = { 0 };
-	ucp_request_param_t close_param = { 0 };
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct daxpool_region *region, *region2;
 	struct daxpool_map *map, *map2;
@@ -324,9 +315,7 @@ static int server(const char *dev, const char *file, int ready, int go)
 	daxpool_map_unref(map2);
 	daxpool_region_unref(region2);
 	msg_send('Q', 0, NULL, 0);
-	close_param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-	close_param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-	wait_request(s_worker, ucp_ep_close_nbx(s_ep, &close_param));
+	ep_close(s_worker, s_ep);
 	ucp_listener_destroy(listener);
 	ucp_worker_destroy(s_worker);
 	ucp_cleanup(context);
@@ -415,9 +404,7 @@ static int client(int ready)
 	ucp_rkey_destroy(rkey);
 	if (msg_send('D', 0, NULL, 0) || msg_wait('Q', &m))
 		return 40;
-	param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-	param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-	wait_request(worker, ucp_ep_close_nbx(ep, &param));
+	ep_close(worker, ep);
 	ucp_worker_destroy(worker);
 	ucp_cleanup(context);
 	free(src);
@@ -446,7 +433,7 @@ static void release_refused(const char *name, pid_t server_pid)
 	CHECK_EQ(rc, 1);
 	CHECK(strstr(out, "refused") && strstr(out, pidstr) && strstr(out, "ucx-server") &&
 	      strstr(out, "not registered through daxpool"));
-	CHECK(mw_devdax_enabled(name));
+	CHECK(devdax_enabled(name));
 }
 
 /* The pair on @dev (a devdax device, or a file on the host), with @s's transport. */
@@ -459,7 +446,7 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 	pid_t pid[2];
 
 	setup = s;
-	CHECK(!s->rdma || mw_devdax_enabled(name));
+	CHECK(!s->rdma || devdax_enabled(name));
 	daemon_start(NULL);
 	rep = fixture_shared(sizeof(*rep));
 	file = strdup(fixture_plain_file(SPAN));
@@ -511,7 +498,7 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
 	daemon_kill(SIGTERM);
-	CHECK(!s->rdma || mw_devdax_enabled(name));
+	CHECK(!s->rdma || devdax_enabled(name));
 	free(file);
 	free(dev);
 }
