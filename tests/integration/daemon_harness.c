@@ -167,3 +167,33 @@ int ctl(char *out, size_t out_size, const char *const *argv)
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+int shell(const char *cmd)
+{
+	char line[1024];
+	int r;
+
+	snprintf(line, sizeof(line), "%s 2>&1", cmd);
+	fflush(stdout);
+	r = system(line);
+	if (r != 0)
+		printf("# %s: status %d\n", cmd, r);
+	return r;
+}
+
+bool devdax_is_enabled(const char *name)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
+	return access(p, F_OK) == 0;
+}
+
+void devdax_reenable(const char *name)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
+	if (system(cmd) != 0)
+		printf("# daxctl enable-device %s failed\n", name);
+}
