@@ -6,22 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon_harness.h"
 #include "devdax_fixture.h"
 #include "harness.h"
 #include "middleware_fixture.h"
-
-int mw_sh(const char *cmd)
-{
-	char line[512];
-	int r;
-
-	snprintf(line, sizeof(line), "%s 2>&1", cmd);
-	fflush(stdout);
-	r = system(line);
-	if (r != 0)
-		printf("# %s: status %d\n", cmd, r);
-	return r;
-}
 
 const char *mw_need_devdax_and_rdma_cm(void)
 {
@@ -30,15 +18,15 @@ const char *mw_need_devdax_and_rdma_cm(void)
 	if (geteuid() != 0)
 		fixture_missing("root (to add a dummy netdev and an rxe device for rdma_cm)");
 	if (access("/sys/class/infiniband/" MW_RXE, F_OK) != 0) {
-		if (mw_sh("modprobe rdma_ucm") != 0)
+		if (shell("modprobe rdma_ucm") != 0)
 			fixture_missing("the rdma_ucm module (rdma_cm from user space)");
 		if (access("/sys/class/net/" MW_NETDEV, F_OK) != 0 &&
-		    (mw_sh("modprobe dummy") != 0 || mw_sh("ip link add " MW_NETDEV " type dummy") != 0))
+		    (shell("modprobe dummy") != 0 || shell("ip link add " MW_NETDEV " type dummy") != 0))
 			fixture_missing("a dummy netdev (module dummy, ip)");
-		if (mw_sh("ip addr replace " MW_ADDR "/24 dev " MW_NETDEV) != 0 ||
-		    mw_sh("ip link set " MW_NETDEV " up") != 0 ||
-		    mw_sh(MW_RDMA_TOOL " link add " MW_RXE " type rxe netdev " MW_NETDEV) != 0) {
-			mw_sh("ip addr show " MW_NETDEV "; " MW_RDMA_TOOL " link show; dmesg | tail -n 5");
+		if (shell("ip addr replace " MW_ADDR "/24 dev " MW_NETDEV) != 0 ||
+		    shell("ip link set " MW_NETDEV " up") != 0 ||
+		    shell(MW_RDMA_TOOL " link add " MW_RXE " type rxe netdev " MW_NETDEV) != 0) {
+			shell("ip addr show " MW_NETDEV "; " MW_RDMA_TOOL " link show; dmesg | tail -n 5");
 			fixture_missing("an rxe device on a dummy netdev with an address (ip, rdma)");
 		}
 	}

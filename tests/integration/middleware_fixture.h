@@ -28,9 +28,6 @@
  */
 const char *mw_need_devdax_and_rdma_cm(void);
 
-/* Run a shell command, its output on ours; its exit status. */
-int mw_sh(const char *cmd);
-
 /* How many MRs of @pid of @min_len to @max_len bytes the kernel's RDMA MR table lists. */
 int mw_mrs_of(pid_t pid, size_t min_len, size_t max_len);
 
