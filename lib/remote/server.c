@@ -144,6 +144,10 @@ static void srv_unlock(struct daxpool_remote_server *srv)
 	struct daxpool_pin *local[16], **pins = local;
 	size_t n = srv->n_unref;
 
+	if (n == 0) {
+		pthread_mutex_unlock(&srv->lock);
+		return;
+	}
 	if (n > 16)
 		pins = malloc(n * sizeof(*pins));
 	if (!pins) {
