@@ -80,12 +80,21 @@ static void send_ack(struct daxpool_remote_peer *p, struct daxpool_remote_grant 
 			 g->name);
 }
 
-/* The connection ended: every grant is revoked. With p->lock held. */
+/*
+ * The connection ended: every grant is revoked. The queue pair goes to the
+ * error state here, so an I/O posted before the end completes now (flushed)
+ * instead of waiting for a server that will never answer it: rxe retries
+ * a request to a destroyed queue pair for tens of seconds. With p->lock held.
+ */
 static void peer_lost(struct daxpool_remote_peer *p, const char *why)
 {
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+
 	if (!p->connected)
 		return;
 	p->connected = false;
+	if (p->id->qp)
+		(void)ibv_modify_qp(p->id->qp, &attr, IBV_QP_STATE);
 	peer_log(p, LOG_NOTICE, "connection ended: %s", why);
 	for (struct daxpool_remote_grant *g = p->grants; g; g = g->next) {
 		g->revoked = true;
