@@ -341,6 +341,29 @@ void dp_client_pin_event(struct daxpool_pin *pin, bool add)
 	client_queue(c, &m);
 }
 
+/* PIN_OWNER of @pin into @m; false when it has no description. With region->lock held. */
+static bool fill_pin_owner(struct daxpool_pin *pin, struct dp_msg *m)
+{
+	struct dp_pin_ext *ext = dp_pin_ext_get(pin);
+
+	m->type = DP_MSG_PIN_OWNER;
+	m->pin_owner.id = pin->client_id;
+	snprintf(m->pin_owner.text, sizeof(m->pin_owner.text), "%s", ext ? ext->owner : "");
+	return m->pin_owner.text[0] != '\0';
+}
+
+void dp_client_pin_owner(struct daxpool_pin *pin)
+{
+	struct dp_client *c = client_of(pin->ctx);
+	struct dp_msg m;
+
+	/* Not announced yet: the PIN_ADD of the next snapshot brings it. */
+	if (!c || !pin->client_id || !pin->map->region->client_id)
+		return;
+	fill_pin_owner(pin, &m);
+	client_queue(c, &m);
+}
+
 /* ---- sending ---- */
 
 /*
@@ -521,6 +544,8 @@ static int client_snapshot(struct dp_client *c)
 				pin->client_id = atomic_fetch_add(&c->next_id, 1);
 			fill_pin_add(pin, m);
 			obuf_add(&o, m);
+			if (fill_pin_owner(pin, m))
+				obuf_add(&o, m);
 		}
 		pthread_mutex_unlock(&region->lock);
 	}

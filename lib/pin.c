@@ -286,8 +286,10 @@ _public_ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner)
 
 	pthread_mutex_lock(&pin->map->region->lock);
 	ext = owner && *owner ? dp_pin_ext(pin) : dp_pin_ext_get(pin);
-	if (ext)
+	if (ext) {
 		snprintf(ext->owner, sizeof(ext->owner), "%s", owner ? owner : "");
+		dp_client_pin_owner(pin); /* daxpoold client (client.c) */
+	}
 	pthread_mutex_unlock(&pin->map->region->lock);
 	return ext || !owner || !*owner ? 0 : -ENOMEM;
 }

@@ -645,6 +645,8 @@ void dp_client_region_removed(struct daxpool_region *region);
  */
 void dp_client_map_event(struct daxpool_map *map, bool add);
 void dp_client_pin_event(struct daxpool_pin *pin, bool add);
+/* A pin's owner description changed: queue a PIN_OWNER. With region->lock held; never sleeps. */
+void dp_client_pin_owner(struct daxpool_pin *pin);
 /* A region's lease state changed: queue a REGION_STATE. No lock held. */
 void dp_client_region_state(struct daxpool_region *region);
 

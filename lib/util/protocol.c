@@ -145,6 +145,7 @@ const char *dp_proto_type_name(unsigned int type)
 		[DP_MSG_OP] = "OP",		    [DP_MSG_REPLY] = "REPLY",
 		[DP_MSG_RELEASED] = "RELEASED",	    [DP_MSG_REGION_STATE] = "REGION_STATE",
 		[DP_MSG_REGION_GONE] = "REGION_GONE", [DP_MSG_REFUSED] = "REFUSED",
+		[DP_MSG_PIN_OWNER] = "PIN_OWNER",
 	};
 
 	if (type == 0 || type >= DP_MSG_TYPE_END)
@@ -192,6 +193,10 @@ static void encode_payload(struct wbuf *w, const struct dp_msg *m)
 		w_u32(w, m->pin_add.kind);
 		w_u32(w, m->pin_add.access);
 		w_u32(w, m->pin_add.tid);
+		break;
+	case DP_MSG_PIN_OWNER:
+		w_u64(w, m->pin_owner.id);
+		w_str(w, m->pin_owner.text, DP_PROTO_MAX_OWNER);
 		break;
 	case DP_MSG_REVOKE:
 	case DP_MSG_UNZAP:
@@ -273,6 +278,8 @@ static int validate(const struct dp_msg *m)
 		    (m->pin_add.access & ~3u))
 			return -EINVAL;
 		return 0;
+	case DP_MSG_PIN_OWNER:
+		return m->pin_owner.id ? 0 : -EINVAL;
 	case DP_MSG_REVOKE:
 	case DP_MSG_UNZAP:
 	case DP_MSG_RELEASED:
@@ -404,6 +411,10 @@ int dp_proto_decode(const uint8_t *buf, size_t len, struct dp_msg *m)
 		m->pin_add.kind = r_u32(&r);
 		m->pin_add.access = r_u32(&r);
 		m->pin_add.tid = r_u32(&r);
+		break;
+	case DP_MSG_PIN_OWNER:
+		m->pin_owner.id = r_u64(&r);
+		r_str(&r, m->pin_owner.text, DP_PROTO_MAX_OWNER);
 		break;
 	case DP_MSG_REVOKE:
 	case DP_MSG_UNZAP:

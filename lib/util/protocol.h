@@ -28,6 +28,10 @@
  *	                 (the request ended without release: reopen the range
  *	                 when idle) or RELEASED (it ended with the release: the
  *	                 range stays zapped; forget the request).
+ *	                 PIN_OWNER (version 3) gives a pin the description its
+ *	                 process set with daxpool_pin_set_owner() ("peer
+ *	                 10.0.0.2:4791 rkey 0x1a data"), for status and pins only:
+ *	                 it is the client's word and decides nothing.
  *	                 REGION_STATE reports a region's file lease (held, not
  *	                 possible and why, given up to an outsider) whenever it
  *	                 changes. The daemon sends REGION_GONE when the device
@@ -60,7 +64,8 @@
  * in REGION_ADD and had no descriptor: the daemon trusted them. Version 2
  * removed those fields, so a version 1 client is refused at its HELLO (the
  * decoder wants the exact version) instead of registering on its word, and
- * it works on without the daemon as it does when none runs. The library,
+ * it works on without the daemon as it does when none runs. Version 3 added
+ * PIN_OWNER (a version 2 daemon would close the connection at it). The library,
  * daemon and daxpoolctl of one release always speak the same version.
  */
 #ifndef DAXPOOL_UTIL_PROTOCOL_H
@@ -70,7 +75,7 @@
 #include <stdint.h>
 
 #define DP_PROTO_MAGIC 0x44585044u /* "DPXD" read as little-endian bytes D P X D */
-#define DP_PROTO_VERSION 2
+#define DP_PROTO_VERSION 3
 #define DP_PROTO_HDR_SIZE 16
 #define DP_PROTO_MAX_DGRAM 65536
 #define DP_PROTO_MAX_PAYLOAD (DP_PROTO_MAX_DGRAM - DP_PROTO_HDR_SIZE)
@@ -78,6 +83,7 @@
 #define DP_PROTO_MAX_DEVNAME 31
 #define DP_PROTO_MAX_TEXT 60000 /* bytes of one REPLY chunk */
 #define DP_PROTO_MAX_REASON 255 /* bytes of a REFUSED reason */
+#define DP_PROTO_MAX_OWNER 63	 /* bytes of a PIN_OWNER text (daxpool_pin_set_owner()) */
 #define DP_PROTO_MAX_FDS 32	 /* descriptors (REGION_ADDs) per datagram */
 
 #define DP_DAEMON_SOCKET_DEFAULT "/run/daxpool/daxpoold.sock"
@@ -101,6 +107,7 @@ enum dp_msg_type {
 	DP_MSG_REGION_STATE = 16,
 	DP_MSG_REGION_GONE = 17,
 	DP_MSG_REFUSED = 18,
+	DP_MSG_PIN_OWNER = 19,
 	DP_MSG_TYPE_END
 };
 
@@ -144,6 +151,10 @@ struct dp_msg {
 			uint64_t id, region_id, offset, length, created_ns;
 			uint32_t kind, access, tid;
 		} pin_add;
+		struct {
+			uint64_t id; /* a pin's */
+			char text[DP_PROTO_MAX_OWNER + 1]; /* its owner, in the client's words */
+		} pin_owner;
 		struct {
 			uint64_t req, region_id, offset, length; /* length 0: to the end */
 		} revoke; /* REVOKE, UNZAP, RELEASED */

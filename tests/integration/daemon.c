@@ -328,6 +328,98 @@ TEST(env_opt_in)
 	daemon_kill(SIGTERM);
 }
 
+/* The owner of the pin at @offset in a `pins --json` answer, "" for none; NULL if not listed. */
+static const char *listed_owner(json_object *doc, uint64_t offset)
+{
+	json_object *c = json_object_array_get_idx(json_object_object_get(doc, "clients"), 0);
+	json_object *r = c ? json_object_array_get_idx(json_object_object_get(c, "regions"), 0) : NULL;
+	json_object *pins = r ? json_object_object_get(r, "pins") : NULL;
+
+	for (size_t i = 0; pins && i < json_object_array_length(pins); i++) {
+		json_object *p = json_object_array_get_idx(pins, i), *o;
+
+		if (json_object_get_uint64(json_object_object_get(p, "offset")) != offset)
+			continue;
+		o = json_object_object_get(p, "owner");
+		return o ? json_object_get_string(o) : "";
+	}
+	return NULL;
+}
+
+/* Wait (2 s at most) until the pins at offsets 0, 4096, ... have the owners @want. */
+static bool wait_owners(const char *const *want, size_t n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		json_object *doc;
+		bool same = ctl(out, sizeof(out), (const char *const[]){ "pins", "--json", NULL }) == 0;
+
+		doc = same ? parse_out(out) : NULL;
+		for (size_t i = 0; same && i < n; i++) {
+			const char *got = listed_owner(doc, i * 4096);
+
+			same = got && strcmp(got, want[i]) == 0;
+		}
+		if (!same && tries == 99)
+			printf("# %s", out);
+		if (doc)
+			json_object_put(doc);
+		if (same)
+			return true;
+		msleep(20);
+	}
+	return false;
+}
+
+/*
+ * daxpool_pin_set_owner() reaches `daxpoolctl pins`: set before the process
+ * connected (in the snapshot), after (an update), changed and cleared; bytes
+ * that are not printable ASCII arrive as '?' (they would reach root's
+ * terminal).
+ */
+TEST(pins_show_the_owner_the_process_gave_them)
+{
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_pin *pin[3];
+	struct daxpool_ctx *ctx;
+	char *addr;
+
+	daemon_start(NULL);
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_region_open(ctx, fixture_plain_file(REGION_SIZE), 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 0, 0, &map));
+	addr = daxpool_map_get_address(map);
+	CHECK_OK(daxpool_pin_new(map, addr, 4096, DAXPOOL_PIN_LONGTERM, DAXPOOL_PIN_DEVICE_WRITE,
+				 &pin[0]));
+	CHECK_OK(daxpool_pin_set_owner(pin[0], "peer 10.0.0.2:4791 rkey 0x1a data"));
+	CHECK_OK(daxpool_ctx_connect_daemon(ctx, sock_path));
+	CHECK_OK(daxpool_pin_new(map, addr + 4096, 4096, DAXPOOL_PIN_LONGTERM,
+				 DAXPOOL_PIN_DEVICE_READ, &pin[1]));
+	CHECK_OK(daxpool_pin_new(map, addr + 8192, 4096, DAXPOOL_PIN_LONGTERM,
+				 DAXPOOL_PIN_DEVICE_READ, &pin[2]));
+	CHECK_OK(daxpool_pin_set_owner(pin[1], "RDMA MR of connection 7"));
+	CHECK_OK(daxpool_pin_set_owner(pin[2], "\033[2J\033]0;root\007 tab\there\177\303\251"));
+	CHECK(wait_owners((const char *const[]){ "peer 10.0.0.2:4791 rkey 0x1a data",
+						  "RDMA MR of connection 7",
+						  "?[2J?]0;root? tab?here???" },
+			  3));
+	/* The human listing has the column. */
+	CHECK_EQ(ctl(out, sizeof(out), (const char *const[]){ "pins", NULL }), 0);
+	CHECK(strstr(out, "OWNER") && strstr(out, "peer 10.0.0.2:4791 rkey 0x1a data") &&
+	      strstr(out, "RDMA MR of connection 7") && !strchr(out, '\033'));
+	/* Changed, cleared. */
+	CHECK_OK(daxpool_pin_set_owner(pin[0], "peer 10.0.0.3:4791 rkey 0x2b data"));
+	CHECK_OK(daxpool_pin_set_owner(pin[1], NULL));
+	CHECK(wait_owners((const char *const[]){ "peer 10.0.0.3:4791 rkey 0x2b data", "" }, 2));
+	for (int i = 0; i < 3; i++)
+		daxpool_pin_unref(pin[i]);
+	daxpool_map_unref(map);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+	wait_counts(0, 0, 0, 2000);
+	daemon_kill(SIGTERM);
+}
+
 TEST(release_drain_cooperative)
 {
 	const char *path = fixture_plain_file(REGION_SIZE);

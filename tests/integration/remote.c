@@ -534,10 +534,15 @@ static void release_under_remote_writes(unsigned int flags, int want_mode, unsig
 	printf("# %s tx_packets +%llu, %s rx_packets %llu\n", NET1,
 	       counter(NET1, "tx_packets") - tx0, NET0, counter(NET0, "rx_packets"));
 	CHECK(counter(NET1, "tx_packets") - tx0 >= 2);
-	/* The grant and the export's MR are long-term pins of the server, as daxpoold lists them. */
+	/*
+	 * The grant and the export's MR are long-term pins of the server, as
+	 * daxpoold lists them, with the peer's address and rkey as their owner.
+	 */
 	for (int i = 0; i < 200 && !listed; i++) {
 		rc = ctl(out, sizeof(out), (const char *const[]){ "pins", name, NULL });
-		listed = rc == 0 && strstr(out, "remote-server") && strstr(out, "longterm");
+		listed = rc == 0 && strstr(out, "remote-server") && strstr(out, "longterm") &&
+			 strstr(out, "peer " ADDR1 ":") && strstr(out, " rkey 0x") &&
+			 strstr(out, "remote export data");
 		if (!listed)
 			msleep(50);
 	}

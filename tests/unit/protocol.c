@@ -72,6 +72,10 @@ static void fill(struct dp_msg *m, unsigned int type)
 	case DP_MSG_REGION_GONE:
 		m->region_gone = (typeof(m->region_gone)){ 3, -ENXIO };
 		break;
+	case DP_MSG_PIN_OWNER:
+		m->pin_owner.id = 6;
+		strcpy(m->pin_owner.text, "peer 10.78.0.2:52945 rkey 0x8000196 data");
+		break;
 	default:
 		dp_test_fail(__FILE__, __LINE__, "message type %u (%s) has no case here: add one",
 			     type, dp_proto_type_name(type));
@@ -141,6 +145,27 @@ TEST(region_gone_fields)
 	m.region_gone.reason = -ENODEV;
 	m.region_gone.region_id = 0;
 	CHECK_ERR(dp_proto_encode(&m, 1, buf, sizeof(buf)), EINVAL);
+}
+
+TEST(pin_owner_fields_and_bounds)
+{
+	static struct dp_msg m;
+
+	fill(&m, DP_MSG_PIN_OWNER);
+	CHECK_OK(round_trip(&m));
+	CHECK_EQ(out.pin_owner.id, 6);
+	CHECK(strcmp(out.pin_owner.text, "peer 10.78.0.2:52945 rkey 0x8000196 data") == 0);
+	/* Empty: the description was cleared. */
+	m.pin_owner.text[0] = '\0';
+	CHECK_OK(round_trip(&m));
+	CHECK(out.pin_owner.text[0] == '\0');
+	/* The longest it may be. */
+	memset(m.pin_owner.text, 'x', DP_PROTO_MAX_OWNER);
+	m.pin_owner.text[DP_PROTO_MAX_OWNER] = '\0';
+	CHECK_OK(round_trip(&m));
+	CHECK_EQ(strlen(out.pin_owner.text), DP_PROTO_MAX_OWNER);
+	m.pin_owner.id = 0;
+	CHECK_EQ(dp_proto_encode(&m, 1, buf, sizeof(buf)), -EINVAL);
 }
 
 TEST(region_state_fields)

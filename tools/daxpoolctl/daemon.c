@@ -139,8 +139,8 @@ void daemon_print_pins(json_object *clients, bool with_maps)
 {
 	size_t n = clients ? json_object_array_length(clients) : 0;
 
-	printf("%-8s %-16s %-32s %-10s %-12s %-12s %-6s %s\n", "PID", "COMMAND", "PATH", "WHAT",
-	       "OFFSET", "LENGTH", "ACCESS", "AGE");
+	printf("%-8s %-16s %-32s %-10s %-12s %-12s %-6s %-7s %s\n", "PID", "COMMAND", "PATH",
+	       "WHAT", "OFFSET", "LENGTH", "ACCESS", "AGE", "OWNER");
 	for (size_t i = 0; i < n; i++) {
 		json_object *c = json_object_array_get_idx(clients, i);
 		json_object *regions = json_object_object_get(c, "regions");
@@ -154,16 +154,21 @@ void daemon_print_pins(json_object *clients, bool with_maps)
 
 				for (size_t k = 0; hs && k < json_object_array_length(hs); k++) {
 					json_object *h = json_object_array_get_idx(hs, k);
+					json_object *owner = json_object_object_get(h, "owner");
+					char age[32];
 
-					printf("%-8s %-16s %-32s %-10s %#-12llx %#-12llx %-6s %.1fs\n",
+					snprintf(age, sizeof(age), "%.1fs",
+						 json_object_get_double(
+							 json_object_object_get(h, "age_s")));
+					printf("%-8s %-16s %-32s %-10s %#-12llx %#-12llx %-6s %-7s %s\n",
 					       jstr(c, "pid"), jstr(c, "comm"), jstr(r, "path"),
 					       l ? "map" : jstr(h, "kind"),
 					       (unsigned long long)json_object_get_uint64(
 						       json_object_object_get(h, "offset")),
 					       (unsigned long long)json_object_get_uint64(
 						       json_object_object_get(h, "length")),
-					       l ? "-" : jstr(h, "device_access"),
-					       json_object_get_double(json_object_object_get(h, "age_s")));
+					       l ? "-" : jstr(h, "device_access"), age,
+					       owner ? json_object_get_string(owner) : "-");
 				}
 			}
 		}

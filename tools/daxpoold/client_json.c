@@ -35,6 +35,8 @@ static json_object *holding_json(const struct dd_holding *h, uint64_t now)
 			strcat(access, "w");
 		json_object_object_add(o, "kind", json_object_new_string(dd_pin_kind_name(h->kind)));
 		json_object_object_add(o, "device_access", json_object_new_string(access));
+		if (h->owner)
+			json_object_object_add(o, "owner", json_object_new_string(h->owner));
 	}
 	return o;
 }

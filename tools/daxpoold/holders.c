@@ -2,6 +2,7 @@
 /* What one client holds: regions, maps and pins by id, in chained hashes that grow. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "holders.h"
 
@@ -60,15 +61,51 @@ struct dd_holding *dd_idmap_take(struct dd_idmap *m, uint64_t id)
 	return NULL;
 }
 
+struct dd_holding *dd_idmap_get(const struct dd_idmap *m, uint64_t id)
+{
+	if (!m->nb)
+		return NULL;
+	for (struct dd_holding *h = m->b[slot(m, id)]; h; h = h->hnext)
+		if (h->id == id)
+			return h;
+	return NULL;
+}
+
+void dd_holding_free(struct dd_holding *h)
+{
+	if (!h)
+		return;
+	free(h->owner);
+	free(h);
+}
+
+int dd_holding_set_owner(struct dd_holding *h, const char *text)
+{
+	size_t n = strnlen(text, DP_PROTO_MAX_OWNER);
+	char *s = NULL;
+
+	if (n) {
+		s = malloc(n + 1);
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			s[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+		s[n] = '\0';
+	}
+	free(h->owner);
+	h->owner = s;
+	return 0;
+}
+
 void dd_idmap_put(struct dd_idmap *m, struct dd_holding *h)
 {
 	size_t s;
 
-	free(dd_idmap_take(m, h->id));
+	dd_holding_free(dd_idmap_take(m, h->id));
 	if (m->n >= m->nb)
 		idmap_grow(m);
 	if (!m->nb) {
-		free(h);
+		dd_holding_free(h);
 		return;
 	}
 	s = slot(m, h->id);
@@ -84,7 +121,7 @@ void dd_idmap_clear(struct dd_idmap *m)
 
 		for (; h; h = next) {
 			next = h->hnext;
-			free(h);
+			dd_holding_free(h);
 		}
 	}
 	free(m->b);

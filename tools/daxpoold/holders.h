@@ -18,6 +18,11 @@
 struct dd_holding {
 	uint64_t id, region_id, offset, length, created_ns;
 	uint32_t kind, access, tid;
+	/*
+	 * A pin's owner as its process described it (PIN_OWNER), printable
+	 * ASCII only, or NULL: shown in status, never used to decide anything.
+	 */
+	char *owner;
 	struct dd_holding *hnext;
 };
 
@@ -52,10 +57,19 @@ struct dd_regmap {
 	size_t nb, n;
 };
 
+void dd_holding_free(struct dd_holding *h);
+/*
+ * Set @h's owner description to @text (at most DP_PROTO_MAX_OWNER bytes),
+ * every byte outside printable ASCII replaced by '?' (it reaches root's
+ * terminal); "" clears it. Return 0 or -ENOMEM (the old one stays).
+ */
+int dd_holding_set_owner(struct dd_holding *h, const char *text);
 /* Put @h, replacing (and freeing) one of an equal id; without memory for a first table, @h is freed. */
 void dd_idmap_put(struct dd_idmap *m, struct dd_holding *h);
-/* Unlink the holding @id and return it (the caller frees it), or NULL. */
+/* Unlink the holding @id and return it (the caller frees it with dd_holding_free()), or NULL. */
 struct dd_holding *dd_idmap_take(struct dd_idmap *m, uint64_t id);
+/* The holding @id, or NULL. */
+struct dd_holding *dd_idmap_get(const struct dd_idmap *m, uint64_t id);
 void dd_idmap_clear(struct dd_idmap *m); /* frees every holding */
 #define dd_idmap_for_each(m, i, h)                                                                 \
 	for (size_t i = 0; i < (m)->nb; i++)                                                       \

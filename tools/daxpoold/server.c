@@ -418,18 +418,18 @@ static int holding_add(struct dd_manager *m, struct dd_conn *c, const struct dp_
 		h->tid = msg->map_add.tid;
 	}
 	if (!conn_region(c, h->region_id)) {
-		free(h);
+		dd_holding_free(h);
 		/* Of a region refused: not recorded either. Of one never registered: an error. */
 		return c->regions_refused ? 0 : -EPROTO;
 	}
 	map = pin ? &c->pins : &c->maps;
-	free(dd_idmap_take(map, h->id)); /* a second ADD of an id replaces it */
+	dd_holding_free(dd_idmap_take(map, h->id)); /* a second ADD of an id replaces it */
 	if (map->n >= (pin ? m->cfg.max_pins : m->cfg.max_maps)) {
 		dd_conn_refuse(c, msg->type, h->id, -EDQUOT,
 			       "more than %u %s (%s): not recorded; status does not show it",
 			       pin ? m->cfg.max_pins : m->cfg.max_maps, pin ? "pins" : "maps",
 			       pin ? "max_pins" : "max_maps");
-		free(h);
+		dd_holding_free(h);
 		return 0;
 	}
 	dd_idmap_put(map, h);
@@ -488,11 +488,20 @@ static int conn_handle(struct dd_manager *m, struct dd_conn *c, const struct dp_
 	case DP_MSG_PIN_ADD:
 		return holding_add(m, c, msg);
 	case DP_MSG_MAP_DEL:
-		free(dd_idmap_take(&c->maps, msg->del.id));
+		dd_holding_free(dd_idmap_take(&c->maps, msg->del.id));
 		return 0;
 	case DP_MSG_PIN_DEL:
-		free(dd_idmap_take(&c->pins, msg->del.id));
+		dd_holding_free(dd_idmap_take(&c->pins, msg->del.id));
 		return 0;
+	case DP_MSG_PIN_OWNER: {
+		struct dd_holding *h = dd_idmap_get(&c->pins, msg->pin_owner.id);
+
+		/* Of a pin not recorded (refused, or dropped since): nothing to describe. */
+		if (h && dd_holding_set_owner(h, msg->pin_owner.text) < 0)
+			dd_log(LOG_WARNING, "pid %d (%s): no memory for a pin's description",
+			       (int)c->cred.pid, c->comm);
+		return 0;
+	}
 	case DP_MSG_REVOKE_DONE:
 		dd_op_revoke_done(m, c, msg->revoke_done.req, msg->revoke_done.region_id,
 				  msg->revoke_done.status);
