@@ -82,7 +82,7 @@ static unsigned long long counter(const char *dev, const char *what)
 static void need_fixture(const char **ret_dev)
 {
 	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
-	char cmd[512], mac0[32] = "", mac1[32] = "";
+	char cmd[1024], mac0[32] = "", mac1[32] = "";
 	FILE *f;
 
 	if (!dev || !*dev || access(dev, R_OK) != 0)
