@@ -1363,7 +1363,14 @@ struct io_uring_sqe;
  * (IORING_REGISTER_SYNC_CANCEL on @user_data, waiting until it is no longer
  * running) after the pin's own revoke function; the caller still reaps its
  * completion (-ECANCELED, or the result if it finished first) and drops the
- * pin. On failure @sqe is left untouched.
+ * pin. If the zap comes before the caller submitted @sqe, daxpool disarms the
+ * entry (its buffer address becomes one no process can own), so once
+ * submitted it completes with -EFAULT and moves no byte; the caller reaps and
+ * drops the pin as always (an entry the kernel took meanwhile is cancelled as
+ * above; a newer request of the caller's in the same slot, on another
+ * address, is left alone). A request the device cannot cancel (already issued to a disk) runs to its
+ * end: the pin holds the range until its completion is reaped. On failure
+ * @sqe is left untouched.
  *
  * Return: 0, or as daxpool_pin_new(), or -EINVAL for NULL @ring, @sqe or
  * @ret_pin.

@@ -523,7 +523,9 @@ struct dp_pin_ext {
 	union dp_pin_io {
 		struct {
 			struct io_uring *ring;
+			struct io_uring_sqe *sqe; /* the prepared entry, until the kernel takes it */
 			uint64_t user_data;
+			uint64_t addr; /* the buffer address the entry was prepared with */
 			atomic_bool registered; /* a registered buffer still registered */
 		} uring;
 		struct {

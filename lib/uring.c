@@ -9,48 +9,96 @@
 
 #include "private.h"
 
-/* Revoke of a per-request pin: cancel the request and wait until it is no longer running. */
+/*
+ * The buffer address a request revoked before its submission is left with:
+ * above every user address, so the kernel's access check fails it with
+ * -EFAULT before any byte moves (on every architecture Linux runs on).
+ */
+#define URING_DEAD_ADDR UINT64_C(0xfffffffffffff000)
+
+/*
+ * Revoke of a per-request pin: a request still in the submission queue is
+ * disarmed, one the kernel took is cancelled and waited for.
+ *
+ * Disarm: the entry's buffer address becomes URING_DEAD_ADDR, with one
+ * compare-and-swap, so the kernel reads either the whole old address or the
+ * whole dead one. Only an entry that still names this pin's buffer changes:
+ * once the kernel took ours, the slot may hold a newer request of the
+ * application's; one on the same address is inside the revoked range (the
+ * pin holds its map, so the address is still the map's) and is refused too.
+ * The kernel reads entries only under the ring's submission lock, and the
+ * synchronous cancel takes that lock: a read of the old address before the
+ * swap is a request the cancel finds (or one that completed), a read after
+ * it fails with -EFAULT.
+ */
 static void uring_cancel(struct daxpool_pin *pin)
 {
+	struct dp_pin_ext *ext = dp_pin_ext_get(pin);
 	struct io_uring_sync_cancel_reg reg;
+	__u64 expected = ext->io.uring.addr;
+	bool disarmed;
 	int r;
 
+	/* The test hook: a revoke that begins while the application submits. */
+	dp_test_delay("DAXPOOL_TEST_URING_REVOKE_DELAY_MS");
+	disarmed = __atomic_compare_exchange_n(&ext->io.uring.sqe->addr, &expected,
+					       URING_DEAD_ADDR, false, __ATOMIC_SEQ_CST,
+					       __ATOMIC_SEQ_CST);
 	memset(&reg, 0, sizeof(reg));
-	reg.addr = dp_pin_ext_get(pin)->io.uring.user_data;
+	reg.addr = ext->io.uring.user_data;
 	reg.timeout.tv_sec = -1;
 	reg.timeout.tv_nsec = -1;
-	r = io_uring_register_sync_cancel(dp_pin_ext_get(pin)->io.uring.ring, &reg);
-	/* -ENOENT: it completed already; its completion is waiting to be reaped. */
+	r = io_uring_register_sync_cancel(ext->io.uring.ring, &reg);
+	/*
+	 * -ENOENT: not submitted (disarmed), completed (its completion waits
+	 * to be reaped), or issued to a device that cannot cancel it: then the
+	 * pin holds the range until the application reaps the completion.
+	 */
 	if (r < 0 && r != -ENOENT)
 		log_err(pin->ctx, "io_uring cancel of request %#llx: %s",
-			(unsigned long long)dp_pin_ext_get(pin)->io.uring.user_data, strerror(-r));
+			(unsigned long long)ext->io.uring.user_data, strerror(-r));
 	else
-		log_dbg(pin->ctx, "io_uring request %#llx cancelled (%d)",
-			(unsigned long long)dp_pin_ext_get(pin)->io.uring.user_data, r);
+		log_dbg(pin->ctx, "io_uring request %#llx %s (%d)",
+			(unsigned long long)ext->io.uring.user_data,
+			disarmed ? "disarmed before its submission: it fails with EFAULT"
+				 : "cancelled",
+			r);
 }
 
 static int uring_prep(struct io_uring *ring, struct io_uring_sqe *sqe, struct daxpool_map *map,
 		      int fd, void *buf, unsigned int length, uint64_t offset, uint64_t user_data,
 		      bool device_writes, struct daxpool_pin **ret_pin)
 {
+	struct io_uring_sqe saved;
 	struct daxpool_pin *pin;
 	union dp_pin_io io;
 	int r;
 
 	assert_return(ring && sqe && ret_pin, -EINVAL);
-	memset(&io, 0, sizeof(io));
-	io.uring.ring = ring;
-	io.uring.user_data = user_data;
-	r = dp_pin_new_io(map, buf, length, DAXPOOL_PIN_TRANSIENT,
-			  device_writes ? DAXPOOL_PIN_DEVICE_WRITE : DAXPOOL_PIN_DEVICE_READ,
-			  uring_cancel, NULL, &io, sizeof(io), &pin);
-	if (r < 0)
-		return r;
+	/*
+	 * The entry first, then the pin: a zap that finds the pin finds the
+	 * entry prepared and can disarm it (uring_cancel()). The entry is the
+	 * caller's until it submits; on failure it gets its old bytes back.
+	 */
+	saved = *sqe;
 	if (device_writes)
 		io_uring_prep_read(sqe, fd, buf, length, offset);
 	else
 		io_uring_prep_write(sqe, fd, buf, length, offset);
 	io_uring_sqe_set_data64(sqe, user_data);
+
+	memset(&io, 0, sizeof(io));
+	io.uring.ring = ring;
+	io.uring.sqe = sqe;
+	io.uring.user_data = user_data;
+	io.uring.addr = (uintptr_t)buf;
+	r = dp_pin_new_io(map, buf, length, DAXPOOL_PIN_TRANSIENT,
+			  device_writes ? DAXPOOL_PIN_DEVICE_WRITE : DAXPOOL_PIN_DEVICE_READ,
+			  uring_cancel, NULL, &io, sizeof(io), &pin);
+	if (r < 0) {
+		*sqe = saved;
+		return r;
+	}
 	*ret_pin = pin;
 	return 0;
 }

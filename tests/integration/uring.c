@@ -151,6 +151,141 @@ TEST(zap_cancels_a_request_in_flight_and_reaches_idle)
 	daxpool_ctx_unref(f.ctx);
 }
 
+/*
+ * A zap between the prepare and the application's submit: the request is
+ * still in the submission queue, where no cancel reaches it. It must not
+ * reach the revoked range once submitted.
+ */
+TEST(zap_before_submit_disarms_the_request)
+{
+	struct fixture f = setup();
+	struct io_uring_cqe *cqe;
+	struct daxpool_pin *pin;
+	int fd = data_file(IO_SIZE);
+
+	memset(f.base, 0xaa, IO_SIZE);
+	CHECK_OK(daxpool_uring_prep_read(&f.ring, io_uring_get_sqe(&f.ring), f.map, fd, f.base,
+					 IO_SIZE, 0, 17, &pin));
+	CHECK(daxpool_region_zap(f.region) >= 2);
+	CHECK_EQ(daxpool_pin_is_valid(pin), 0);
+	CHECK_EQ(io_uring_submit(&f.ring), 1);
+	CHECK_OK(io_uring_wait_cqe(&f.ring, &cqe));
+	CHECK_EQ(cqe->user_data, 17);
+	CHECK_EQ(cqe->res, -EFAULT);
+	io_uring_cqe_seen(&f.ring, cqe);
+	/* Not a byte of the file reached the revoked range. */
+	for (size_t i = 0; i < IO_SIZE; i++)
+		if ((unsigned char)f.base[i] != 0xaa)
+			CHECK_EQ((unsigned char)f.base[i], 0xaa);
+	daxpool_pin_unref(pin);
+	CHECK_EQ(daxpool_region_get_pin_count(f.region, 0), 0);
+	close(fd);
+	teardown(&f);
+}
+
+struct zapper {
+	struct daxpool_region *region;
+	int r;
+};
+
+static void *zap_thread(void *arg)
+{
+	struct zapper *z = arg;
+
+	z->r = daxpool_region_zap(z->region);
+	return NULL;
+}
+
+/*
+ * The application submits while the revoke runs: the pin is revoked, the
+ * request enters the kernel, then daxpool disarms its entry (held open by
+ * DAXPOOL_TEST_URING_REVOKE_DELAY_MS). The kernel has the request already:
+ * the cancel must stop it, and the slot's bytes no longer matter.
+ */
+TEST(submit_during_the_revoke_is_cancelled)
+{
+	struct fixture f = setup();
+	struct zapper z = { .region = f.region };
+	struct io_uring_cqe *cqe;
+	struct daxpool_pin *pin;
+	pthread_t th;
+	int p[2];
+
+	CHECK_EQ(pipe(p), 0);
+	memset(f.base, 0xaa, 4096);
+	CHECK_OK(daxpool_uring_prep_read(&f.ring, io_uring_get_sqe(&f.ring), f.map, p[0], f.base,
+					 4096, (uint64_t)-1, 23, &pin));
+	CHECK_OK(setenv("DAXPOOL_TEST_URING_REVOKE_DELAY_MS", "500", 1));
+	CHECK(pthread_create(&th, NULL, zap_thread, &z) == 0);
+	/* Bounded: the zap marks the pin revoked before its revoke functions run. */
+	for (int i = 0; i < 10000 && daxpool_pin_is_valid(pin); i++)
+		usleep(1000);
+	CHECK_EQ(daxpool_pin_is_valid(pin), 0);
+	CHECK_EQ(io_uring_submit(&f.ring), 1);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(z.r >= 2);
+	/* Data written now finds no read to land in. */
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	CHECK_OK(io_uring_wait_cqe(&f.ring, &cqe));
+	CHECK_EQ(cqe->user_data, 23);
+	/* Cancelled in the kernel, or disarmed if the revoke won the race. */
+	CHECK(cqe->res == -ECANCELED || cqe->res == -EFAULT);
+	printf("# the request was %s\n", cqe->res == -ECANCELED ? "cancelled in the kernel"
+								 : "disarmed before the kernel read it");
+	io_uring_cqe_seen(&f.ring, cqe);
+	CHECK_EQ((unsigned char)f.base[0], 0xaa);
+	daxpool_pin_unref(pin);
+	CHECK_OK(unsetenv("DAXPOOL_TEST_URING_REVOKE_DELAY_MS"));
+	close(p[0]);
+	close(p[1]);
+	teardown(&f);
+}
+
+/*
+ * With a one-entry ring, the slot of a request the kernel took holds the
+ * application's next one at once. A revoke of the first must disarm
+ * nothing of the second (another buffer, outside the map).
+ */
+TEST(revoke_after_submit_leaves_the_next_entry_alone)
+{
+	struct fixture f = setup();
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	struct daxpool_pin *pin;
+	struct io_uring small;
+	char own[4096];
+	int fd = data_file(IO_SIZE);
+	int p[2], seen = 0;
+
+	CHECK_OK(io_uring_queue_init(1, &small, 0));
+	CHECK_EQ(pipe(p), 0);
+	CHECK_OK(daxpool_uring_prep_read(&small, io_uring_get_sqe(&small), f.map, p[0], f.base,
+					 4096, (uint64_t)-1, 31, &pin));
+	CHECK_EQ(io_uring_submit(&small), 1);
+	sqe = io_uring_get_sqe(&small);
+	CHECK(sqe != NULL);
+	io_uring_prep_read(sqe, fd, own, sizeof(own), 4096);
+	io_uring_sqe_set_data64(sqe, 32);
+	CHECK(daxpool_region_zap(f.region) >= 2);
+	CHECK_EQ(io_uring_submit(&small), 1);
+	while (seen < 2) {
+		CHECK_OK(io_uring_wait_cqe(&small, &cqe));
+		if (cqe->user_data == 31)
+			CHECK_EQ(cqe->res, -ECANCELED);
+		else
+			CHECK_EQ(cqe->res, (int)sizeof(own));
+		io_uring_cqe_seen(&small, cqe);
+		seen++;
+	}
+	CHECK_EQ(own[0], 2);
+	daxpool_pin_unref(pin);
+	io_uring_queue_exit(&small);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+	teardown(&f);
+}
+
 TEST(zapped_range_refuses_new_requests_and_leaves_the_sqe)
 {
 	struct fixture f = setup();
@@ -207,6 +342,15 @@ TEST(register_map_or_fall_back)
 		/* A zap unregisters; the pin goes when the holder drops it. */
 		CHECK(daxpool_region_zap(f.region) >= 2);
 		CHECK_EQ(daxpool_pin_is_valid(pin), 0);
+		/* A request on the revoked buffer, submitted after: refused, nothing read. */
+		f.base[4096] = 0x77;
+		sqe = io_uring_get_sqe(&f.ring);
+		io_uring_prep_read_fixed(sqe, fd, f.base, IO_SIZE, 0, 0);
+		CHECK_EQ(io_uring_submit(&f.ring), 1);
+		CHECK_OK(io_uring_wait_cqe(&f.ring, &cqe));
+		CHECK(cqe->res < 0);
+		io_uring_cqe_seen(&f.ring, cqe);
+		CHECK_EQ(f.base[4096], 0x77);
 		daxpool_pin_unref(pin);
 	} else {
 		CHECK(pin == NULL);
