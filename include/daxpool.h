@@ -520,9 +520,9 @@ int daxpool_region_get_map_count(struct daxpool_region *region);
  * regions opened and freed by other threads meanwhile may or may not be
  * seen; none is seen twice, and a region being freed is never returned.
  *
- * Context: any thread but a daxpool_pin_visit_fn called by
- * daxpool_region_foreach_pin() (it runs with a region's lock held, and the
- * list lock comes first); takes the context's region list lock briefly.
+ * Context: any thread but a daxpool_pin_visit_fn (it may run with a region's
+ * lock held, and the list lock comes first; see there); takes the context's
+ * region list lock briefly.
  * Also from revoke and log functions: daxpool holds no lock around them.
  * Return: a region with a new reference, or NULL (none, NULL @ctx, or a
  * child of fork(): the parent's regions are not the child's).
@@ -1167,17 +1167,32 @@ int daxpool_pin_is_valid(struct daxpool_pin *pin);
  * @userdata: as given to the query
  *
  * From daxpool_ctx_lookup_pins() and daxpool_ctx_is_pinned() it runs inside
- * an RCU read-side critical section: it must not block, so it must not call
- * daxpool functions that may sleep or take a region's lock (unref, zap,
- * unzap, wait, release, truncate, punch, map or pin creation, the setters of
- * revoke functions, owners and tags); getters and daxpool_pin_try_ref() are
- * fine. A reference taken with daxpool_pin_try_ref() is dropped after the
- * query returns.
+ * an RCU read-side critical section, where it must not block; from
+ * daxpool_region_foreach_pin() it runs with that region's lock held. So it
+ * may call only these, which take no lock, never sleep and free nothing:
  *
- * From daxpool_region_foreach_pin() it runs with that region's lock held:
- * the same rules, and it must not call daxpool_region_get_state(),
- * daxpool_region_get_map_count() or daxpool_region_foreach_pin() of that
- * region either (they take the lock).
+ * - the getters of the pin, its map and region: daxpool_pin_get_map(),
+ *   _address(), _length(), _offset(), _kind(), _access(), _owner(),
+ *   _owner_pid(), _age_ns(), _mr(), daxpool_pin_is_valid();
+ *   daxpool_map_get_region(), _address(), _offset(), _length(),
+ *   _granularity(), _owner_pid(), _tag(), daxpool_map_is_valid();
+ *   daxpool_region_get_ctx(), _kind(), _size(), _alignment(), _granularity(),
+ *   _path(), _devname(), _numa_node(), _generation(), _pin_count(), _lease(),
+ *   _lease_breaks(), daxpool_region_is_dax(), daxpool_region_is_dead();
+ * - daxpool_pin_try_ref(), to keep the pin (or use its map) after the visit:
+ *   the reference is dropped after the query returns, never inside it;
+ * - the lock-free lookups daxpool_ctx_find_pin(), daxpool_ctx_lookup_pins()
+ *   and daxpool_ctx_is_pinned() (a nested query follows these rules too).
+ *
+ * Nothing else: in particular not daxpool_region_get_state() or
+ * daxpool_region_get_map_count() (they take the region's lock), the
+ * enumerations (daxpool_region_get_first()/_next(), daxpool_map_get_first()/
+ * _next(), daxpool_region_foreach_pin(): locks, and _next() drops a
+ * reference), daxpool_ctx_find_map() and daxpool_ctx_find_or_pin() (the
+ * context's and a region's locks), any unref (the last one frees and takes
+ * locks), map or pin creation, the setters (revoke functions, owners, tags),
+ * zap, unzap, wait, release, truncate or punch, the pool and extent calls
+ * (a pool's lock, then its region's), the I/O helpers, or the daemon calls.
  *
  * Return: 0 to continue, non-zero to stop the query.
  */
@@ -1290,10 +1305,9 @@ int daxpool_region_get_pin_count(struct daxpool_region *region, int kind);
  * @userdata: passed to @visit
  *
  * For introspection (the daemon, daxpoolctl): runs with the region's lock
- * held, so @visit must not call anything that takes it (see
- * daxpool_pin_visit_fn): no pin, unpin, map or unmap, zap, unzap, wait or
- * setter on this region; a pin it keeps with daxpool_pin_try_ref() is
- * dropped after the call returns.
+ * held, so @visit calls only what daxpool_pin_visit_fn allows (no pin, unpin,
+ * map or unmap, zap, unzap, wait, setter, unref or enumeration); a pin it
+ * keeps with daxpool_pin_try_ref() is dropped after the call returns.
  *
  * Return: the number of pins visited, or -EINVAL.
  */
@@ -1925,12 +1939,14 @@ int daxpool_extent_is_allocated(struct daxpool_extent *ext);
  * daemon and keeps that up to date from a client thread of its own: map and
  * pin calls only queue an event (no socket I/O on those paths). When the
  * daemon revokes a range (a release, a truncate or a hole punch), the client
- * thread zaps it with daxpool_region_zap_range() -- so the revoke functions of
- * maps and pins run in that thread, and new maps and pins of the range fail
- * with -ENXIO -- and reports back once daxpool_region_wait_idle() says idle.
- * If the request ends without a release (a timeout, a refusal, or the daemon
- * went away), the range is reopened with daxpool_region_unzap_range() as soon
- * as it is idle. After a daemon restart the client reconnects (every 100 ms)
+ * thread zaps it as daxpool_region_zap_range() does, with a zap of the
+ * request's own -- so the revoke functions of maps and pins run in that
+ * thread, and new maps and pins of the range fail with -ENXIO -- and reports
+ * back once no map or pin holds that range. If the request ends without a
+ * release (a timeout, a refusal, or the daemon went away), the request's zap
+ * goes as soon as the range is idle, and only that one: a range the
+ * application zapped itself stays zapped. After a release the range stays
+ * zapped as the application's. After a daemon restart the client reconnects (every 100 ms)
  * and registers everything again.
  *
  * The daemon also follows udev. When a device under a region goes away
