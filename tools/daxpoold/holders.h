@@ -14,6 +14,8 @@
 
 #include "util/protocol.h"
 
+struct dd_pend;
+
 /* A map (kind 0) or a pin (enum daxpool_pin_kind) as its client reported it. */
 struct dd_holding {
 	uint64_t id, region_id, offset, length, created_ns;
@@ -47,6 +49,7 @@ struct dd_region {
 	int32_t lease_error;
 	uint64_t lease_breaks;
 	uint64_t revoke_req; /* the operation that sent it REVOKE (dedup); 0: none */
+	struct dd_pend *pend; /* that operation's wait for it, until answered (manager.h) */
 	struct dd_region *next, **pprev; /* the client's list (pprev: O(1) unlink) */
 	struct dd_region *hnext;	  /* the client's table by id */
 };

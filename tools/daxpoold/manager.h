@@ -23,8 +23,16 @@
 #include "target.h"
 #include "worker.h"
 
-/* A client that got REVOKE of an operation, and whether it answered. */
+struct dd_op;
+
+/*
+ * A client that got REVOKE of an operation, and whether it answered. Its
+ * region points back at it (dd_region.pend) while it waits, so that a
+ * REVOKE_DONE finds it in O(1): the region by id in its client's table, the
+ * pend from the region.
+ */
 struct dd_pend {
+	struct dd_op *op;
 	struct dd_conn *conn; /* NULL: it hung up alive (the operation fails) */
 	uint64_t region_id;
 	bool done;
@@ -61,6 +69,7 @@ struct dd_op {
 	struct dd_work work;
 	json_object *outsiders_final, *rdma_final; /* the last check's, for the answer */
 	struct dd_pend *pend;
+	size_t n_undone; /* of pend, not done: the drain is over at 0 */
 	struct dd_op *next;
 };
 

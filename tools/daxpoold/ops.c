@@ -47,6 +47,7 @@ static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c,
 	if (!p)
 		return;
 	r->revoke_req = op->req;
+	p->op = op;
 	p->conn = c;
 	p->region_id = r->id;
 	/*
@@ -55,6 +56,10 @@ static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c,
 	 * already passed -- and nothing it answers can end the operation early.
 	 */
 	p->done = op->acting;
+	if (!p->done) {
+		r->pend = p;
+		op->n_undone++;
+	}
 	p->next = op->pend;
 	op->pend = p;
 	msg.revoke.req = op->req;
@@ -114,6 +119,10 @@ static void op_end(struct dd_manager *m, struct dd_op *op, int status, json_obje
 
 		next = p->next;
 		if (p->conn) {
+			struct dd_region *r = dd_regmap_get(&p->conn->region_ids, p->region_id);
+
+			if (r && r->pend == p)
+				r->pend = NULL;
 			msg.revoke.req = op->req;
 			msg.revoke.region_id = p->region_id;
 			msg.revoke.offset = op->offset;
@@ -372,11 +381,8 @@ static void op_check_done(struct dd_manager *m, struct dd_op *op)
 	 * not begun its drain, one acting already finished it (any connection's
 	 * end calls this for every operation).
 	 */
-	if (op->waiting || op->acting)
+	if (op->waiting || op->acting || op->n_undone)
 		return;
-	for (struct dd_pend *p = op->pend; p; p = p->next)
-		if (!p->done)
-			return;
 	op_finish(m, op);
 }
 
@@ -571,34 +577,37 @@ void dd_op_region_added(struct dd_manager *m, struct dd_conn *c, struct dd_regio
 			op_revoke(m, op, c, r);
 }
 
+/*
+ * O(1): the region by id in @c's table, the operation's wait from the region
+ * (dd_region.pend), which names its operation. A stale or forged (req,
+ * region_id) finds no wait, or one of another request: ignored.
+ */
 void dd_op_revoke_done(struct dd_manager *m, struct dd_conn *c, uint64_t req, uint64_t region_id,
 		       int status)
 {
-	for (struct dd_op *op = m->ops; op; op = op->next) {
-		if (op->req != req)
-			continue;
-		for (struct dd_pend *p = op->pend; p; p = p->next) {
-			if (p->conn != c || p->region_id != region_id || p->done)
-				continue;
-			if (op->acting)
-				return; /* the worker owns the operation until it ends */
-			if (status < 0) {
-				json_object *doc = op_doc(op, "failed");
-				char msg[256];
+	struct dd_region *r = dd_regmap_get(&c->region_ids, region_id);
+	struct dd_pend *p = r ? r->pend : NULL;
+	struct dd_op *op = p ? p->op : NULL;
 
-				snprintf(msg, sizeof(msg), "pid %d (%s) could not zap its region: %s",
-					 (int)c->cred.pid, c->comm, strerror(-status));
-				json_object_object_add(doc, "message", json_object_new_string(msg));
-				op_end(m, op, status, doc, true);
-				return;
-			}
-			p->done = true;
-			op->last_done_ns = dd_now_ns();
-			op_check_done(m, op);
-			return;
-		}
+	if (!p || p->done || p->conn != c || op->req != req)
+		return;
+	if (op->acting)
+		return; /* the worker owns the operation until it ends */
+	if (status < 0) {
+		json_object *doc = op_doc(op, "failed");
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "pid %d (%s) could not zap its region: %s",
+			 (int)c->cred.pid, c->comm, strerror(-status));
+		json_object_object_add(doc, "message", json_object_new_string(msg));
+		op_end(m, op, status, doc, true);
 		return;
 	}
+	p->done = true;
+	r->pend = NULL;
+	op->n_undone--;
+	op->last_done_ns = dd_now_ns();
+	op_check_done(m, op);
 }
 
 void dd_op_conn_gone(struct dd_manager *m, struct dd_conn *c, bool process_dead)
@@ -626,14 +635,20 @@ void dd_op_conn_gone(struct dd_manager *m, struct dd_conn *c, bool process_dead)
 		}
 		for (struct dd_pend **pp = &op->pend; *pp;) {
 			struct dd_pend *p = *pp;
+			struct dd_region *r;
 
 			if (p->conn != c) {
 				pp = &p->next;
 				continue;
 			}
+			r = dd_regmap_get(&c->region_ids, p->region_id);
+			if (r && r->pend == p)
+				r->pend = NULL; /* the connection's regions go with it */
 			if (process_dead) {
 				/* Its maps and pins died with it. */
 				*pp = p->next;
+				if (!p->done)
+					op->n_undone--;
 				free(p);
 				op->last_done_ns = dd_now_ns();
 			} else {

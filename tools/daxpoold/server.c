@@ -64,13 +64,15 @@
 #define ROOT_SPARE 16	   /* root's connections beyond max_connections */
 #define GONE_WAIT_MS 2000 /* a hung-up client's process has this long to exit */
 
-/* Whether a drain waits for @c (a REVOKE it has not answered). */
-static bool conn_draining(struct dd_manager *m, const struct dd_conn *c)
+/*
+ * Whether a drain waits for @c: a REVOKE it has not answered is on one of
+ * its regions (a region it dropped counted as answered).
+ */
+static bool conn_draining(const struct dd_conn *c)
 {
-	for (struct dd_op *op = m->ops; op; op = op->next)
-		for (struct dd_pend *p = op->pend; p; p = p->next)
-			if (p->conn == c && !p->done)
-				return true;
+	for (const struct dd_region *r = c->regions; r; r = r->next)
+		if (r->pend)
+			return true;
 	return false;
 }
 
@@ -117,7 +119,7 @@ static void conn_close(struct dd_manager *m, struct dd_conn *c, const char *why,
 {
 	bool dead = !dd_process_alive(c);
 
-	if (hangup && !dead && c->fd >= 0 && c->pidfd >= 0 && conn_draining(m, c)) {
+	if (hangup && !dead && c->fd >= 0 && c->pidfd >= 0 && conn_draining(c)) {
 		conn_unlink(m, c);
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);

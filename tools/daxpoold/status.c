@@ -219,12 +219,10 @@ void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 	}
 	for (struct dd_op *op = m->ops; op; op = op->next) {
 		json_object *o;
-		size_t pending = 0;
+		size_t pending = op->n_undone;
 
 		if (uid != 0 && op->requester && op->requester->cred.uid != uid)
 			continue;
-		for (struct dd_pend *p = op->pend; p; p = p->next)
-			pending += !p->done;
 		o = json_object_new_object();
 		json_object_object_add(o, "operation", json_object_new_string(dd_op_name(op->kind)));
 		json_object_object_add(o, "target", json_object_new_string(op->t.path));
