@@ -1757,11 +1757,14 @@ TEST_TIMEOUT(release_devdax_with_a_live_mr, 120)
 /*
  * A process outside daxpool holding an RDMA MR, named @comm: on the first
  * @mr_len bytes of a shared mapping of device @dev, or with @dev NULL on
- * anonymous memory. Returns once the MR is registered; a byte on *ret_go
- * makes it deregister (while the device is still there: the safe order) and
- * exit 0.
+ * anonymous memory. @unmap: once the MR is registered it unmaps the device
+ * and closes it, keeping the MR (a registration cache's idle entry): the
+ * pages stay pinned with nothing mapping them. Returns once the MR is
+ * registered (and, @unmap, the device let go); a byte on *ret_go makes it
+ * deregister (while the device is still there: the safe order) and exit 0.
  */
-static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, int *ret_go)
+static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap,
+			     int *ret_go)
 {
 	int pfd[2], go[2];
 	char c;
@@ -1784,10 +1787,16 @@ static pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, i
 		CHECK(pd && p != MAP_FAILED);
 		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
 		CHECK(mr);
+		if (unmap) {
+			CHECK(dev);
+			CHECK(munmap(p, map_len) == 0);
+			CHECK(close(fd) == 0);
+		}
 		CHECK(write(pfd[1], "r", 1) == 1);
 		CHECK(read(go[0], &c, 1) == 1);
-		ibv_dereg_mr(mr);
-		munmap(p, map_len);
+		CHECK(ibv_dereg_mr(mr) == 0);
+		if (!unmap)
+			munmap(p, map_len);
 		ibv_dealloc_pd(pd);
 		ibv_close_device(verbs);
 		_exit(0);
@@ -1897,8 +1906,8 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 
 	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
-	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", &go_elsewhere);
-	pid = start_mr_holder(dev, 1 << 20, "outsider-mr", &go);
+	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", false, &go_elsewhere);
+	pid = start_mr_holder(dev, 1 << 20, "outsider-mr", false, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 
 	/* status: the outsider, its MR as a possible pin; not the MR elsewhere. */
@@ -1956,51 +1965,6 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr, 180)
 	CHECK(devdax_enabled(name));
 }
 
-/*
- * A process outside daxpool that opens the device, maps it, registers an MR
- * on the mapping, then unmaps and closes it, keeping the MR (a registration
- * cache's idle entry): the pages stay pinned. A byte on *ret_go deregisters
- * the MR and exits.
- */
-static pid_t start_unmapped_mr_holder(const char *dev, size_t mr_len, const char *comm,
-				      int *ret_go)
-{
-	int pfd[2], go[2];
-	char c;
-	pid_t pid;
-
-	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
-		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
-		int fd = open(dev, O_RDWR);
-		void *p = mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		struct ibv_mr *mr;
-
-		prctl(PR_SET_NAME, comm);
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
-		CHECK(pd && p != MAP_FAILED);
-		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
-		CHECK(mr);
-		CHECK(munmap(p, 2u << 20) == 0);
-		CHECK(close(fd) == 0);
-		CHECK(write(pfd[1], "r", 1) == 1);
-		CHECK(read(go[0], &c, 1) == 1);
-		CHECK(ibv_dereg_mr(mr) == 0);
-		ibv_dealloc_pd(pd);
-		ibv_close_device(verbs);
-		_exit(0);
-	}
-	close(pfd[1]);
-	close(go[0]);
-	CHECK(read(pfd[0], &c, 1) == 1);
-	close(pfd[0]);
-	*ret_go = go[1];
-	return pid;
-}
-
 /* Whether the daemon records opens of device nodes here (status's "open_record"). */
 static bool open_record_on(json_object *doc)
 {
@@ -2033,8 +1997,8 @@ TEST_TIMEOUT(release_refused_for_an_outsider_mr_after_unmap, 240)
 
 	CHECK(devdax_enabled(name));
 	daemon_start(NULL);
-	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", &go_elsewhere);
-	pid = start_unmapped_mr_holder(dev, 2u << 20, "unmapped-mr", &go);
+	elsewhere = start_mr_holder(NULL, 3 << 16, "mr-elsewhere", false, &go_elsewhere);
+	pid = start_mr_holder(dev, 2u << 20, "unmapped-mr", true, &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 
 	/* status with no target: every device-dax device's possible holders. */

@@ -180,20 +180,3 @@ int shell(const char *cmd)
 		printf("# %s: status %d\n", cmd, r);
 	return r;
 }
-
-bool devdax_is_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
-void devdax_reenable(const char *name)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null 2>&1", name);
-	if (system(cmd) != 0)
-		printf("# daxctl enable-device %s failed\n", name);
-}

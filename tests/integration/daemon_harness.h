@@ -55,8 +55,4 @@ int ctl(char *out, size_t out_size, const char *const *argv);
 /* Run a shell command, its output on ours (the test's log). Return: its exit status. */
 int shell(const char *cmd);
 
-/* Whether the devdax device @name (dax0.0) is bound to its driver; bind it again. */
-bool devdax_is_enabled(const char *name);
-void devdax_reenable(const char *name);
-
 #endif

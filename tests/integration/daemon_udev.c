@@ -30,6 +30,7 @@
 #include "daxpool.h"
 #include "harness.h"
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "util/protocol.h"
 
 static uint64_t now_ms(void)
@@ -293,14 +294,6 @@ TEST(client_marks_region_dead_on_region_gone)
 
 /* ---- the vm tier: a real device-dax device disabled behind the daemon ---- */
 
-static bool devdax_enabled(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s/driver", name);
-	return access(p, F_OK) == 0;
-}
-
 /* Whether @dev opens (bound, and its device node there) within 5 s. */
 static bool devdax_opens(const char *dev)
 {
@@ -467,7 +460,7 @@ static bool namespace_of(const char *name, char *ns, size_t size)
  */
 static void unplug_behind_the_daemon(bool namespace)
 {
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+	const char *dev = need_devdax();
 	const char *name, *tool, *what;
 	char ns[64];
 	json_object *doc;
@@ -476,9 +469,7 @@ static void unplug_behind_the_daemon(bool namespace)
 	pid_t pid, checker;
 	bool cleared = false;
 
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	name = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
+	name = devname_of(dev);
 	CHECK(devdax_enabled(name));
 	if (namespace && !namespace_of(name, ns, sizeof(ns)))
 		fixture_missing("ndctl and the namespace of the devdax device");

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "devdax_fixture.h"
 #include "daxpool-remote.h"
 #include "daxpool.h"
 #include "harness.h"
@@ -81,14 +82,10 @@ static unsigned long long counter(const char *dev, const char *what)
 /* Two rxe devices on a veth pair whose traffic crosses the pair (see the top). */
 static void need_fixture(const char **ret_dev)
 {
-	const char *dev = getenv("DAXPOOL_TEST_DEVDAX");
+	const char *dev = need_devdax_and_rdma();
 	char cmd[1024], mac0[32] = "", mac1[32] = "";
 	FILE *f;
 
-	if (!dev || !*dev || access(dev, R_OK) != 0)
-		fixture_missing("a devdax device (DAXPOOL_TEST_DEVDAX)");
-	if (!getenv("DAXPOOL_TEST_RDMA_DEV"))
-		fixture_missing("an RDMA device (DAXPOOL_TEST_RDMA_DEV)");
 	if (geteuid() != 0)
 		fixture_missing("root (to add a veth pair and two rxe devices)");
 	*ret_dev = dev;
@@ -511,10 +508,10 @@ static void release_under_remote_writes(unsigned int flags, int want_mode, unsig
 	char c;
 
 	need_fixture(&dev);
-	name = strrchr(dev, '/') + 1;
-	if (!devdax_is_enabled(name))
-		devdax_reenable(name); /* after an earlier test that failed half-way */
-	CHECK(devdax_is_enabled(name));
+	name = devname_of(dev);
+	if (!devdax_enabled(name))
+		devdax_enable(name); /* after an earlier test that failed half-way */
+	CHECK(devdax_enabled(name));
 	shell("dmesg -c >/dev/null");
 	daemon_start(NULL);
 	g_args = (struct run_args){ .dev = dev, .flags = flags, .revoke_ms = 2000,
@@ -557,7 +554,7 @@ static void release_under_remote_writes(unsigned int flags, int want_mode, unsig
 	t1 = now_ns();
 	printf("# %s", out);
 	CHECK_EQ(rc, 0);
-	CHECK(!devdax_is_enabled(name));
+	CHECK(!devdax_enabled(name));
 	CHECK_OK(read_full(peer.from, &prep, sizeof(prep)));
 	CHECK_EQ(prep.status, 0);
 	CHECK_EQ(prep.mode, want_mode);
@@ -599,8 +596,8 @@ static void release_under_remote_writes(unsigned int flags, int want_mode, unsig
 	CHECK(!dmesg_warnings());
 	shell("dmesg | tail -n 5");
 	daemon_kill(SIGTERM);
-	devdax_reenable(name);
-	CHECK(devdax_is_enabled(name));
+	devdax_enable(name);
+	CHECK(devdax_enabled(name));
 }
 
 TEST_TIMEOUT(release_revokes_a_window_grant_under_remote_writes, 240)
