@@ -45,6 +45,24 @@ else()
   set(DAXPOOL_HAVE_RDMA_MSG "no (disabled with DAXPOOL_RDMA=OFF)")
 endif()
 
+# libcxl (cxl-cli's library): which device-dax devices are CXL memory (lib/util/cxl.c) and
+# daxpoold's teardown of a released CXL region (daxpoolctl release --teardown).
+string(TOUPPER "${DAXPOOL_CXL}" _cxl)
+set(DAXPOOL_HAVE_CXL OFF)
+if(NOT _cxl STREQUAL "OFF")
+  pkg_check_modules(CXL IMPORTED_TARGET libcxl)
+  if(CXL_FOUND)
+    set(DAXPOOL_HAVE_CXL ON)
+    set(DAXPOOL_HAVE_CXL_MSG "yes (libcxl ${CXL_VERSION})")
+  elseif(_cxl STREQUAL "ON")
+    message(FATAL_ERROR "daxpool: DAXPOOL_CXL=ON but libcxl not found: apt-get install libcxl-dev")
+  else()
+    set(DAXPOOL_HAVE_CXL_MSG "no (libcxl not found: apt-get install libcxl-dev to enable; no device is described as CXL memory and release --teardown is refused)")
+  endif()
+else()
+  set(DAXPOOL_HAVE_CXL_MSG "no (disabled with DAXPOOL_CXL=OFF)")
+endif()
+
 # libdaxpool-fabric (lib/fabric): libfabric's MR cache on daxpool memory. Needs libfabric >= 1.13
 # (an importable memory monitor, rdma/fi_ext.h).
 string(TOUPPER "${DAXPOOL_FABRIC}" _fabric)

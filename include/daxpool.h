@@ -368,6 +368,95 @@ const char *daxpool_region_get_devname(struct daxpool_region *region);
 int daxpool_region_get_numa_node(struct daxpool_region *region);
 
 /**
+ * daxpool_region_get_namespace() - the libnvdimm namespace under a devdax region
+ * @region: the region
+ *
+ * Found at open from sysfs (libndctl): the namespace whose device-dax
+ * instance the region's device is.
+ *
+ * Return: e.g. "namespace1.0"; NULL for files, for a device-dax device that
+ * is no namespace's (hmem), or NULL.
+ */
+const char *daxpool_region_get_namespace(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_memmap() - where a devdax namespace keeps its struct pages
+ * @region: the region
+ *
+ * Return: "mem" (in system RAM: ndctl --map=mem), "dev" (on the device
+ * itself: --map=dev), or NULL when not known (see
+ * daxpool_region_get_namespace()).
+ */
+const char *daxpool_region_get_memmap(struct daxpool_region *region);
+
+/**
+ * daxpool_region_is_cxl() - whether a devdax region is CXL memory
+ * @region: the region
+ *
+ * A device-dax device on a CXL persistent-memory region (cxl-cli's
+ * create-region -t pmem, then ndctl create-namespace -m devdax on it) is
+ * found at open by walking the device to its libnvdimm namespace and region
+ * (libndctl, libdaxctl) and that region to the CXL region with the same host
+ * physical range (libcxl). Nothing is claimed that sysfs does not show: when
+ * the return is not 1, daxpool_region_get_cxl_why() says why.
+ *
+ * Return: 1 on a CXL region (the daxpool_region_get_cxl_*() functions
+ * describe it); 0 not (e.g. an NVDIMM's namespace); -ENODATA not a devdax
+ * region; -ENODEV a device-dax device that is no libnvdimm namespace's, so
+ * nothing is known; -EOPNOTSUPP libdaxpool was built without libcxl; -EINVAL
+ * for NULL.
+ */
+int daxpool_region_is_cxl(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_cxl_why() - why a region is not described as CXL memory
+ * @region: the region
+ *
+ * Return: a sentence ("dax0.0 is on region0 of libnvdimm bus ACPI.NFIT,
+ * which is no CXL region's"); NULL when daxpool_region_is_cxl() is 1 or
+ * @region is NULL.
+ */
+const char *daxpool_region_get_cxl_why(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_cxl_region() - the CXL region under a devdax region
+ * @region: the region
+ *
+ * Return: its name under /sys/bus/cxl/devices, e.g. "region1"; NULL unless
+ * daxpool_region_is_cxl() is 1.
+ */
+const char *daxpool_region_get_cxl_region(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_cxl_decoder() - the root decoder of the CXL region
+ * @region: the region
+ *
+ * Return: e.g. "decoder0.0" (the CXL fixed memory window the region is
+ * carved from); NULL unless daxpool_region_is_cxl() is 1.
+ */
+const char *daxpool_region_get_cxl_decoder(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_cxl_memdevs() - the CXL memory devices behind a region
+ * @region: the region
+ *
+ * Return: their names in interleave position order, separated by one space
+ * ("mem0", "mem0 mem1"); NULL unless daxpool_region_is_cxl() is 1.
+ */
+const char *daxpool_region_get_cxl_memdevs(struct daxpool_region *region);
+
+/**
+ * daxpool_region_get_cxl_interleave() - the interleave of the CXL region
+ * @region: the region
+ * @ret_ways: the number of interleave ways (may be NULL)
+ * @ret_granularity: the interleave granularity in bytes (may be NULL)
+ *
+ * Return: 0; -ENODATA unless daxpool_region_is_cxl() is 1; -EINVAL for NULL.
+ */
+int daxpool_region_get_cxl_interleave(struct daxpool_region *region, unsigned int *ret_ways,
+				      unsigned int *ret_granularity);
+
+/**
  * daxpool_region_get_state() - lifecycle state of a region
  * @region: the region
  *
@@ -1464,10 +1553,15 @@ struct ibv_mr;
  * paging for RC, the MR is registered with IBV_ACCESS_ON_DEMAND and a
  * prefetch is advised; otherwise the call fails with -EOPNOTSUPP and a log
  * message that names the ways out (a devdax region, or a bounce buffer).
- * Device capabilities are probed once per device context.
+ * Device capabilities are probed once per device context. A devdax
+ * namespace on a CXL region with its struct pages on the device (map=dev,
+ * daxpool_region_get_memmap()) cannot be pinned either (6.1: ENOMEM and a
+ * kernel WARNING): refused before the kernel is asked, the log message
+ * naming the namespace and --map=mem.
  *
  * Context: may sleep.
- * Return: 0; -EOPNOTSUPP for fsdax without on-demand paging, or when daxpool
+ * Return: 0; -EOPNOTSUPP for fsdax without on-demand paging, for a CXL
+ * namespace with map=dev, or when daxpool
  * was built without rdma-core; as daxpool_pin_new(); or the negative errno of
  * ibv_reg_mr().
  */

@@ -128,6 +128,7 @@ static int probe_chardev(struct daxpool_ctx *ctx, const char *path, const struct
 		return dp_pmem2_err(ctx, r, "device alignment");
 	if (!b->alignment)
 		b->alignment = pmem2_align;
+	dp_cxl_describe(ctx, path, b);
 	return 0;
 }
 
@@ -163,6 +164,8 @@ int dp_backing_probe(struct daxpool_ctx *ctx, const char *path, int fd, struct p
 
 	memset(b, 0, sizeof(*b));
 	b->numa_node = -ENODATA;
+	b->cxl_state = -ENODATA;
+	snprintf(b->cxl_why, sizeof(b->cxl_why), "%s is not a device-dax device", path);
 	if (fstat(fd, &st) < 0)
 		return -errno;
 

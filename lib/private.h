@@ -21,6 +21,7 @@
 #include <urcu/rculfhash.h>
 
 #include "daxpool.h"
+#include "util/cxl.h"
 #include "util/list.h"
 #include "util/refcnt.h"
 
@@ -182,6 +183,9 @@ struct daxpool_region {
 	uint64_t alignment;
 	int granularity;
 	int numa_node;
+	struct dp_cxl_info cxl; /* namespace, map mode, CXL region (cxl.c) */
+	int cxl_state;		/* daxpool_region_is_cxl() */
+	char cxl_why[160];
 
 	/* Incremented (release) on every zap and on release. */
 	_Atomic uint64_t generation;
@@ -273,7 +277,14 @@ struct dp_backing {
 	uint64_t size;
 	uint64_t alignment;
 	int numa_node;
+	/* devdax: namespace, map mode and CXL region (cxl.c); see daxpool_region_is_cxl() */
+	struct dp_cxl_info cxl;
+	int cxl_state;
+	char cxl_why[160];
 };
+
+/* Fill @b's namespace and CXL fields from sysfs for its devname (cxl.c). Never fails. */
+void dp_cxl_describe(struct daxpool_ctx *ctx, const char *path, struct dp_backing *b);
 
 struct stat;
 

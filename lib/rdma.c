@@ -112,6 +112,19 @@ _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, voi
 		odp = true;
 		ibv_access |= IBV_ACCESS_ON_DEMAND;
 	}
+	/*
+	 * A CXL namespace whose struct pages live on the CXL memory itself:
+	 * the long-term pin fails in the kernel (ENOMEM, with a WARNING in
+	 * try_grab_page on 6.1) -- refused here, before the kernel is asked.
+	 */
+	if (region->cxl_state == 1 && region->cxl.memmap == DP_MEMMAP_DEVICE) {
+		log_err(region->ctx, "%s: %s on CXL %s keeps its struct pages on the CXL memory "
+				     "(map=dev): the kernel cannot pin it for RDMA (ibv_reg_mr "
+				     "fails with ENOMEM and warns); recreate the namespace with "
+				     "ndctl create-namespace -m devdax --map=mem",
+			region->path, region->cxl.nd_namespace, region->cxl.region);
+		return -EOPNOTSUPP;
+	}
 	if (ibv_access & (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC))
 		access |= DAXPOOL_PIN_DEVICE_WRITE;
 
@@ -124,8 +137,12 @@ _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, voi
 	mr = ibv_reg_mr(pd, addr, length, ibv_access);
 	if (!mr) {
 		r = -errno;
-		log_err(region->ctx, "%s: ibv_reg_mr of [%p, +%zu): %s", region->path, addr, length,
-			strerror(-r));
+		log_err(region->ctx, "%s: ibv_reg_mr of [%p, +%zu): %s%s", region->path, addr, length,
+			strerror(-r),
+			r == -ENOMEM && region->cxl.memmap == DP_MEMMAP_DEVICE
+				? " (the namespace keeps its struct pages on the device, map=dev: "
+				  "the kernel may be unable to pin them; --map=mem avoids it)"
+				: "");
 		daxpool_pin_unref(pin);
 		return r;
 	}

@@ -188,6 +188,9 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	memcpy(region->devname, backing.devname, sizeof(region->devname));
 	region->alignment = backing.alignment;
 	region->numa_node = backing.numa_node;
+	region->cxl = backing.cxl;
+	region->cxl_state = backing.cxl_state;
+	memcpy(region->cxl_why, backing.cxl_why, sizeof(region->cxl_why));
 	if (!region->alignment || (region->alignment & (region->alignment - 1))) {
 		log_err(ctx, "%s: unusable alignment %llu", path,
 			(unsigned long long)region->alignment);

@@ -23,6 +23,53 @@ static struct daxpool_ctx *ctx_quiet(void)
 	return ctx;
 }
 
+/* A file is no namespace's and no CXL region's, and says so. */
+static void check_not_cxl(struct daxpool_region *region)
+{
+	unsigned int ways = 7;
+
+	CHECK_ERR(daxpool_region_is_cxl(region), ENODATA);
+	CHECK(daxpool_region_get_cxl_why(region) && strstr(daxpool_region_get_cxl_why(region),
+							     "not a device-dax device"));
+	CHECK(daxpool_region_get_cxl_region(region) == NULL);
+	CHECK(daxpool_region_get_cxl_decoder(region) == NULL);
+	CHECK(daxpool_region_get_cxl_memdevs(region) == NULL);
+	CHECK_ERR(daxpool_region_get_cxl_interleave(region, &ways, NULL), ENODATA);
+	CHECK_EQ(ways, 7);
+	CHECK(daxpool_region_get_namespace(region) == NULL);
+	CHECK(daxpool_region_get_memmap(region) == NULL);
+}
+
+/*
+ * A devdax device: its namespace and map mode from libndctl; CXL or not
+ * (the vm tier's NVDIMM is not: 0, or -EOPNOTSUPP without libcxl), and a
+ * reason whenever it is not described as CXL.
+ */
+static void check_devdax_topology(struct daxpool_region *region)
+{
+	int cxl = daxpool_region_is_cxl(region);
+	unsigned int ways = 0, granularity = 0;
+
+	CHECK(daxpool_region_get_namespace(region) &&
+	      strncmp(daxpool_region_get_namespace(region), "namespace", 9) == 0);
+	CHECK(daxpool_region_get_memmap(region));
+	CHECK(cxl == 0 || cxl == 1 || cxl == -EOPNOTSUPP);
+	if (cxl == 1) {
+		CHECK(daxpool_region_get_cxl_why(region) == NULL);
+		CHECK(daxpool_region_get_cxl_region(region));
+		CHECK(daxpool_region_get_cxl_decoder(region));
+		CHECK(daxpool_region_get_cxl_memdevs(region));
+		CHECK_OK(daxpool_region_get_cxl_interleave(region, &ways, &granularity));
+		CHECK(ways >= 1 && granularity >= 256);
+	} else {
+		CHECK(daxpool_region_get_cxl_why(region));
+		CHECK(daxpool_region_get_cxl_region(region) == NULL);
+		if (getenv("DAXPOOL_TEST_TIER") && strcmp(getenv("DAXPOOL_TEST_TIER"), "vm") == 0)
+			CHECK(strstr(daxpool_region_get_cxl_why(region), "no CXL region") ||
+			      strstr(daxpool_region_get_cxl_why(region), "without libcxl"));
+	}
+}
+
 TEST(open_describes_the_backing)
 {
 	struct daxpool_ctx *ctx = ctx_quiet();
@@ -49,6 +96,7 @@ TEST(open_describes_the_backing)
 		CHECK_EQ(daxpool_region_get_granularity(region), DAXPOOL_GRANULARITY_PAGE);
 		CHECK(daxpool_region_get_devname(region) == NULL);
 		CHECK_ERR(daxpool_region_get_numa_node(region), ENODATA);
+		check_not_cxl(region);
 		break;
 	case FIXTURE_FSDAX:
 		CHECK_EQ(daxpool_region_get_kind(region), DAXPOOL_REGION_FSDAX);
@@ -56,6 +104,7 @@ TEST(open_describes_the_backing)
 		CHECK_EQ(daxpool_region_get_size(region), REGION_SIZE);
 		CHECK(daxpool_region_get_granularity(region) != DAXPOOL_GRANULARITY_PAGE);
 		CHECK(daxpool_region_get_devname(region) == NULL);
+		check_not_cxl(region);
 		break;
 	case FIXTURE_DEVDAX: {
 		char real[PATH_MAX];
@@ -68,6 +117,7 @@ TEST(open_describes_the_backing)
 		CHECK(daxpool_region_get_granularity(region) != DAXPOOL_GRANULARITY_PAGE);
 		int node = daxpool_region_get_numa_node(region);
 		CHECK(node >= 0 || node == -ENODATA);
+		check_devdax_topology(region);
 		break;
 	}
 	}
@@ -99,6 +149,10 @@ TEST(null_and_bad_arguments)
 	CHECK_ERR(daxpool_region_open(ctx, path, 0, NULL), EINVAL);
 	CHECK_ERR(daxpool_region_open(ctx, path, 0x80, &region), EINVAL);
 	CHECK(region == NULL);
+	CHECK_ERR(daxpool_region_is_cxl(NULL), EINVAL);
+	CHECK_ERR(daxpool_region_get_cxl_interleave(NULL, NULL, NULL), EINVAL);
+	CHECK(daxpool_region_get_cxl_why(NULL) == NULL && daxpool_region_get_cxl_region(NULL) == NULL);
+	CHECK(daxpool_region_get_namespace(NULL) == NULL && daxpool_region_get_memmap(NULL) == NULL);
 	CHECK(daxpool_region_unref(NULL) == NULL);
 	CHECK(daxpool_region_ref(NULL) == NULL);
 	CHECK_ERR(daxpool_region_get_kind(NULL), EINVAL);

@@ -20,6 +20,40 @@ static void info_usage(FILE *f)
 		   "  -h, --help  this help\n");
 }
 
+static json_object *json_str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+/* The CXL region under the device, or null and why nothing is claimed. */
+static json_object *cxl_json(struct daxpool_region *region)
+{
+	json_object *o = json_object_new_object();
+	unsigned int ways = 0, granularity = 0;
+	int r = daxpool_region_is_cxl(region);
+
+	json_object_object_add(o, "cxl", json_object_new_boolean(r == 1));
+	if (r != 1) {
+		json_object_object_add(o, "reason",
+				       json_str_or_null(daxpool_region_get_cxl_why(region)));
+		return o;
+	}
+	daxpool_region_get_cxl_interleave(region, &ways, &granularity);
+	json_object_object_add(o, "region", json_str_or_null(daxpool_region_get_cxl_region(region)));
+	json_object_object_add(o, "decoder",
+			       json_str_or_null(daxpool_region_get_cxl_decoder(region)));
+	json_object *memdevs = json_object_new_array();
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", daxpool_region_get_cxl_memdevs(region));
+	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		json_object_array_add(memdevs, json_object_new_string(t));
+	json_object_object_add(o, "memdevs", memdevs);
+	json_object_object_add(o, "interleave_ways", json_object_new_int((int)ways));
+	json_object_object_add(o, "interleave_granularity", json_object_new_int((int)granularity));
+	return o;
+}
+
 static json_object *info_json(struct daxpool_region *region)
 {
 	json_object *o = json_object_new_object();
@@ -39,6 +73,9 @@ static json_object *info_json(struct daxpool_region *region)
 				       daxpool_region_get_granularity(region))));
 	json_object_object_add(o, "device", devname ? json_object_new_string(devname) : NULL);
 	json_object_object_add(o, "numa_node", node >= 0 ? json_object_new_int(node) : NULL);
+	json_object_object_add(o, "namespace", json_str_or_null(daxpool_region_get_namespace(region)));
+	json_object_object_add(o, "memmap", json_str_or_null(daxpool_region_get_memmap(region)));
+	json_object_object_add(o, "cxl", cxl_json(region));
 	return o;
 }
 
@@ -61,6 +98,21 @@ static void info_human(struct daxpool_region *region)
 		printf("device:                  %s\n", devname);
 	if (node >= 0)
 		printf("numa node:               %d\n", node);
+	if (daxpool_region_get_namespace(region))
+		printf("namespace:               %s (struct pages: %s)\n",
+		       daxpool_region_get_namespace(region),
+		       daxpool_region_get_memmap(region) ?: "unknown");
+	if (daxpool_region_is_cxl(region) == 1) {
+		unsigned int ways = 0, granularity = 0;
+
+		daxpool_region_get_cxl_interleave(region, &ways, &granularity);
+		printf("cxl:                     %s (decoder %s, memdevs %s, %u-way interleave, "
+		       "granularity %u)\n",
+		       daxpool_region_get_cxl_region(region), daxpool_region_get_cxl_decoder(region),
+		       daxpool_region_get_cxl_memdevs(region), ways, granularity);
+	} else if (daxpool_region_get_kind(region) == DAXPOOL_REGION_DEVDAX) {
+		printf("cxl:                     no: %s\n", daxpool_region_get_cxl_why(region));
+	}
 }
 
 int cmd_info(int argc, char **argv, struct daxpool_ctx *ctx)
