@@ -123,7 +123,9 @@ enum dp_op {
 };
 
 #define DP_OP_FORCE (1u << 0)	 /* proceed despite holders outside daxpool */
-#define DP_OP_FLAGS DP_OP_FORCE
+#define DP_OP_TEARDOWN (1u << 1) /* release: then destroy the namespace, disable and delete
+				    its CXL region (tools/daxpoold/teardown.h) */
+#define DP_OP_FLAGS (DP_OP_FORCE | DP_OP_TEARDOWN)
 #define DP_REPLY_MORE (1u << 0) /* more REPLY chunks follow */
 #define DP_LEASE_STATE_MAX 5	/* enum daxpool_lease_state's largest value */
 

@@ -250,6 +250,20 @@ int daemon_run_op(const char *cmd, const struct daemon_opts *o, const struct dp_
 				printf(" (%.3f ms from the last holder going idle to the end)",
 				       json_object_get_double(v));
 			printf("\n");
+			if ((v = json_object_object_get(doc, "drained_ms")))
+				printf("drained in %.1f ms", json_object_get_double(v));
+			if ((v = json_object_object_get(doc, "teardown")))
+				printf("; teardown %.1f ms (namespace destroyed: %s, CXL region "
+				       "disabled: %s, deleted: %s)",
+				       json_object_get_double(json_object_object_get(v, "teardown_ms")),
+				       json_object_get_boolean(json_object_object_get(
+					       v, "namespace_destroyed")) ? "yes" : "no",
+				       json_object_get_boolean(json_object_object_get(
+					       v, "region_disabled")) ? "yes" : "no",
+				       json_object_get_boolean(json_object_object_get(
+					       v, "region_deleted")) ? "yes" : "no");
+			if (json_object_object_get(doc, "drained_ms"))
+				printf("\n");
 			v = json_object_object_get(doc, "holders");
 			if (v && json_object_array_length(v)) {
 				printf("\nStill held by:\n");
@@ -269,7 +283,8 @@ int daemon_parse_op(const char *cmd, uint32_t op, int argc, char **argv, void (*
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },	     { "socket", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },	     { "teardown", no_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
 	double t;
@@ -292,6 +307,13 @@ int daemon_parse_op(const char *cmd, uint32_t op, int argc, char **argv, void (*
 			break;
 		case 'f':
 			m->op.flags |= DP_OP_FORCE;
+			break;
+		case 'T':
+			if (op != DP_OP_RELEASE) {
+				fprintf(stderr, "daxpoolctl %s: --teardown is release's\n", cmd);
+				return DAXPOOLCTL_EXIT_USAGE;
+			}
+			m->op.flags |= DP_OP_TEARDOWN;
 			break;
 		case 'j':
 			o->json = true;

@@ -11,7 +11,8 @@
 static void release_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: daxpoolctl release [--timeout S] [--force] [--json] [--socket PATH] DEVICE|PATH\n\n"
+		"Usage: daxpoolctl release [--timeout S] [--force] [--teardown] [--json] [--socket PATH]\n"
+		"                          DEVICE|PATH\n\n"
 		"Release a device-dax device (dax0.0 or /dev/dax0.0) through daxpoold: new maps and\n"
 		"pins of it fail in every process at once, every process holding it is told to\n"
 		"revoke its maps and pins, and only when all are idle is the device disabled\n"
@@ -29,6 +30,11 @@ static void release_usage(FILE *f)
 		"                     have registered on it makes the kernel oops when it is released\n"
 		"                     later (the process may hang in D state). Use it only when you\n"
 		"                     know those holders hold no pins.\n"
+		"      --teardown     a device on a CXL region: after the drain and the disable,\n"
+		"                     give the backing back for hot-remove: destroy its namespace\n"
+		"                     (its data is gone), disable and delete the CXL region\n"
+		"                     (libcxl). Refused before anything is drained unless the\n"
+		"                     device is the only namespace on a CXL region.\n"
 		"  -j, --json         print daxpoold's JSON document\n"
 		"  -s, --socket PATH  daxpoold's socket\n"
 		"  -h, --help         this help\n");

@@ -66,6 +66,7 @@ struct dd_op {
 	size_t n_waiting_on;
 	/* Acting: the drain is over, the disable, truncate or punch runs in work. */
 	bool acting;
+	uint64_t drained_ns; /* when the drain was over and the action began */
 	struct dd_work work;
 	json_object *outsiders_final, *rdma_final; /* the last check's, for the answer */
 	struct dd_pend *pend;

@@ -33,6 +33,7 @@
 #include "opens.h"
 #include "ops.h"
 #include "outsiders.h"
+#include "teardown.h"
 #include "udev.h"
 
 static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c, struct dd_region *r)
@@ -271,6 +272,26 @@ static void op_refuse(struct dd_manager *m, struct dd_op *op, json_object *outs,
 	op_end(m, op, -EBUSY, doc, true);
 }
 
+/* What a release --teardown did; the names are empty when it did not get to them. */
+static json_object *teardown_json(const struct dd_teardown *td)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "namespace", td->nd_namespace[0]
+						       ? json_object_new_string(td->nd_namespace)
+						       : NULL);
+	json_object_object_add(o, "cxl_region",
+			       td->region[0] ? json_object_new_string(td->region) : NULL);
+	json_object_object_add(o, "cxl_decoder",
+			       td->decoder[0] ? json_object_new_string(td->decoder) : NULL);
+	json_object_object_add(o, "namespace_destroyed",
+			       json_object_new_boolean(td->namespace_destroyed));
+	json_object_object_add(o, "region_disabled", json_object_new_boolean(td->region_disabled));
+	json_object_object_add(o, "region_deleted", json_object_new_boolean(td->region_deleted));
+	json_object_object_add(o, "teardown_ms", json_ms(td->took_ns));
+	return o;
+}
+
 /* The action's result: answer, tell the clients, end. */
 static void op_acted(struct dd_manager *m, struct dd_op *op, int r, const char *action_msg)
 {
@@ -295,6 +316,10 @@ static void op_acted(struct dd_manager *m, struct dd_op *op, int r, const char *
 					 : op->kind == DP_OP_TRUNCATE	  ? "truncated"
 									  : "punched");
 	json_object_object_add(doc, "message", json_object_new_string(msg));
+	if (op->drained_ns)
+		json_object_object_add(doc, "drained_ms", json_ms(op->drained_ns - op->started_ns));
+	if (op->flags & DP_OP_TEARDOWN)
+		json_object_object_add(doc, "teardown", teardown_json(&op->work.teardown));
 	json_object_object_add(doc, "outsiders", op->outsiders_final ? op->outsiders_final
 								    : json_object_new_array());
 	json_object_object_add(doc, "rdma", op->rdma_final ? op->rdma_final
@@ -324,13 +349,17 @@ static void op_finish(struct dd_manager *m, struct dd_op *op)
 	op->work = (struct dd_work){ .path_fd = op->t.fd, .dev = op->t.dev, .ino = op->t.ino,
 				     .offset = op->offset, .length = op->length };
 	if (op->kind == DP_OP_RELEASE) {
-		op->work.kind = DD_WORK_DISABLE;
+		op->work.kind = op->flags & DP_OP_TEARDOWN ? DD_WORK_TEARDOWN : DD_WORK_DISABLE;
 		snprintf(op->work.devname, sizeof(op->work.devname), "%s", op->t.devname);
-		/* The unbind event that follows is this release, not an unplug (udev.c). */
-		dd_udev_expect_disable(op->t.devname);
+		/* The unbind (and removal) that follow are this release, not an unplug (udev.c). */
+		if (op->flags & DP_OP_TEARDOWN)
+			dd_udev_expect_teardown(op->t.devname);
+		else
+			dd_udev_expect_disable(op->t.devname);
 	} else {
 		op->work.kind = op->kind == DP_OP_TRUNCATE ? DD_WORK_TRUNCATE : DD_WORK_PUNCH;
 	}
+	op->drained_ns = dd_now_ns();
 	r = dd_work_start(&op->work);
 	if (r < 0) {
 		if (op->kind == DP_OP_RELEASE)
@@ -499,6 +528,25 @@ void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *m
 		dd_conn_reply_error(c, -EINVAL, "%s: %s needs a regular file", t.path, name);
 		dd_target_close(&t);
 		return;
+	}
+	if (msg->op.flags & DP_OP_TEARDOWN) {
+		char why[PATH_MAX + 128];
+
+		/* Before anything is drained: a teardown that cannot be done is refused whole. */
+		if (msg->op.op != DP_OP_RELEASE || !dd_target_is_devdax(&t)) {
+			r = -EINVAL;
+			snprintf(why, sizeof(why), "%s: --teardown is for the release of a device-dax "
+						   "device on a CXL region", t.path);
+		} else {
+			r = dd_teardown_check(t.devname, why, sizeof(why));
+		}
+		if (r < 0) {
+			dd_log(LOG_WARNING, "%s --teardown of %s by pid %d uid %u (%s) refused: %s",
+			       name, t.path, (int)c->cred.pid, (unsigned)c->cred.uid, c->comm, why);
+			dd_conn_reply_error(c, r, "%s", why);
+			dd_target_close(&t);
+			return;
+		}
 	}
 	if (c->cred.uid != 0) {
 		unsigned int mine = 0;

@@ -53,6 +53,7 @@ struct gone {
 struct expect {
 	char name[DP_PROTO_MAX_DEVNAME + 1];
 	uint64_t until_ns;
+	unsigned int events; /* events of it still to come: 1 unbind; 2 unbind, remove */
 	struct expect *next;
 };
 
@@ -127,16 +128,38 @@ void dd_udev_close(void)
 	}
 }
 
-void dd_udev_expect_disable(const char *devname)
+static void expect_events(const char *devname, unsigned int events)
 {
 	struct expect *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return; /* then the release is reported as an unplug too: harmless */
 	snprintf(e->name, sizeof(e->name), "%s", devname);
+	e->events = events;
 	e->until_ns = dd_now_ns() + EXPECT_TTL_NS;
 	e->next = expects;
 	expects = e;
+}
+
+void dd_udev_expect_disable(const char *devname)
+{
+	expect_events(devname, 1);
+}
+
+void dd_udev_expect_teardown(const char *devname)
+{
+	expect_events(devname, 2);
+}
+
+/* Whether an event of @name is expected, without taking it. */
+static bool expecting(const char *name)
+{
+	uint64_t now = dd_now_ns();
+
+	for (struct expect *e = expects; e; e = e->next)
+		if (now <= e->until_ns && strcmp(e->name, name) == 0)
+			return true;
+	return false;
 }
 
 void dd_udev_unexpect_disable(const char *devname)
@@ -163,6 +186,10 @@ static bool expected(const char *name)
 
 		if (now > e->until_ns || (!found && strcmp(e->name, name) == 0)) {
 			found |= now <= e->until_ns;
+			if (now <= e->until_ns && --e->events > 0) {
+				pp = &e->next;
+				continue;
+			}
 			*pp = e->next;
 			free(e);
 			continue;
@@ -339,6 +366,8 @@ static void nd_recheck(struct dd_manager *m, const char *nd_name)
 			if (dd_region_gone(r))
 				continue;
 			if (r->kind == DD_REGION_DEVDAX && r->devname[0]) {
+				if (expecting(r->devname))
+					continue; /* its release or teardown, not an unplug */
 				snprintf(p, sizeof(p), "/sys/bus/dax/devices/%s", r->devname);
 				if (access(p, F_OK) < 0) {
 					gone_report(m, r->devname, 0, -ENODEV, why);

@@ -21,6 +21,11 @@ void dd_udev_receive(struct dd_manager *m);
 const char *dd_udev_source(void);
 /* daxpoold itself is about to disable @devname (a release): that is no unplug. */
 void dd_udev_expect_disable(const char *devname);
+/*
+ * A teardown: the unbind and then the removal of @devname (and of its
+ * namespace) are daxpoold's own, not an unplug to report to its clients.
+ */
+void dd_udev_expect_teardown(const char *devname);
 void dd_udev_unexpect_disable(const char *devname);
 /* 0, or why @r's device went away (-ENODEV removed, -ENXIO unbound). */
 int dd_region_gone(const struct dd_region *r);

@@ -13,7 +13,9 @@
  * the thread SIGUSR1 (a handler that does nothing, without SA_RESTART), and
  * the open, ftruncate or fallocate returns EINTR. A device disable does not
  * wait for pins -- that is why the drain comes first -- and is not
- * interrupted.
+ * interrupted; nor is a teardown (release --teardown: the namespace
+ * destroyed, the CXL region disabled and deleted, teardown.c), which writes
+ * sysfs attributes after the disable.
  *
  * The thread touches nothing of the loop's: it gets a copy of what it needs
  * and writes its result into its own dd_work.
@@ -106,9 +108,11 @@ static void *work_main(void *arg)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
-	if (w->kind == DD_WORK_DISABLE)
+	if (w->kind == DD_WORK_DISABLE || w->kind == DD_WORK_TEARDOWN)
 		w->result = dd_devdax_disable(w->devname, w->msg, sizeof(w->msg));
-	else
+	if (w->kind == DD_WORK_TEARDOWN && w->result == 0)
+		w->result = dd_teardown_run(w->devname, &w->teardown, w->msg, sizeof(w->msg));
+	else if (w->kind != DD_WORK_DISABLE && w->kind != DD_WORK_TEARDOWN)
 		do_file(w);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
 	if (write(done_fd, &one, sizeof(one)) < 0) {

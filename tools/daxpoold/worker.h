@@ -12,9 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "teardown.h"
 #include "util/protocol.h"
 
-enum { DD_WORK_DISABLE = 1, DD_WORK_TRUNCATE, DD_WORK_PUNCH };
+enum { DD_WORK_DISABLE = 1, DD_WORK_TRUNCATE, DD_WORK_PUNCH, DD_WORK_TEARDOWN };
 
 struct dd_work {
 	/* in */
@@ -25,6 +26,7 @@ struct dd_work {
 	/* out */
 	int result;
 	char msg[PATH_MAX + 64];
+	struct dd_teardown teardown; /* teardown: what was done */
 	/* the thread's */
 	pthread_t thread;
 	bool started, done, interrupted;
