@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "devdax_fixture.h"
@@ -73,3 +77,61 @@ bool lists_mr(json_object *o, uint64_t length)
 			return true;
 	return false;
 }
+
+#ifdef DAXPOOL_HAVE_RDMA
+#include "kfacts_rdma.h" /* the loopback helpers of the kernel-fact tests */
+
+/*
+ * A process outside daxpool holding an RDMA MR, named @comm: on the first
+ * @mr_len bytes of a shared mapping of device @dev, or with @dev NULL on
+ * anonymous memory. @unmap: once the MR is registered it unmaps the device
+ * and closes it, keeping the MR (a registration cache's idle entry): the
+ * pages stay pinned with nothing mapping them. Returns once the MR is
+ * registered (and, @unmap, the device let go); a byte on *ret_go makes it
+ * deregister (while the device is still there: the safe order) and exit 0.
+ */
+pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap, int *ret_go)
+{
+	int pfd[2], go[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		size_t map_len = dev ? 2u << 20 : mr_len;
+		int fd = dev ? open(dev, O_RDWR) : -1;
+		void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+			       dev ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, comm);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
+		CHECK(pd && p != MAP_FAILED);
+		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
+		CHECK(mr);
+		if (unmap) {
+			CHECK(dev);
+			CHECK(munmap(p, map_len) == 0);
+			CHECK(close(fd) == 0);
+		}
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		CHECK(ibv_dereg_mr(mr) == 0);
+		if (!unmap)
+			munmap(p, map_len);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	close(pfd[1]);
+	close(go[0]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	*ret_go = go[1];
+	return pid;
+}
+#endif

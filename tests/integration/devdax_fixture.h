@@ -32,4 +32,22 @@ json_object *outsider_of(json_object *doc, pid_t pid);
 /* Whether outsider entry @o lists an RDMA MR of @length bytes (from RDMA netlink). */
 bool lists_mr(json_object *o, uint64_t length);
 
+#ifdef DAXPOOL_HAVE_RDMA
+#include <infiniband/verbs.h>
+
+#define MR_ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
+
+/*
+ * A process outside daxpool holding an RDMA MR, named @comm: on the first
+ * @mr_len bytes of a shared mapping of device @dev, or with @dev NULL on
+ * anonymous memory. @unmap: once the MR is registered it unmaps the device
+ * and closes it, keeping the MR (a registration cache's idle entry). Returns
+ * once the MR is registered (and, @unmap, the device let go); a byte on
+ * *ret_go makes it deregister (while the device is still there: the safe
+ * order) and exit 0. (Built with DAXPOOL_HAVE_RDMA and the kfacts directory
+ * on the include path.)
+ */
+pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap, int *ret_go);
+#endif
+
 #endif

@@ -46,10 +46,12 @@ mkdir -p /dev/pts /dev/shm
 mount -t tmpfs -o mode=1777 shm /dev/shm
 
 BOOT=1
+MACHINE=nvdimm
 read -r CMDLINE </proc/cmdline
 for arg in $CMDLINE; do
 	case $arg in
 	vmtest.boot=*) BOOT=${arg#vmtest.boot=} ;;
+	vmtest.machine=*) MACHINE=${arg#vmtest.machine=} ;;
 	vmtest.test_timeout=*) TEST_TIMEOUT=${arg#vmtest.test_timeout=} ;;
 	vmtest.timeout_scale=*) TIMEOUT_SCALE=${arg#vmtest.timeout_scale=} ;;
 	esac
@@ -57,12 +59,9 @@ done
 
 uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 T_START=$(uptime_cs)
-echo "VMTEST_BOOT kernel=$(uname -r) boot=$BOOT test_timeout=${TEST_TIMEOUT}s timeout_scale=$TIMEOUT_SCALE uptime=$(cut -d' ' -f1 /proc/uptime)s"
+echo "VMTEST_BOOT kernel=$(uname -r) machine=$MACHINE boot=$BOOT test_timeout=${TEST_TIMEOUT}s timeout_scale=$TIMEOUT_SCALE uptime=$(cut -d' ' -f1 /proc/uptime)s"
 
 # --- devices -------------------------------------------------------------
-for m in nfit nd_pmem dax_pmem device_dax ext4 xfs; do
-	run modprobe "$m"
-done
 
 # ns_dev NAME: the block or char device of the namespace labelled NAME.
 ns_dev() {
@@ -72,6 +71,55 @@ ns_dev() {
 		/"chardev":/  { d = $0; sub(/.*"chardev":"/, "", d); sub(/".*/, "", d) }
 		/}/           { if (n == want && d != "") print d; n = ""; d = "" }'
 }
+
+# The CXL machine: one persistent CXL type-3 device. Its memdev, a pmem
+# region on it (cxl create-region) and a devdax namespace with its struct
+# pages in RAM (--map=mem) on that; no NVDIMM, no fsdax. Where the kernel
+# finds no memdev (6.12 under QEMU 7.2, which has no CXL event logs), the
+# cxl runs skip with that reason (DAXPOOL_TEST_CXL_SKIP).
+CXLDAX=
+CXL_SKIP=
+cxl_setup() {
+	for m in cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax; do
+		run modprobe "$m"
+	done
+	i=0
+	while [ ! -e /sys/bus/cxl/devices/mem0 ] && [ $i -lt 100 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	if [ ! -e /sys/bus/cxl/devices/mem0 ]; then
+		why=$(dmesg | grep -iE 'cxl|mem0' | grep -iE 'fail|error|unable' | tail -n 1 |
+			sed 's/^\[[^]]*\] *//')
+		CXL_SKIP="kernel $(uname -r) found no CXL memory device on this QEMU's cxl-type3${why:+ ($why)}"
+		echo "VMTEST_CXL none: $CXL_SKIP"
+		return
+	fi
+	# The decoders and the nvdimm bridge come up asynchronously after the memdev.
+	i=0
+	while [ ! -e /sys/bus/cxl/devices/decoder0.0 ] && [ $i -lt 100 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	run cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0
+	cxlregion=$(sed -n 's/.*"region":"\(region[0-9]*\)".*/\1/p' /tmp/setup.out | head -n 1)
+	i=0
+	while ! ndctl list -R 2>/dev/null | grep -q '"dev"' && [ $i -lt 100 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	run ndctl create-namespace -m devdax --map=mem -a 2M -n cxl
+	CXLDAX=$(ns_dev cxl)
+	[ -n "$CXLDAX" ] && [ -c "/dev/$CXLDAX" ] || setup_fail "no devdax namespace on the CXL region"
+	echo "VMTEST_CXL region=${cxlregion:-?} devdax=/dev/$CXLDAX"
+}
+
+if [ "$MACHINE" = cxl ]; then
+	cxl_setup
+else
+for m in nfit nd_pmem dax_pmem device_dax ext4 xfs; do
+	run modprobe "$m"
+done
 
 if [ "$BOOT" = 1 ]; then
 	# QEMU's label area starts blank: without labels the region is one
@@ -107,6 +155,7 @@ run mount -o dax "/dev/$EXT4DEV" /mnt/ext4
 run mount -o dax=always "/dev/$XFSDEV" /mnt/xfs
 grep -q ' /mnt/ext4 .*dax' /proc/mounts || setup_fail "/mnt/ext4 not mounted with dax"
 grep -q ' /mnt/xfs .*dax' /proc/mounts || setup_fail "/mnt/xfs not mounted with dax"
+fi
 
 # rdma_rxe needs crc32 from crypto; without crc32_generic "rdma link add"
 # fails with ENOENT.
@@ -122,12 +171,19 @@ echo "VMTEST_SETUP_DONE uptime=$(cut -d' ' -f1 /proc/uptime)s"
 # --- tests ---------------------------------------------------------------
 export DAXPOOL_TEST_TIER=vm
 export DAXPOOL_TEST_REQUIRE=1
-export DAXPOOL_TEST_DEVDAX=/dev/dax0.0
-export DAXPOOL_TEST_FSDAX_DIRS=/mnt/ext4:/mnt/xfs
+if [ "$MACHINE" = cxl ]; then
+	# The CXL runs' device is the CXL namespace's; there is no other.
+	export DAXPOOL_TEST_CXL_MACHINE=1
+	[ -n "$CXLDAX" ] && export DAXPOOL_TEST_DEVDAX="/dev/$CXLDAX"
+	[ -n "$CXL_SKIP" ] && export DAXPOOL_TEST_CXL_SKIP="$CXL_SKIP"
+else
+	export DAXPOOL_TEST_DEVDAX=/dev/dax0.0
+	export DAXPOOL_TEST_FSDAX_DIRS=/mnt/ext4:/mnt/xfs
+fi
 export DAXPOOL_TEST_RDMA_DEV=rxe0
 # Each test's own timeout (the harness's), stretched for software emulation.
 export DAXPOOL_TEST_TIMEOUT_SCALE="$TIMEOUT_SCALE"
-if [ -n "$RAWDEV" ] && [ -b "/dev/$RAWDEV" ]; then
+if [ -n "${RAWDEV:-}" ] && [ -b "/dev/$RAWDEV" ]; then
 	export DAXPOOL_TEST_PMEM_BLOCK="/dev/$RAWDEV"
 fi
 export LD_LIBRARY_PATH=/daxpool/lib
@@ -138,7 +194,7 @@ NFAIL=0
 NSKIP=0
 SKIPPED=
 FAILED=
-for l in devdax fsdax_ext4 fsdax_xfs rdma none file; do
+for l in devdax fsdax_ext4 fsdax_xfs rdma none file cxl; do
 	eval "P_$l=0 F_$l=0 S_$l=0"
 done
 DMESG_SEEN=0
@@ -148,7 +204,7 @@ count() {
 	v=$(echo "$1" | cut -c1)
 	l=$(echo "$2" | tr - _)
 	case $l in
-	devdax | fsdax_ext4 | fsdax_xfs | rdma | none | file) ;;
+	devdax | fsdax_ext4 | fsdax_xfs | rdma | none | file | cxl) ;;
 	*) l=none ;;
 	esac
 	eval "${v}_$l=\$((${v}_$l + 1))"
@@ -254,7 +310,8 @@ run_test() {
 	count "$v" "$label" "$name"
 	check_dmesg "$name:$label"
 	# A test that broke the shared devices would make every later one fail.
-	if [ ! -c /dev/dax0.0 ]; then
+	# (The CXL machine's runs give their device back on purpose: release --teardown.)
+	if [ "$MACHINE" != cxl ] && [ ! -c /dev/dax0.0 ]; then
 		echo "RESULT FAIL devices-after-$name $label rc=1 0s"
 		echo "[$name:$label] /dev/dax0.0 is gone after this test; trying to re-enable it"
 		count FAIL "$label" "devices-after-$name"
@@ -267,7 +324,7 @@ labels_for() {
 	for b in $(echo "$1" | tr , ' '); do
 		case $b in
 		fsdax) echo fsdax-ext4 fsdax-xfs ;;
-		file | devdax | none | rdma) echo "$b" ;;
+		file | devdax | none | rdma | cxl) echo "$b" ;;
 		*) echo "bad-backing-$b" ;;
 		esac
 	done
@@ -306,6 +363,11 @@ else
 				! echo "$name:$label" | grep -Eq -- "$VMTEST_ONLY"; then
 				continue
 			fi
+			# Each machine runs its own: the CXL machine the cxl runs, the other the rest.
+			case $MACHINE:$label in
+			cxl:cxl) ;;
+			cxl:* | *:cxl) continue ;;
+			esac
 			if [ "${label#bad-backing-}" != "$label" ]; then
 				echo "RESULT FAIL $name $label rc=2 0s"
 				echo "[$name:$label] manifest: unknown backing '${label#bad-backing-}'"
@@ -326,8 +388,8 @@ check_dmesg end
 umount /mnt/ext4 2>/dev/null
 umount /mnt/xfs 2>/dev/null
 
-summary="SUMMARY kernel=$(uname -r)"
-for l in devdax fsdax_ext4 fsdax_xfs rdma none file; do
+summary="SUMMARY kernel=$(uname -r) machine=$MACHINE"
+for l in devdax fsdax_ext4 fsdax_xfs rdma none file cxl; do
 	eval "summary=\"\$summary $(echo $l | tr _ -)=\$P_$l/\$F_$l/\$S_$l\""
 done
 summary="$summary total pass=$NPASS fail=$NFAIL skip=$NSKIP time=$(awk -v a="$T_START" -v b="$(uptime_cs)" 'BEGIN { printf "%.1f", (b - a) / 100 }')s"
