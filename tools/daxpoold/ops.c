@@ -164,12 +164,16 @@ static void op_end(struct dd_manager *m, struct dd_op *op, int status, json_obje
 					    "holder(s) outside daxpool: %s", dd_op_name(op->kind),
 			       op->t.path, (int)op->requester_pid, (unsigned)op->requester_uid,
 			       n_outs, blockers);
+		bool td = op->flags & DP_OP_TEARDOWN;
+
 		dd_log(status < 0 ? LOG_WARNING : LOG_NOTICE,
-		       "%s of %s requested by pid %d uid %u (%s): %s%s%s", dd_op_name(op->kind),
-		       op->t.path, (int)op->requester_pid, (unsigned)op->requester_uid,
-		       op->requester_comm,
+		       "%s%s of %s requested by pid %d uid %u (%s): %s%s%s%s%s", dd_op_name(op->kind),
+		       td ? " --teardown" : "", op->t.path, (int)op->requester_pid,
+		       (unsigned)op->requester_uid, op->requester_comm,
 		       json_object_get_string(json_object_object_get(doc, "result")),
-		       n_outs && status < 0 ? "; blocked by " : "", n_outs && status < 0 ? blockers : "");
+		       n_outs && status < 0 ? "; blocked by " : "", n_outs && status < 0 ? blockers : "",
+		       td ? ": " : "",
+		       td ? json_object_get_string(json_object_object_get(doc, "message")) ?: "" : "");
 	}
 	json_object_put(doc);
 	for (pp = &m->ops; *pp; pp = &(*pp)->next) {

@@ -53,7 +53,7 @@ struct gone {
 struct expect {
 	char name[DP_PROTO_MAX_DEVNAME + 1];
 	uint64_t until_ns;
-	unsigned int events; /* events of it still to come: 1 unbind; 2 unbind, remove */
+	unsigned int events; /* events of it still to come: 1 (the unbind); 0 any, until it is back */
 	struct expect *next;
 };
 
@@ -148,7 +148,8 @@ void dd_udev_expect_disable(const char *devname)
 
 void dd_udev_expect_teardown(const char *devname)
 {
-	expect_events(devname, 2);
+	/* Unbind and removal of the dax device, and of its namespace's nd devices, in any order. */
+	expect_events(devname, 0);
 }
 
 /* Whether an event of @name is expected, without taking it. */
@@ -186,7 +187,7 @@ static bool expected(const char *name)
 
 		if (now > e->until_ns || (!found && strcmp(e->name, name) == 0)) {
 			found |= now <= e->until_ns;
-			if (now <= e->until_ns && --e->events > 0) {
+			if (now <= e->until_ns && (e->events == 0 || --e->events > 0)) {
 				pp = &e->next;
 				continue;
 			}
@@ -414,6 +415,7 @@ static void handle(struct dd_manager *m, struct udev_device *d)
 		if (came) {
 			bool had_gone = gone_clear(name, 0);
 
+			dd_udev_unexpect_disable(name); /* a teardown's device is back: its own again */
 			dd_log(LOG_INFO, "%s: %s", name, strcmp(action, "add") == 0 ? "added" : "bound");
 			if (had_gone)
 				rebound_with_old_holders(m, name);

@@ -284,10 +284,9 @@ TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 		SKIP("%s", why);
 	if (!getenv("DAXPOOL_TEST_CXL_MACHINE"))
 		fixture_missing("the vm tier's CXL machine (DAXPOOL_TEST_CXL_MACHINE)");
-	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0 >/tmp/cxl-region.json"),
-		 0);
+	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0"), 0);
 	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=dev -a 2M -n cxl-mapdev "
-		       ">/tmp/cxl-ns.json"),
+		       "| tee /tmp/cxl-ns.json"),
 		 0);
 	f = popen("sed -n 's/.*\"chardev\":\"\\(dax[0-9.]*\\)\".*/\\1/p' /tmp/cxl-ns.json", "r");
 	CHECK(f);
