@@ -83,8 +83,10 @@ cxl_setup() {
 	for m in cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax; do
 		run modprobe "$m"
 	done
+	# At most 20 s; a failed probe of cxl_pci (6.12 on QEMU 7.2) ends the wait at once.
 	i=0
 	while [ ! -e /sys/bus/cxl/devices/mem0 ] && [ $i -lt 100 ]; do
+		dmesg | grep -qE 'cxl_pci .*(probe with driver cxl_pci failed|Failed)' && break
 		sleep 0.2
 		i=$((i + 1))
 	done
