@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 
 #include <daxctl/libdaxctl.h>
 #include <ndctl/libndctl.h>
@@ -134,6 +135,10 @@ int dp_cxl_lookup(const char *daxdev, struct dp_cxl_info *info, struct dp_cxl_fo
 		say(why, why_size, "libndctl: %s", strerror(-r));
 		goto out;
 	}
+	/* Their failures come back in @why; the libraries print nothing of their own. */
+	ndctl_set_log_priority(f->nd, LOG_EMERG);
+	if (ndctl_get_daxctl_ctx(f->nd))
+		daxctl_set_log_priority(ndctl_get_daxctl_ctx(f->nd), LOG_EMERG);
 	ns = find_namespace(f->nd, daxdev, &dax);
 	if (!ns) {
 		say(why, why_size, "%s is not the device-dax device of a libnvdimm namespace",
@@ -162,6 +167,7 @@ int dp_cxl_lookup(const char *daxdev, struct dp_cxl_info *info, struct dp_cxl_fo
 		say(why, why_size, "libcxl: %s", strerror(-r));
 		goto out;
 	}
+	cxl_set_log_priority(f->cxl, LOG_EMERG);
 	f->region = find_cxl_region(f->cxl, ndctl_region_get_resource(ndr));
 	if (!f->region) {
 		say(why, why_size, "%s is on %s of libnvdimm bus %s, which is no CXL region's",

@@ -329,8 +329,12 @@ static void op_acted(struct dd_manager *m, struct dd_op *op, int r, const char *
 	json_object_object_add(doc, "rdma", op->rdma_final ? op->rdma_final
 							   : json_object_new_object());
 	op->outsiders_final = op->rdma_final = NULL;
-	/* A released device stays zapped in the clients; everything else reopens. */
-	op_end(m, op, r, doc, r < 0 || op->kind != DP_OP_RELEASE);
+	/*
+	 * A released device stays zapped in the clients; everything else reopens
+	 * -- but a device that was disabled before its teardown failed is gone
+	 * for them all the same.
+	 */
+	op_end(m, op, r, doc, (r < 0 && !op->work.disabled) || op->kind != DP_OP_RELEASE);
 }
 
 /* All clients drained: check outsiders again, then act -- off the loop when it may sleep. */

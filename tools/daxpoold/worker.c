@@ -108,8 +108,10 @@ static void *work_main(void *arg)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
-	if (w->kind == DD_WORK_DISABLE || w->kind == DD_WORK_TEARDOWN)
+	if (w->kind == DD_WORK_DISABLE || w->kind == DD_WORK_TEARDOWN) {
 		w->result = dd_devdax_disable(w->devname, w->msg, sizeof(w->msg));
+		w->disabled = w->result == 0;
+	}
 	if (w->kind == DD_WORK_TEARDOWN && w->result == 0)
 		w->result = dd_teardown_run(w->devname, &w->teardown, w->msg, sizeof(w->msg));
 	else if (w->kind != DD_WORK_DISABLE && w->kind != DD_WORK_TEARDOWN)

@@ -26,6 +26,7 @@ struct dd_work {
 	/* out */
 	int result;
 	char msg[PATH_MAX + 64];
+	bool disabled;		     /* disable, teardown: the device was disabled */
 	struct dd_teardown teardown; /* teardown: what was done */
 	/* the thread's */
 	pthread_t thread;
