@@ -20,7 +20,8 @@ const char *dp_memmap_name(int memmap)
 	return memmap == DP_MEMMAP_RAM ? "mem" : memmap == DP_MEMMAP_DEVICE ? "dev" : "unknown";
 }
 
-static void say(char *why, size_t size, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void say(char *why, size_t size, const char *fmt,
+							  ...)
 {
 	va_list ap;
 
