@@ -8,7 +8,7 @@
  *	release_timeout  seconds a release waits for holders by default (default 30)
  *	hello_timeout    seconds a new connection has to send HELLO (default 10)
  *	max_connections, max_connections_per_uid, max_regions, max_maps,
- *	max_pins, max_output, max_operations_per_uid: the limits (daxpoold.conf(5) says why these
+ *	max_pins, max_output, max_operations_per_uid, max_scans_per_uid: the limits (daxpoold.conf(5) says why these
  *	defaults)
  */
 #include <ctype.h>
@@ -35,6 +35,7 @@ void dd_config_defaults(struct dd_config *cfg)
 	cfg->max_pins = 65536;
 	cfg->max_output = 64u << 20;
 	cfg->max_operations_per_uid = 8;
+	cfg->max_scans_per_uid = 4;
 	cfg->hello_timeout_ms = 10000;
 }
 
@@ -125,6 +126,7 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		{ "max_pins", offsetof(struct dd_config, max_pins), 1, 1u << 24 },
 		{ "max_operations_per_uid", offsetof(struct dd_config, max_operations_per_uid), 1,
 		  4096 },
+		{ "max_scans_per_uid", offsetof(struct dd_config, max_scans_per_uid), 1, 64 },
 	};
 	unsigned long u;
 

@@ -15,6 +15,7 @@ struct dd_config {
 	unsigned int max_connections, max_connections_per_uid;
 	unsigned int max_regions, max_maps, max_pins; /* per client connection */
 	unsigned int max_operations_per_uid; /* releases, truncates, punches in progress */
+	unsigned int max_scans_per_uid; /* scans of /proc running for one uid (scan.h) */
 	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
 	int hello_timeout_ms; /* a connection that sends no HELLO by then is closed */
 };

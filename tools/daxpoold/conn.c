@@ -33,6 +33,8 @@ bool dd_conn_flush(struct dd_conn *c)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			/* Its peer closed the socket: a hangup, found by a send. */
+			c->hung_up = errno == EPIPE || errno == ECONNRESET;
 			return false;
 		}
 		c->out = b->next;

@@ -27,7 +27,16 @@ struct dd_outbuf {
 };
 
 /* What an epoll event is about (the event's data.ptr is a struct dd_ep). */
-enum { DD_EP_LISTEN = 1, DD_EP_SOCK, DD_EP_PIDFD, DD_EP_SIGNAL, DD_EP_UDEV, DD_EP_OPENS, DD_EP_WORKER };
+enum {
+	DD_EP_LISTEN = 1,
+	DD_EP_SOCK,
+	DD_EP_PIDFD,
+	DD_EP_SIGNAL,
+	DD_EP_UDEV,
+	DD_EP_OPENS,
+	DD_EP_WORKER,
+	DD_EP_SCAN,
+};
 
 struct dd_conn;
 struct dd_ep {
@@ -45,6 +54,7 @@ struct dd_seen {
 #define DD_SEEN_MAX 4096
 
 struct dd_op;
+struct dd_scan;
 
 struct dd_conn {
 	int fd, pidfd;
@@ -54,6 +64,7 @@ struct dd_conn {
 	uint32_t role; /* 0 before HELLO */
 	bool request_done;
 	bool closing;
+	bool hung_up; /* a send found that its peer closed the socket */
 	uint64_t connected_ns;
 	uint32_t seq;
 	struct dd_ep ep_sock, ep_pid;
@@ -70,6 +81,7 @@ struct dd_conn {
 	bool seen_overflow; /* more than DD_SEEN_MAX: it counts for every device */
 	struct dd_idmap maps, pins;
 	struct dd_op *op; /* a CTL's request in progress (the manager's) */
+	struct dd_scan *scan; /* the scan a CTL's status waits for (the manager's) */
 	struct dd_conn *next;
 };
 

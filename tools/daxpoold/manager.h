@@ -3,9 +3,10 @@
  * The daemon's state, one object: its configuration, its epoll set, the
  * connections and the operations in progress. The event loop (server.c) owns
  * it; every other part of the daemon gets it as an argument and keeps no
- * state of its own about clients or operations. The probes (outsiders.c,
- * udev.c) read the clients through it; the operations (ops.c) and status
- * (status.c) are built on it. Main thread only.
+ * state of its own about clients or operations. The probes read the clients
+ * through it (udev.c), or through a copy made for a scan off the loop
+ * (scan.c); the operations (ops.c) and status (status.c) are built on it.
+ * Main thread only.
  */
 #ifndef DAXPOOLD_MANAGER_H
 #define DAXPOOLD_MANAGER_H
@@ -24,6 +25,7 @@
 #include "worker.h"
 
 struct dd_op;
+struct dd_scan;
 
 /*
  * A client that got REVOKE of an operation, and whether it answered. Its
@@ -58,9 +60,12 @@ struct dd_op {
 	struct dd_target t; /* what it acts on: resolved once, its descriptor kept */
 	uint64_t offset, length; /* the drained range; length 0: to the end */
 	uint64_t started_ns, deadline_ns, last_done_ns;
-	json_object *outsiders_before;
+	json_object *outsiders_last; /* the last whole scan's possible holders */
+	/* The scan of /proc in progress (scan.h), and what its end decides (ops.c). */
+	struct dd_scan *scan;
+	int scan_purpose;
 	/* Waiting (release --timeout) for holders outside daxpool to go, before the drain. */
-	bool waiting;
+	bool may_wait, waiting;
 	uint64_t poll_ns, outsiders_gone_ns;
 	struct dd_waited *waiting_on;
 	size_t n_waiting_on;
@@ -80,6 +85,7 @@ struct dd_manager {
 	struct dd_conn *conns;	    /* every connection with its socket */
 	struct dd_conn *gone_conns; /* hung up while draining, waiting for the pidfd (server.c) */
 	struct dd_op *ops;	    /* in progress */
+	struct dd_scan *scans;	    /* running, owned or abandoned (scan.h) */
 	uint64_t next_req;	    /* the next operation's id */
 	/* accept4()'s EMFILE (server.c) */
 	int reserve_fd;

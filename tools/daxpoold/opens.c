@@ -95,10 +95,8 @@ int dd_proc_start(pid_t pid, uint64_t *ret_start_ns, pid_t *ret_ppid)
 	unsigned long long start = 0;
 	int ppid = 0, fd;
 	ssize_t n;
-	static long tck;
+	long tck = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100; /* any thread */
 
-	if (!tck)
-		tck = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -523,6 +521,22 @@ const struct dd_opener *dd_opens_find(pid_t pid, uint64_t start_ns, dev_t rdev)
 		    openers[i].rdev == rdev)
 			return &openers[i];
 	return NULL;
+}
+
+int dd_opens_copy(dev_t rdev, struct dd_opener **arr, size_t *n)
+{
+	for (size_t i = 0; i < n_openers; i++) {
+		struct dd_opener *na;
+
+		if (openers[i].rdev != rdev)
+			continue;
+		na = realloc(*arr, (*n + 1) * sizeof(*na));
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		na[(*n)++] = openers[i];
+	}
+	return 0;
 }
 
 json_object *dd_opens_json(void)

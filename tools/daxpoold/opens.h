@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Who opened a device-dax node (fanotify): a probe with its own record, of
- * every process, that knows nothing of clients. Main thread only.
+ * every process, that knows nothing of clients. Main thread only, but for
+ * dd_proc_start() (any thread).
  */
 #ifndef DAXPOOLD_OPENS_H
 #define DAXPOOLD_OPENS_H
@@ -32,6 +33,11 @@ const char *dd_opens_off_reason(void);
 /* Since when (CLOCK_BOOTTIME; 0: not watched) opens of @rdev are recorded; *ret_real_ns: as REALTIME. */
 uint64_t dd_opens_since(dev_t rdev, uint64_t *ret_real_ns);
 const struct dd_opener *dd_opens_find(pid_t pid, uint64_t start_ns, dev_t rdev);
+/*
+ * Append the openers of @rdev to *@arr (realloc()ed; *@n of them): a copy for
+ * a scan off the loop. Return 0 or -ENOMEM (what was copied stays).
+ */
+int dd_opens_copy(dev_t rdev, struct dd_opener **arr, size_t *n);
 /* {"recording": bool, "reason" | "devices": [{device, since_ns, openers}]} for status. */
 json_object *dd_opens_json(void);
 /* The start time (CLOCK_BOOTTIME ns, tick resolution) and parent of @pid. Return 0 or -errno. */

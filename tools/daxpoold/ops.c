@@ -7,7 +7,10 @@
  *      file; the operation keeps the descriptor and acts on it alone;
  *   2. holders outside daxpool (/proc maps, with their io_uring buffers and
  *      RDMA MRs; and clients' MRs daxpool did not register): refuse unless
- *      forced;
+ *      forced. Every such check is a scan on a thread of its own (scan.h):
+ *      the operation waits for its end, the loop does not; a scan that has
+ *      not ended by the deadline refuses the operation, naming the process
+ *      it is stuck on;
  *   3. mark draining: every client that registered the device gets REVOKE
  *      (it zaps the range: new maps and pins there fail with -ENXIO), and so
  *      does any client that registers it while the operation runs;
@@ -33,8 +36,18 @@
 #include "opens.h"
 #include "ops.h"
 #include "outsiders.h"
+#include "scan.h"
 #include "teardown.h"
 #include "udev.h"
+
+/* What the end of an operation's scan decides. */
+enum {
+	SCAN_BEFORE = 1, /* whether to drain, wait or refuse */
+	SCAN_POLL,	 /* while waiting: whether they went */
+	SCAN_DEADLINE,	 /* waiting at the deadline: drain now, or refuse */
+	SCAN_FINAL,	 /* drained: act, or refuse */
+	SCAN_REPORT,	 /* the drain timed out: who holds, for the report */
+};
 
 static void op_revoke(struct dd_manager *m, struct dd_op *op, struct dd_conn *c, struct dd_region *r)
 {
@@ -182,7 +195,9 @@ static void op_end(struct dd_manager *m, struct dd_op *op, int status, json_obje
 			break;
 		}
 	}
-	json_object_put(op->outsiders_before);
+	dd_scan_abandon(op->scan);
+	op->scan = NULL;
+	json_object_put(op->outsiders_last);
 	json_object_put(op->outsiders_final);
 	json_object_put(op->rdma_final);
 	dd_target_close(&op->t);
@@ -212,22 +227,6 @@ static json_object *op_holders(struct dd_manager *m, struct dd_op *op)
 		}
 	}
 	return arr;
-}
-
-/*
- * Possible holders outside the drain (the holder rule); @drained: the final
- * check, after every client reported idle. *ret_rdma: the MR scan's summary.
- */
-static json_object *op_outsiders(struct dd_manager *m, struct dd_op *op, json_object **ret_rdma,
-				 bool drained)
-{
-	struct dd_rdma_mrs mrs = { 0 };
-	json_object *o = dd_possible_holders(m, &op->t, drained, &mrs);
-
-	if (ret_rdma)
-		*ret_rdma = dd_rdma_mrs_json(&mrs);
-	dd_rdma_mrs_free(&mrs);
-	return o;
 }
 
 /* Why outsiders refuse an operation, in words: possible pins first, each holder's reason. */
@@ -337,10 +336,34 @@ static void op_acted(struct dd_manager *m, struct dd_op *op, int r, const char *
 	op_end(m, op, r, doc, (r < 0 && !op->work.disabled) || op->kind != DP_OP_RELEASE);
 }
 
-/* All clients drained: check outsiders again, then act -- off the loop when it may sleep. */
+static int op_scan(struct dd_manager *m, struct dd_op *op, int purpose, char *why, size_t size);
+
+/* An operation that cannot go on for want of a scan (@r, @why): nothing was changed. */
+static void op_fail(struct dd_manager *m, struct dd_op *op, int r, const char *why)
+{
+	json_object *doc = op_doc(op, "failed");
+	char msg[320];
+
+	snprintf(msg, sizeof(msg), "cannot check for holders outside daxpool: %s; nothing was "
+				   "changed", why);
+	json_object_object_add(doc, "message", json_object_new_string(msg));
+	json_object_object_add(doc, "outsiders", json_object_new_array());
+	op_end(m, op, r, doc, true);
+}
+
+/* All clients drained: check outsiders again (a scan; op_act at its end). */
 static void op_finish(struct dd_manager *m, struct dd_op *op)
 {
-	json_object *rdma, *outs = op_outsiders(m, op, &rdma, true);
+	char why[256];
+	int r = op_scan(m, op, SCAN_FINAL, why, sizeof(why));
+
+	if (r < 0)
+		op_fail(m, op, r, why);
+}
+
+/* The final check found @outs (taken, with @rdma): act -- off the loop when it may sleep. */
+static void op_act(struct dd_manager *m, struct dd_op *op, json_object *outs, json_object *rdma)
+{
 	int r;
 
 	if (json_object_array_length(outs) && !(op->flags & DP_OP_FORCE)) {
@@ -418,8 +441,8 @@ static void op_check_done(struct dd_manager *m, struct dd_op *op)
 	 * not begun its drain, one acting already finished it (any connection's
 	 * end calls this for every operation).
 	 */
-	if (op->waiting || op->acting || op->n_undone)
-		return;
+	if (op->waiting || op->acting || op->n_undone || op->scan)
+		return; /* a scan's end calls it again */
 	op_finish(m, op);
 }
 
@@ -459,41 +482,182 @@ static void op_wait_outsiders(struct dd_manager *m, struct dd_op *op, json_objec
 	op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
 }
 
-/* Whether a holder waited on may still hold: alive, and still pinning or mapping. */
-static bool waited_still_there(struct dd_manager *m, const struct dd_op *op, const struct dd_waited *w)
+/* The operation's last whole scan found @outs: keep them for a report at the deadline. */
+static void op_keep_outsiders(struct dd_op *op, json_object *outs)
 {
-	uint64_t start;
-
-	if (dd_proc_start(w->pid, &start, NULL) < 0 || start != w->start_ns)
-		return false; /* exited */
-	return dd_proc_vm_pin_kb(w->pid) > 0 || dd_pid_maps(w->pid, op->t.dev, op->t.ino,
-										 op->t.rdev);
+	json_object_put(op->outsiders_last);
+	op->outsiders_last = json_object_get(outs);
 }
 
-/* A poll while waiting for outsiders: go on once the rule finds none. */
-static void op_poll_outsiders(struct dd_manager *m, struct dd_op *op)
+/* The holders waited for went, or none were found: drain. */
+static void op_outsiders_gone(struct dd_manager *m, struct dd_op *op)
 {
-	json_object *outs;
+	uint64_t now = dd_now_ns();
 
-	for (size_t i = 0; i < op->n_waiting_on; i++) {
-		if (waited_still_there(m, op, &op->waiting_on[i])) {
-			op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
-			return; /* the cheap check: no full scan while one is surely there */
+	if (op->waiting)
+		dd_log(LOG_NOTICE, "%s of %s: the holders outside daxpool went after %.3f s",
+		       dd_op_name(op->kind), op->t.path, (double)(now - op->started_ns) / 1e9);
+	if (op->waiting)
+		op->outsiders_gone_ns = now;
+	op->waiting = false;
+	op_drain(m, op);
+}
+
+/* @op's scan ended: what it found decides, as its purpose says. */
+static void op_scan_done(struct dd_manager *m, struct dd_scan *s)
+{
+	struct dd_op *op = s->owner;
+	json_object *outs = s->holders, *rdma = s->rdma;
+	bool found, waited_there = s->waited_there;
+
+	op->scan = NULL;
+	s->holders = s->rdma = NULL; /* the operation's now */
+	if (!outs)
+		outs = json_object_new_array(); /* a poll that found a waited holder still there */
+	if (!rdma)
+		rdma = json_object_new_object();
+	found = waited_there || json_object_array_length(outs);
+	if (!waited_there)
+		op_keep_outsiders(op, outs);
+	switch (op->scan_purpose) {
+	case SCAN_BEFORE:
+		if (!found || (op->flags & DP_OP_FORCE))
+			break;
+		if (op->may_wait) {
+			/* Asked to wait: for them to go, then drain, within the same deadline. */
+			op_wait_outsiders(m, op, outs);
+			json_object_put(outs);
+			json_object_put(rdma);
+			return;
 		}
-	}
-	outs = op_outsiders(m, op, NULL, false);
-	if (json_object_array_length(outs)) {
-		op_wait_outsiders(m, op, outs);
-		json_object_put(outs);
+		op_refuse(m, op, outs, rdma);
+		return;
+	case SCAN_POLL:
+		if (waited_there) {
+			op->poll_ns = dd_now_ns() + DD_OUTSIDER_POLL_NS;
+			json_object_put(outs);
+			json_object_put(rdma);
+			return;
+		}
+		if (found) {
+			op_wait_outsiders(m, op, outs);
+			json_object_put(outs);
+			json_object_put(rdma);
+			return;
+		}
+		break;
+	case SCAN_DEADLINE:
+		if (found) {
+			/*
+			 * A poll that found a waited holder still there scanned nothing
+			 * else: the last whole scan names them all.
+			 */
+			if (waited_there) {
+				json_object_put(outs);
+				outs = json_object_get(op->outsiders_last);
+			}
+			op_refuse(m, op, outs, rdma);
+			return;
+		}
+		/*
+		 * They went just now: drain with what is left of the deadline --
+		 * nothing. With no client to revoke it ends here; else the next
+		 * tick times it out, at the deadline the requester gave (a fresh
+		 * one would overrun it).
+		 */
+		break;
+	case SCAN_FINAL:
+		if (op->n_undone) {
+			/* Registered during the scan: its REVOKE_DONE finishes again. */
+			json_object_put(outs);
+			json_object_put(rdma);
+			return;
+		}
+		op_act(m, op, outs, rdma);
+		return;
+	case SCAN_REPORT: {
+		json_object *doc = s->doc;
+
+		s->doc = NULL;
+		json_object_object_add(doc, "outsiders", outs);
+		json_object_put(rdma);
+		op_end(m, op, -ETIMEDOUT, doc, true);
 		return;
 	}
+	}
 	json_object_put(outs);
-	op->waiting = false;
-	op->outsiders_gone_ns = dd_now_ns();
-	dd_log(LOG_NOTICE, "%s of %s: the holders outside daxpool went after %.3f s",
-	       dd_op_name(op->kind), op->t.path,
-	       (double)(op->outsiders_gone_ns - op->started_ns) / 1e9);
-	op_drain(m, op);
+	json_object_put(rdma);
+	op_outsiders_gone(m, op);
+}
+
+/*
+ * @op's scan has not ended by its bound: what it would have found cannot be
+ * ruled out. Refuse (or time out), naming what it is stuck on and what the
+ * last whole scan found.
+ */
+static void op_scan_late(struct dd_manager *m, struct dd_scan *s)
+{
+	struct dd_op *op = s->owner;
+	json_object *outs = json_object_new_array(), *doc;
+
+	op->scan = NULL;
+	dd_log(LOG_WARNING, "%s of %s: the scan for holders has not ended (reading pid %d)",
+	       dd_op_name(op->kind), op->t.path, __atomic_load_n(&s->in.at_pid, __ATOMIC_ACQUIRE));
+	if (op->scan_purpose == SCAN_REPORT) {
+		doc = s->doc;
+		s->doc = NULL;
+		json_object_array_add(outs, dd_scan_stuck_holder(s));
+		json_object_object_add(doc, "outsiders", outs);
+		op_end(m, op, -ETIMEDOUT, doc, true);
+		return;
+	}
+	for (size_t i = 0; op->outsiders_last && i < json_object_array_length(op->outsiders_last);
+	     i++)
+		json_object_array_add(outs, json_object_get(json_object_array_get_idx(
+						    op->outsiders_last, i)));
+	json_object_array_add(outs, dd_scan_stuck_holder(s));
+	op_refuse(m, op, outs, json_object_new_object());
+}
+
+/*
+ * Start a scan of @purpose for @op (admitted by dd_op_start). Its bound: the
+ * deadline, and at least DD_SCAN_STATUS_BOUND_MS from now. Return 0, or
+ * -errno with @why set.
+ */
+static int op_scan(struct dd_manager *m, struct dd_op *op, int purpose, char *why, size_t size)
+{
+	uint64_t bound = dd_now_ns() + DD_SCAN_STATUS_BOUND_MS * 1000000ull;
+	struct dd_scan *s;
+	int r;
+
+	s = dd_scan_new(purpose == SCAN_POLL ? DD_SCAN_POLL : DD_SCAN_HOLDERS, op->requester_uid);
+	if (!s) {
+		snprintf(why, size, "out of memory");
+		return -ENOMEM;
+	}
+	r = dd_scan_add_key(m, s, &op->t, purpose == SCAN_FINAL);
+	if (r == 0 && purpose == SCAN_POLL && op->n_waiting_on) {
+		s->waited = calloc(op->n_waiting_on, sizeof(*s->waited));
+		if (!s->waited)
+			r = -ENOMEM;
+		else
+			memcpy(s->waited, op->waiting_on, op->n_waiting_on * sizeof(*s->waited));
+		s->n_waited = op->n_waiting_on;
+	}
+	if (r < 0) {
+		dd_scan_free(s);
+		snprintf(why, size, "out of memory");
+		return r;
+	}
+	r = dd_scan_start(m, s, op, op_scan_done, op_scan_late,
+			  op->deadline_ns > bound ? op->deadline_ns : bound);
+	if (r < 0) {
+		snprintf(why, size, "cannot start a scan: %s", strerror(-r));
+		return r;
+	}
+	op->scan = s;
+	op->scan_purpose = purpose;
+	return 0;
 }
 
 void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *msg)
@@ -570,6 +734,16 @@ void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *m
 			return;
 		}
 	}
+	{
+		char why[256];
+
+		r = dd_scan_admit(m, c->cred.uid, why, sizeof(why));
+		if (r < 0) {
+			dd_conn_reply_error(c, r, "%s: %s", t.path, why);
+			dd_target_close(&t);
+			return;
+		}
+	}
 	for (op = m->ops; op; op = op->next) {
 		if ((op->t.dev == t.dev && op->t.ino == t.ino) ||
 		    (t.rdev && op->t.rdev == t.rdev)) {
@@ -608,22 +782,15 @@ void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *m
 	op->next = m->ops;
 	m->ops = op;
 	c->op = op;
+	op->may_wait = msg->op.timeout_ms > 0;
+	{
+		char why[256];
 
-	json_object *rdma;
-
-	op->outsiders_before = op_outsiders(m, op, &rdma, false);
-	if (json_object_array_length(op->outsiders_before) && !(op->flags & DP_OP_FORCE)) {
-		if (msg->op.timeout_ms > 0) {
-			/* Asked to wait: for them to go, then drain, within the same deadline. */
-			json_object_put(rdma);
-			op_wait_outsiders(m, op, op->outsiders_before);
-			return;
-		}
-		op_refuse(m, op, json_object_get(op->outsiders_before), rdma);
-		return;
+		/* Outsiders first; the scan's end decides (op_scan_done). */
+		r = op_scan(m, op, SCAN_BEFORE, why, sizeof(why));
+		if (r < 0)
+			op_fail(m, op, r, why);
 	}
-	json_object_put(rdma);
-	op_drain(m, op);
 }
 
 void dd_op_region_added(struct dd_manager *m, struct dd_conn *c, struct dd_region *r)
@@ -734,8 +901,11 @@ void dd_op_conn_gone(struct dd_manager *m, struct dd_conn *c, bool process_dead)
 int dd_ops_tick(struct dd_manager *m)
 {
 	uint64_t now = dd_now_ns(), next = UINT64_MAX;
+	bool again = false; /* an operation moved on: tick again at once */
 
 	for (struct dd_op *op = m->ops, *nop; op; op = nop) {
+		char why[256];
+
 		nop = op->next;
 		if (op->acting) {
 			/*
@@ -751,24 +921,22 @@ int dd_ops_tick(struct dd_manager *m)
 			}
 			continue;
 		}
+		if (op->scan) {
+			/* Its end decides, or its bound (scan.c); a poll at the deadline decides it. */
+			if (now >= op->deadline_ns && op->scan_purpose == SCAN_POLL)
+				op->scan_purpose = SCAN_DEADLINE;
+			else if (now < op->deadline_ns && op->deadline_ns < next)
+				next = op->deadline_ns;
+			continue;
+		}
 		if (now >= op->deadline_ns && op->waiting) {
-			json_object *rdma, *outs = op_outsiders(m, op, &rdma, false);
-
-			if (!json_object_array_length(outs)) {
-				/*
-				 * They went just now: drain with what is left of the
-				 * deadline -- nothing. With no client to revoke it ends
-				 * here; else the next tick times it out, at the deadline
-				 * the requester gave (a fresh one would overrun it).
-				 */
-				json_object_put(outs);
-				json_object_put(rdma);
-				op->waiting = false;
-				op->outsiders_gone_ns = now;
-				op_drain(m, op);
-				continue;
-			}
-			op_refuse(m, op, outs, rdma);
+			/* Whether they went just now; else refused (op_scan_done). */
+			if (op_scan(m, op, SCAN_DEADLINE, why, sizeof(why)) < 0)
+				op_refuse(m, op,
+					  op->outsiders_last ? json_object_get(op->outsiders_last)
+							     : json_object_new_array(),
+					  json_object_new_object());
+			again = true;
 			continue;
 		}
 		if (now >= op->deadline_ns) {
@@ -779,13 +947,21 @@ int dd_ops_tick(struct dd_manager *m)
 								      "deadline: nothing was released; "
 								      "the device stays usable"));
 			json_object_object_add(doc, "holders", op_holders(m, op));
-			json_object_object_add(doc, "outsiders", op_outsiders(m, op, NULL, false));
-			op_end(m, op, -ETIMEDOUT, doc, true);
+			/* The outsiders of the report are a scan's (op_scan_done). */
+			if (op_scan(m, op, SCAN_REPORT, why, sizeof(why)) == 0) {
+				op->scan->doc = doc;
+			} else {
+				json_object_object_add(doc, "outsiders", json_object_new_array());
+				op_end(m, op, -ETIMEDOUT, doc, true);
+			}
+			again = true;
 			continue;
 		}
 		if (op->waiting && now >= op->poll_ns) {
-			op_poll_outsiders(m, op);
-			/* It may have ended (drained at once, nothing to revoke). */
+			/* Whether they went (op_scan_done); else the next poll. */
+			if (op_scan(m, op, SCAN_POLL, why, sizeof(why)) < 0)
+				op->poll_ns = now + DD_OUTSIDER_POLL_NS;
+			again = true;
 			continue;
 		}
 		if (op->deadline_ns < next)
@@ -793,7 +969,9 @@ int dd_ops_tick(struct dd_manager *m)
 		if (op->waiting && op->poll_ns < next)
 			next = op->poll_ns;
 	}
+	if (again)
+		return 0;
 	if (next == UINT64_MAX)
-		return m->ops ? 0 : -1;
+		return -1;
 	return (int)((next - now + 999999) / 1000000);
 }

@@ -26,8 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "holder_rule.h"
-#include "opens.h"
 #include "outsiders.h"
 
 struct range {
@@ -112,27 +110,30 @@ static bool excluded(pid_t pid, const pid_t *exclude, size_t n)
 }
 
 /*
- * What the files behind mappings are, as far as the current scan looked:
- * (dev, ino) of a mapping -> whether it is a node of the device-dax device
- * scanned for. Reset by each scan.
+ * What the files behind mappings are, as far as one scan looked: (dev, ino)
+ * of a mapping -> whether it is a node of the device-dax device scanned for.
+ * One per scan (a scan runs on a thread of its own).
  */
 #define NODE_CACHE 512
-static struct {
-	uint64_t dev, ino;
-	bool is_node;
-} node_cache[NODE_CACHE];
-static size_t n_node_cache;
-static uint64_t node_cache_rdev;
+struct node_cache {
+	uint64_t rdev;
+	size_t n;
+	struct {
+		uint64_t dev, ino;
+		bool is_node;
+	} e[NODE_CACHE];
+};
 
 /*
  * Whether the mapping [start, end) of @pid at (dev, ino) is another node of
  * the device @rdev (made with mknod, e.g. in a container's /dev): the mapped
  * file's own stat, through /proc/PID/map_files (CAP_SYS_ADMIN). Only files on
  * filesystems without a device (major 0: tmpfs, devtmpfs, overlay), where
- * such nodes live, are looked at; each (dev, ino) once per scan.
+ * such nodes live, are looked at; each (dev, ino) once per scan (@nc; NULL:
+ * every time).
  */
-static bool maps_other_node(pid_t pid, unsigned long long start, unsigned long long end,
-			    uint64_t dev, uint64_t ino, uint64_t rdev)
+static bool maps_other_node(struct node_cache *nc, pid_t pid, unsigned long long start,
+			    unsigned long long end, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
 	char path[96];
 	struct stat st;
@@ -140,13 +141,13 @@ static bool maps_other_node(pid_t pid, unsigned long long start, unsigned long l
 
 	if (!rdev || !ino || major(dev) != 0)
 		return false;
-	if (node_cache_rdev != rdev) {
-		n_node_cache = 0;
-		node_cache_rdev = rdev;
+	if (nc && nc->rdev != rdev) {
+		nc->n = 0;
+		nc->rdev = rdev;
 	}
-	for (size_t i = 0; i < n_node_cache; i++)
-		if (node_cache[i].dev == dev && node_cache[i].ino == ino)
-			return node_cache[i].is_node;
+	for (size_t i = 0; nc && i < nc->n; i++)
+		if (nc->e[i].dev == dev && nc->e[i].ino == ino)
+			return nc->e[i].is_node;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, start, end);
 	/*
 	 * Not readable (map_files needs CAP_SYS_ADMIN; some kernels refuse
@@ -156,15 +157,13 @@ static bool maps_other_node(pid_t pid, unsigned long long start, unsigned long l
 	if (stat(path, &st) < 0)
 		return false;
 	is_node = S_ISCHR(st.st_mode) && st.st_rdev == rdev;
-	if (n_node_cache < NODE_CACHE)
-		node_cache[n_node_cache++] = (typeof(node_cache[0])){ dev, ino, is_node };
+	if (nc && nc->n < NODE_CACHE) {
+		nc->e[nc->n].dev = dev;
+		nc->e[nc->n].ino = ino;
+		nc->e[nc->n].is_node = is_node;
+		nc->n++;
+	}
 	return is_node;
-}
-
-static void node_cache_reset(void)
-{
-	n_node_cache = 0;
-	node_cache_rdev = 0;
 }
 
 /*
@@ -173,8 +172,8 @@ static void node_cache_reset(void)
  * set if its maps could not be read); their ranges into *ret_ranges
  * (malloc()ed, *ret_n of them).
  */
-static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t rdev,
-				 struct range **ret_ranges, size_t *ret_n)
+static json_object *pid_mappings(struct node_cache *nc, pid_t pid, uint64_t dev, uint64_t ino,
+				 uint64_t rdev, struct range **ret_ranges, size_t *ret_n)
 {
 	struct range *ranges = NULL;
 	size_t n_ranges = 0;
@@ -199,7 +198,7 @@ static json_object *pid_mappings(pid_t pid, uint64_t dev, uint64_t ino, uint64_t
 			   &maj, &min, &inode, &pos) < 7)
 			continue;
 		if ((inode != ino || makedev(maj, min) != dev) &&
-		    !maps_other_node(pid, start, end, makedev(maj, min), inode, rdev))
+		    !maps_other_node(nc, pid, start, end, makedev(maj, min), inode, rdev))
 			continue;
 		struct range *nr = realloc(ranges, (n_ranges + 1) * sizeof(*nr));
 		if (!nr) {
@@ -234,7 +233,7 @@ bool dd_pid_maps(pid_t pid, uint64_t dev, uint64_t ino, uint64_t rdev)
 {
 	struct range *ranges;
 	size_t n;
-	json_object *maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n);
+	json_object *maps = pid_mappings(NULL, pid, dev, ino, rdev, &ranges, &n);
 
 	free(ranges);
 	json_object_put(maps);
@@ -251,7 +250,7 @@ bool dd_pid_holds_file(pid_t pid, uint64_t dev, uint64_t ino)
 	bool held = false;
 	DIR *d;
 
-	maps = pid_mappings(pid, dev, ino, 0, &ranges, &n);
+	maps = pid_mappings(NULL, pid, dev, ino, 0, &ranges, &n);
 	free(ranges);
 	if (maps) {
 		json_object_put(maps);
@@ -332,27 +331,31 @@ static const struct dd_rdma_mrs *mrs_get(struct dd_rdma_mrs *t)
 	return t;
 }
 
-static json_object *holder_json(pid_t pid, json_object *maps, const struct range *ranges,
-				size_t n_ranges)
+json_object *dd_holder_new(pid_t pid, const char *comm, json_object *maps)
 {
 	json_object *o = json_object_new_object();
-	char comm[32];
+	char buf[32] = "?";
 
-	dd_proc_comm(pid, comm, sizeof(comm));
+	if (!comm && pid)
+		dd_proc_comm(pid, buf, sizeof(buf));
 	json_object_object_add(o, "pid", json_object_new_int(pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "mappings", maps);
-	json_object_object_add(o, "io_uring_buffers",
-			       json_object_new_int(count_uring_bufs(pid, ranges, n_ranges)));
+	json_object_object_add(o, "comm", json_object_new_string(comm ? comm : buf));
+	json_object_object_add(o, "mappings", maps ? maps : json_object_new_array());
+	json_object_object_add(o, "io_uring_buffers", json_object_new_int(0));
+	json_object_object_add(o, "rdma_mrs", json_object_new_array());
+	json_object_object_add(o, "rdma_mr_count", json_object_new_int(0));
+	json_object_object_add(o, "rdma_mr_bytes", json_object_new_int(0));
 	return o;
 }
 
-static void add_possible_pins(json_object *o)
+void dd_holder_finish(json_object *o, const char *why, int64_t pins)
 {
-	int64_t n = json_object_get_int64(json_object_object_get(o, "io_uring_buffers")) +
-		    json_object_get_int64(json_object_object_get(o, "rdma_mr_count"));
-
-	json_object_object_add(o, "possible_pins", json_object_new_int64(n));
+	if (why)
+		json_object_object_add(o, "reason", json_object_new_string(why));
+	if (pins < 0)
+		pins = json_object_get_int64(json_object_object_get(o, "io_uring_buffers")) +
+		       json_object_get_int64(json_object_object_get(o, "rdma_mr_count"));
+	json_object_object_add(o, "possible_pins", json_object_new_int64(pins));
 }
 
 bool dd_outsider_has_pins(json_object *o)
@@ -363,11 +366,9 @@ bool dd_outsider_has_pins(json_object *o)
 /* A process (pid 0: every process) whose mappings the daemon cannot read (@what). */
 static json_object *unknown_holder(pid_t pid, int err, const char *what)
 {
-	json_object *o = json_object_new_object();
-	char comm[32] = "?", why[256];
+	json_object *o = dd_holder_new(pid, NULL, NULL);
+	char why[256];
 
-	if (pid)
-		dd_proc_comm(pid, comm, sizeof(comm));
 	if (pid)
 		snprintf(why, sizeof(why),
 			 "its /proc/%d/%s cannot be read (%s; daxpoold needs CAP_SYS_PTRACE, and the "
@@ -377,47 +378,92 @@ static json_object *unknown_holder(pid_t pid, int err, const char *what)
 	else
 		snprintf(why, sizeof(why),
 			 "%s cannot be read (%s): no process can be ruled out", what, strerror(err));
-	json_object_object_add(o, "pid", json_object_new_int(pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "mappings", json_object_new_array());
-	json_object_object_add(o, "io_uring_buffers", json_object_new_int(0));
-	json_object_object_add(o, "rdma_mrs", json_object_new_array());
-	json_object_object_add(o, "rdma_mr_count", json_object_new_int(0));
-	json_object_object_add(o, "rdma_mr_bytes", json_object_new_int(0));
-	json_object_object_add(o, "reason", json_object_new_string(why));
-	json_object_object_add(o, "possible_pins", json_object_new_int(1));
+	dd_holder_finish(o, why, 1);
 	return o;
 }
 
-json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const pid_t *exclude,
-			       size_t n_exclude, struct dd_rdma_mrs *mrs)
+/* The client @pid of @in (its index into *ret_i), or NULL. */
+static const struct dd_scan_client *client_of(const struct dd_scan_in *in, pid_t pid,
+					      size_t *ret_i)
+{
+	size_t lo = 0, hi = in->n_clients;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (in->clients[mid].pid == pid) {
+			*ret_i = mid;
+			return &in->clients[mid];
+		}
+		if (in->clients[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Say which process the scan reads now (the loop names it if the read does not end). */
+static void scan_at(struct dd_scan_in *in, pid_t pid)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	__atomic_store_n(&in->at_since_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&in->at_pid, (int)pid, __ATOMIC_RELEASE);
+}
+
+/* The next pid of /proc, or 0 at the end. */
+static pid_t next_pid(DIR *proc, pid_t self)
+{
+	struct dirent *de;
+
+	while ((de = readdir(proc))) {
+		pid_t pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = (pid_t)atoi(de->d_name);
+		if (pid != self)
+			return pid;
+	}
+	return 0;
+}
+
+/* The processes that map key's target, less the clients that hold it (the drain's). */
+static json_object *mappers_scan(struct dd_scan_in *in, const struct dd_scan_key *key,
+				 struct node_cache *nc, struct dd_rdma_mrs *mrs)
 {
 	json_object *arr = json_object_new_array();
-	struct dirent *de;
 	DIR *proc;
+	pid_t pid;
 
 	proc = opendir("/proc");
 	if (!proc) {
 		json_object_array_add(arr, unknown_holder(0, errno, "/proc"));
 		return arr;
 	}
-	while ((de = readdir(proc))) {
+	while ((pid = next_pid(proc, in->self))) {
+		const struct dd_scan_client *c;
 		struct range *ranges;
-		size_t n_ranges;
+		size_t n_ranges, ci;
 		json_object *maps, *o;
-		pid_t pid;
 
-		if (!isdigit((unsigned char)de->d_name[0]))
+		c = client_of(in, pid, &ci);
+		if (c && key->reg[ci].holds)
 			continue;
-		pid = (pid_t)atoi(de->d_name);
-		if (pid == getpid() || excluded(pid, exclude, n_exclude))
-			continue;
+		scan_at(in, pid);
 		errno = 0;
-		maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n_ranges);
+		maps = pid_mappings(nc, pid, key->t.dev, key->t.ino, key->t.rdev, &ranges,
+				    &n_ranges);
 		if (maps) {
-			o = holder_json(pid, maps, ranges, n_ranges);
+			o = dd_holder_new(pid, NULL, maps);
+			json_object_object_add(o, "io_uring_buffers",
+					       json_object_new_int(
+						       count_uring_bufs(pid, ranges, n_ranges)));
 			add_mrs(o, pid, mrs_get(mrs), NULL, 0);
-			add_possible_pins(o);
+			dd_holder_finish(o, NULL, -1);
 			json_object_array_add(arr, o);
 		} else if (errno && errno != ENOENT && errno != ESRCH && errno != EACCES &&
 			   errno != EPERM) {
@@ -435,6 +481,7 @@ json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const 
 		free(ranges);
 	}
 	closedir(proc);
+	scan_at(in, 0);
 	return arr;
 }
 
@@ -455,11 +502,22 @@ uint64_t dd_proc_vm_pin_kb(pid_t pid)
 	return kb;
 }
 
+
+static const struct dd_opener *opener_find(const struct dd_scan_in *in, pid_t pid,
+					   uint64_t start_ns, dev_t rdev)
+{
+	for (size_t i = 0; i < in->n_openers; i++)
+		if (in->openers[i].pid == pid && in->openers[i].start_ns == start_ns &&
+		    in->openers[i].rdev == rdev)
+			return &in->openers[i];
+	return NULL;
+}
+
 /*
  * An ancestor of @pid (started at @start) recorded as an opener of @rdev:
  * @pid may have inherited a descriptor of the device. 0: none.
  */
-static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
+static pid_t opener_ancestor(const struct dd_scan_in *in, pid_t pid, uint64_t start, dev_t rdev)
 {
 	pid_t cur = pid, ppid;
 	uint64_t child_start = start, pstart;
@@ -471,7 +529,7 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 			return 0;
 		if (dd_proc_start(ppid, &pstart, NULL) < 0)
 			return 0;
-		o = dd_opens_find(ppid, pstart, rdev);
+		o = opener_find(in, ppid, pstart, rdev);
 		if (o && pstart <= child_start)
 			return ppid;
 		cur = ppid;
@@ -481,31 +539,23 @@ static pid_t opener_ancestor(pid_t pid, uint64_t start, dev_t rdev)
 }
 
 /* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
-static bool gather_facts(const struct dd_manager *m, pid_t pid, uint64_t dev, uint64_t ino, dev_t rdev,
-			 bool drained, struct dd_rdma_mrs *t,
-			 struct dd_proc_facts *f, uint64_t **ret_skip, size_t *ret_n_skip)
+static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *key, pid_t pid,
+			 struct dd_rdma_mrs *t, struct dd_proc_facts *f, uint64_t **ret_skip,
+			 size_t *ret_n_skip)
 {
 	const struct dd_rdma_mrs *mrs;
-	const struct dd_conn *c;
+	const struct dd_scan_client *c;
 	uint64_t *skip = NULL;
-	size_t n_skip = 0, n_pins = 0;
+	size_t n_skip = 0, ci = 0;
 
 	*f = (struct dd_proc_facts){ .pid = pid };
 	*ret_skip = NULL;
 	*ret_n_skip = 0;
 	f->vm_pin_kb = dd_proc_vm_pin_kb(pid);
-	/* A process may have several daxpool contexts: one connection each. */
-	for (c = m->conns; c; c = c->next) {
-		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
-			continue;
-		n_pins += c->pins.n;
-		if (dd_conn_has_seen(c, dev, ino, rdev)) {
-			uint64_t first = dd_conn_seen_since(c, dev, ino, rdev);
-
-			f->registered = true;
-			if (!f->registered_ns || (first && first < f->registered_ns))
-				f->registered_ns = first;
-		}
+	c = client_of(in, pid, &ci);
+	if (c && key->reg[ci].registered) {
+		f->registered = true;
+		f->registered_ns = key->reg[ci].registered_ns;
 	}
 	if (!f->vm_pin_kb && !f->registered)
 		return false; /* nothing pinned long-term (an MR pins, and counts in VmPin) */
@@ -518,28 +568,19 @@ static bool gather_facts(const struct dd_manager *m, pid_t pid, uint64_t dev, ui
 			f->mr_bytes += mrs->mr[i].length;
 		}
 	}
-	skip = n_pins ? calloc(n_pins, sizeof(*skip)) : NULL;
-	for (c = m->conns; c; c = c->next) {
-		if (c->role != DP_ROLE_CLIENT || c->cred.pid != pid)
-			continue;
-		dd_idmap_for_each(&c->pins, i, h)
-		{
-			const struct dd_region *r;
-
-			if (h->kind != 2)
-				continue; /* transient pins are not in VmPin, nor MRs */
-			/*
-			 * After the drain no pin on the target is left: one the client
-			 * still claims there explains nothing (a client's word is no
-			 * proof of what it pins).
-			 */
-			r = dd_regmap_get(&c->region_ids, h->region_id);
-			if (drained && (!r || dd_region_is(r, dev, ino, rdev)))
-				continue;
-			f->own_pin_kb += ((h->offset & 4095) + h->length + 4095) / 4096 * 4;
-			if (skip && n_skip < n_pins)
-				skip[n_skip++] = h->length;
-		}
+	if (c) {
+		/*
+		 * Its long-term pins (after the drain, only those off the target: one
+		 * it still claims there explains nothing -- a client's word is no
+		 * proof of what it pins). Transient pins are not in VmPin, nor MRs.
+		 */
+		f->own_pin_kb = c->own_pin_kb;
+		n_skip = c->n_pins;
+		skip = n_skip ? malloc(n_skip * sizeof(*skip)) : NULL;
+		if (skip)
+			memcpy(skip, c->pin_lengths, n_skip * sizeof(*skip));
+		else
+			n_skip = 0;
 	}
 	/* MRs daxpool registered are matched by length, each MR to one pin. */
 	for (size_t i = 0; mrs && i < mrs->n; i++) {
@@ -558,12 +599,12 @@ static bool gather_facts(const struct dd_manager *m, pid_t pid, uint64_t dev, ui
 		skip[k] &= ~(1ull << 63);
 	if (f->own_mrs > f->mrs)
 		f->own_mrs = f->mrs;
-	if (rdev) {
-		const struct dd_opener *o = dd_opens_find(pid, f->start_ns, rdev);
+	if (key->t.rdev) {
+		const struct dd_opener *o = opener_find(in, pid, f->start_ns, key->t.rdev);
 
 		f->opened_ns = o ? o->first_ns : 0;
 		if (!o)
-			f->opened_by_ancestor = opener_ancestor(pid, f->start_ns, rdev);
+			f->opened_by_ancestor = opener_ancestor(in, pid, f->start_ns, key->t.rdev);
 	}
 	*ret_skip = skip;
 	*ret_n_skip = n_skip;
@@ -592,7 +633,7 @@ static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
 		}
 	if (!n)
 		return;
-	o = json_object_new_object();
+	o = dd_holder_new(0, "?", NULL);
 	list = json_object_new_array();
 	for (size_t i = 0; i < mrs->n; i++) {
 		const struct dd_rdma_mr *mr = &mrs->mr[i];
@@ -612,91 +653,80 @@ static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
 		 "RDMA context lives on elsewhere, or it is in another PID namespace): they may "
 		 "pin %s, and nobody can be named",
 		 n, (unsigned long long)bytes, devname);
-	json_object_object_add(o, "pid", json_object_new_int(0));
-	json_object_object_add(o, "comm", json_object_new_string("?"));
-	json_object_object_add(o, "mappings", json_object_new_array());
-	json_object_object_add(o, "io_uring_buffers", json_object_new_int(0));
 	json_object_object_add(o, "rdma_mrs", list);
 	json_object_object_add(o, "rdma_mr_count", json_object_new_uint64(n));
 	json_object_object_add(o, "rdma_mr_bytes", json_object_new_uint64(bytes));
-	json_object_object_add(o, "reason", json_object_new_string(why));
-	json_object_object_add(o, "possible_pins", json_object_new_uint64(n));
+	dd_holder_finish(o, why, (int64_t)n);
 	json_object_array_add(arr, o);
 }
 
-json_object *dd_pinners_scan(const struct dd_manager *m, uint64_t dev, uint64_t ino, dev_t rdev,
-			     const char *devname, const pid_t *skip_pids, size_t n_skip_pids,
-			     bool drained, struct dd_rdma_mrs *t)
+/*
+ * Possible holders by the holder rule that do not map key's target outside
+ * daxpool (pids in @skip, n_skip of them, are reported already): processes
+ * with pinned pages daxpool did not pin -- RDMA MRs, io_uring buffers, VmPin
+ * -- that registered it as a client, opened it (the open record), or cannot
+ * be ruled out. A file (rdev 0) has no open record: only clients that
+ * registered it count (the kernel refuses long-term pins of DAX files).
+ */
+static json_object *pinners_scan(struct dd_scan_in *in, const struct dd_scan_key *key,
+				 struct node_cache *nc, const pid_t *skip_pids, size_t n_skip_pids,
+				 struct dd_rdma_mrs *t)
 {
+	const char *devname = key->t.devname[0] ? key->t.devname : "it";
 	json_object *arr = json_object_new_array();
-	struct dd_record_facts rec = { 0 };
-	struct dirent *de;
 	DIR *proc;
+	pid_t pid;
 
-	if (rdev) {
-		dd_opens_refresh(); /* takes the queued events too */
-		rec.off_reason = dd_opens_off_reason();
-		rec.recording = !rec.off_reason;
-		rec.since_ns = dd_opens_since(rdev, &rec.since_real_ns);
-	}
 	proc = opendir("/proc");
 	if (!proc)
 		return arr;
-	while ((de = readdir(proc))) {
+	while ((pid = next_pid(proc, in->self))) {
 		struct dd_proc_facts f;
 		struct range *ranges;
-		size_t n_ranges, n_skip;
+		size_t n_ranges, n_skip, ci;
 		uint64_t *skip;
 		json_object *maps, *o;
 		char why[512];
-		pid_t pid;
 
-		if (!isdigit((unsigned char)de->d_name[0]))
+		if (excluded(pid, skip_pids, n_skip_pids))
 			continue;
-		pid = (pid_t)atoi(de->d_name);
-		if (pid == getpid() || excluded(pid, skip_pids, n_skip_pids))
+		scan_at(in, pid);
+		if (!gather_facts(in, key, pid, t, &f, &skip, &n_skip))
 			continue;
-		if (!gather_facts(m, pid, dev, ino, rdev, drained, t, &f, &skip, &n_skip))
-			continue;
-		/*
-		 * A file (rdev 0) has no open record: only a client that registered
-		 * it counts here; outsiders that map it are the mapping scan's.
-		 */
-		if (!rdev && !f.registered) {
+		if (!key->t.rdev && !f.registered) {
 			free(skip);
 			continue;
 		}
-		maps = pid_mappings(pid, dev, ino, rdev, &ranges, &n_ranges);
+		maps = pid_mappings(nc, pid, key->t.dev, key->t.ino, key->t.rdev, &ranges,
+				    &n_ranges);
 		f.maps_it = maps != NULL;
 		if (f.maps_it)
 			f.uring_bufs = (size_t)count_uring_bufs(pid, ranges, n_ranges);
-		if (!dd_holder_judge(&f, devname && *devname ? devname : "it", &rec, why,
-				     sizeof(why))) {
+		free(ranges);
+		if (!dd_holder_judge(&f, devname, &key->rec, why, sizeof(why))) {
 			json_object_put(maps);
-			free(ranges);
 			free(skip);
 			continue;
 		}
 		/* "mappings" is always an array: none left is the point of this scan. */
-		o = holder_json(pid, maps ? maps : json_object_new_array(), ranges, n_ranges);
-		if (dd_manager_is_client(m, pid))
+		o = dd_holder_new(pid, NULL, maps);
+		json_object_object_add(o, "io_uring_buffers", json_object_new_int((int)f.uring_bufs));
+		if (client_of(in, pid, &ci))
 			json_object_object_add(o, "client", json_object_new_boolean(true));
 		add_mrs(o, pid, mrs_get(t), skip, n_skip);
 		json_object_object_add(o, "vm_pin_kb", json_object_new_uint64(f.vm_pin_kb));
-		json_object_object_add(o, "reason", json_object_new_string(why));
 		/* Every MR, io_uring buffer, or the pinned pages as one when there are neither. */
-		json_object_object_add(
-			o, "possible_pins",
-			json_object_new_uint64(f.mrs - f.own_mrs + f.uring_bufs
-					       ? f.mrs - f.own_mrs + f.uring_bufs
-					       : 1));
+		dd_holder_finish(o, why,
+				 f.mrs - f.own_mrs + f.uring_bufs
+					 ? (int64_t)(f.mrs - f.own_mrs + f.uring_bufs)
+					 : 1);
 		json_object_array_add(arr, o);
-		free(ranges);
 		free(skip);
 	}
 	closedir(proc);
-	if (rdev)
-		add_ownerless_mrs(arr, mrs_get(t), devname && *devname ? devname : "it");
+	scan_at(in, 0);
+	if (key->t.rdev)
+		add_ownerless_mrs(arr, mrs_get(t), devname);
 	return arr;
 }
 
@@ -716,30 +746,55 @@ json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs)
 	return o;
 }
 
-json_object *dd_possible_holders(const struct dd_manager *m, const struct dd_target *t,
-				 bool drained, struct dd_rdma_mrs *mrs)
+
+/*
+ * For a viewer that is not root: the mappings of a process of another user
+ * keep their count, offsets and permissions, not their addresses (they would
+ * give away its address-space layout).
+ */
+static void hide_addresses(json_object *o, uid_t viewer)
 {
-	size_t n_ex, n_listed;
-	pid_t *ex = dd_manager_client_pids(m, t->dev, t->ino, t->rdev, &n_ex), *listed;
+	json_object *maps = json_object_object_get(o, "mappings");
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", json_object_get_int(json_object_object_get(o, "pid")));
+	if (stat(path, &st) == 0 && st.st_uid == viewer)
+		return;
+	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+		json_object *m = json_object_array_get_idx(maps, i);
+
+		json_object_object_del(m, "start");
+		json_object_object_del(m, "end");
+	}
+}
+
+json_object *dd_possible_holders(struct dd_scan_in *in, size_t k, struct dd_rdma_mrs *mrs)
+{
+	const struct dd_scan_key *key = &in->keys[k];
+	struct node_cache *nc = calloc(1, sizeof(*nc)); /* NULL: no cache, every stat made */
 	json_object *all, *more;
+	size_t n_listed;
+	pid_t *listed;
 
-	node_cache_reset();
-	all = dd_outsiders_scan(t->dev, t->ino, t->rdev, ex, n_ex, mrs);
-
+	all = mappers_scan(in, key, nc, mrs);
 	n_listed = json_object_array_length(all);
 	listed = calloc(n_listed + 1, sizeof(*listed));
 	for (size_t i = 0; listed && i < n_listed; i++)
 		listed[i] = json_object_get_int(
 			json_object_object_get(json_object_array_get_idx(all, i), "pid"));
-	more = dd_pinners_scan(m, t->dev, t->ino, t->rdev, t->devname, listed,
-			       listed ? n_listed : 0, drained, mrs);
+	more = pinners_scan(in, key, nc, listed, listed ? n_listed : 0, mrs);
 	for (size_t i = 0; i < json_object_array_length(more); i++)
 		json_object_array_add(all, json_object_get(json_object_array_get_idx(more, i)));
 	json_object_put(more);
-	for (size_t i = 0; i < json_object_array_length(all); i++)
-		json_object_object_add(json_object_array_get_idx(all, i), "target",
-				       json_object_new_string(t->path));
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		json_object *o = json_object_array_get_idx(all, i);
+
+		json_object_object_add(o, "target", json_object_new_string(key->t.path));
+		if (in->viewer != 0)
+			hide_addresses(o, in->viewer);
+	}
 	free(listed);
-	free(ex);
+	free(nc);
 	return all;
 }

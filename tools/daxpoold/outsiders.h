@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Holders outside the drain: a probe of /proc, the open record (opens.h) and
- * RDMA netlink (rdma_res.h), judged by the holder rule (holder_rule.h). It
- * reads the clients through the manager and changes nothing. Main thread;
- * every scan reads all of /proc.
+ * RDMA netlink (rdma_res.h), judged by the holder rule (holder_rule.h).
+ *
+ * A probe reads /proc/PID/maps and map_files, which take the target's mmap
+ * lock: a process can keep that lock's writers queued, and the read then
+ * sleeps for as long as it likes. So the probe never runs on the event loop:
+ * it reads a copy of what it needs of the daemon (struct dd_scan_in, made on
+ * the loop by scan.c) and nothing else of it, and runs on a thread of its own
+ * (scan.h). Every function here may sleep.
  */
 #ifndef DAXPOOLD_OUTSIDERS_H
 #define DAXPOOLD_OUTSIDERS_H
@@ -15,49 +20,78 @@
 
 #include <json-c/json.h>
 
-#include "manager.h"
+#include "holder_rule.h"
+#include "opens.h"
 #include "rdma_res.h"
+#include "target.h"
+
+/* One daxpool client process (all its connections), as the daemon saw it when the scan began. */
+struct dd_scan_client {
+	pid_t pid;
+	uint64_t own_pin_kb;   /* its long-term pins (after a drain: those off the target only) */
+	uint64_t *pin_lengths; /* their lengths (an MR of one of them is daxpool's), n_pins */
+	size_t n_pins;
+};
+
+/* What a client is to one target. */
+struct dd_scan_reg {
+	bool holds;	 /* holds a region on it now: the drain revokes its mappings */
+	bool registered; /* registered it at some time while connected */
+	uint64_t registered_ns; /* CLOCK_REALTIME of the first registration; 0: unknown */
+};
+
+/* One target of a scan, and what the daemon knows of it. */
+struct dd_scan_key {
+	struct dd_target t;	 /* its identity (fd -1) */
+	struct dd_scan_reg *reg; /* one per client of the scan, in its order */
+	struct dd_record_facts rec;
+	char off_reason[192];	 /* rec.off_reason points here */
+};
 
 /*
- * Processes that map (dev, ino) -- or, @rdev not 0, any node of that
- * device-dax device (/proc/PID/map_files) -- (/proc/PID/maps), with their io_uring
- * registered buffers inside those mappings (/proc/PID/fdinfo) and their RDMA
- * MRs from @mrs (possible pins: an MR has no address), except the pids in
- * @exclude (n_exclude of them). @mrs (zeroed, or already scanned) is scanned
- * the first time a process that maps it is found; NULL: MRs are not looked
- * at. Return a JSON array (never NULL).
+ * Everything a scan reads of the daemon. The scan writes only at_pid and
+ * at_since_ns (atomically: the loop reads them to name what a scan that
+ * does not end is stuck on).
  */
-json_object *dd_outsiders_scan(uint64_t dev, uint64_t ino, uint64_t rdev, const pid_t *exclude,
-			       size_t n_exclude, struct dd_rdma_mrs *mrs);
+struct dd_scan_in {
+	struct dd_scan_key *keys;
+	size_t n_keys;
+	struct dd_scan_client *clients; /* sorted by pid */
+	size_t n_clients;
+	struct dd_opener *openers; /* the open record of the keys' devices */
+	size_t n_openers;
+	bool drained; /* the final check: every client reported its drain done */
+	uid_t viewer; /* not root: mappings of others' processes lose their addresses */
+	pid_t self;   /* the daemon (not a holder) */
+	int at_pid;   /* the process being read; 0: none */
+	uint64_t at_since_ns; /* since when (CLOCK_MONOTONIC) */
+};
+
 /*
- * Possible holders by the holder rule (holder_rule.c) that do not map (dev,
- * ino) outside daxpool: processes with pinned pages daxpool did not pin --
- * RDMA MRs (@mrs, scanned when first needed), io_uring buffers, VmPin -- that
- * registered it as a client of @m, opened it (the open record), or cannot be
- * ruled out. @rdev and @devname: the device-dax device (rdev 0 for a file:
- * then only clients that registered it count; the kernel refuses long-term
- * pins of DAX files and nothing is recorded for them). Pids in @skip
- * (n_skip) are reported already. @drained: after the drain, a client's pins
- * it still claims on the target explain none of its pinned pages. A JSON
- * array of objects shaped like an outsider's, with "reason", "vm_pin_kb",
- * and "client": true for a daxpool client.
+ * Every possible holder of in->keys[@k] outside the drain: the processes
+ * that map it (less the clients that hold it: the drain revokes theirs),
+ * with their io_uring buffers in those mappings and their RDMA MRs (@mrs,
+ * scanned the first time it is needed; NULL: not looked at), and the
+ * possible pinners by the holder rule (holder_rule.c) that do not map it --
+ * RDMA MRs, io_uring buffers, VmPin of a client, an opener, or a process
+ * whose maps cannot be read -- each with "target" set to the key's path. A
+ * JSON array (never NULL) of holder objects (dd_holder_new()).
  */
-json_object *dd_pinners_scan(const struct dd_manager *m, uint64_t dev, uint64_t ino, dev_t rdev,
-			     const char *devname, const pid_t *skip, size_t n_skip, bool drained,
-			     struct dd_rdma_mrs *mrs);
+json_object *dd_possible_holders(struct dd_scan_in *in, size_t k, struct dd_rdma_mrs *mrs);
 /*
- * Every possible holder of @t outside the drain: the processes that map it
- * (dd_outsiders_scan, less the clients of @m that hold it: the drain revokes
- * theirs) and the possible pinners (dd_pinners_scan), each with "target" set
- * to t->path. A JSON array (never NULL).
+ * A holder object: "pid", "comm" (read from /proc when @comm is NULL and
+ * @pid not 0, else "?"), "mappings" (@maps, taken; NULL: none), and zeroed
+ * "io_uring_buffers", "rdma_mrs", "rdma_mr_count", "rdma_mr_bytes" for the
+ * caller to fill; dd_holder_finish() then sets "reason" and "possible_pins".
  */
-json_object *dd_possible_holders(const struct dd_manager *m, const struct dd_target *t,
-				 bool drained, struct dd_rdma_mrs *mrs);
+json_object *dd_holder_new(pid_t pid, const char *comm, json_object *maps);
+/* Set "reason" (@why; NULL: none) and "possible_pins" (@pins; -1: buffers plus MRs). */
+void dd_holder_finish(json_object *o, const char *why, int64_t pins);
 /* VmPin of @pid in kB; 0 if it is gone. */
 uint64_t dd_proc_vm_pin_kb(pid_t pid);
 /* The "rdma" summary of a report: devices scanned, MRs seen, why incomplete. */
 json_object *dd_rdma_mrs_json(const struct dd_rdma_mrs *mrs);
-/* Whether an outsider object counts as a possible pin (io_uring buffers or MRs). */
+/* Whether a holder object counts as a possible pin (io_uring buffers or MRs). */
 bool dd_outsider_has_pins(json_object *o);
 /* /proc/PID/comm into @buf; "?" if it cannot be read. */
 void dd_proc_comm(pid_t pid, char *buf, size_t size);

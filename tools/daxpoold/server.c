@@ -59,6 +59,7 @@
 #include "status.h"
 #include "target.h"
 #include "udev.h"
+#include "scan.h"
 #include "worker.h"
 
 #define ROOT_SPARE 16	   /* root's connections beyond max_connections */
@@ -97,6 +98,8 @@ static void conn_finish(struct dd_manager *m, struct dd_conn *c, const char *why
 		       c->comm, (unsigned)c->cred.uid, why ? why : "disconnected",
 		       dead ? " (process exited): holdings dropped" : "");
 	dd_op_conn_gone(m, c, dead);
+	dd_scan_abandon(c->scan); /* a status it waited for: nobody reads it now */
+	c->scan = NULL;
 	conn_unlink(m, c);
 	if (c->fd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -119,6 +122,7 @@ static void conn_close(struct dd_manager *m, struct dd_conn *c, const char *why,
 {
 	bool dead = !dd_process_alive(c);
 
+	hangup |= c->hung_up; /* a REVOKE sent to a client that was being killed */
 	if (hangup && !dead && c->fd >= 0 && c->pidfd >= 0 && conn_draining(c)) {
 		conn_unlink(m, c);
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -455,7 +459,7 @@ static int conn_handle(struct dd_manager *m, struct dd_conn *c, const struct dp_
 							 .hello_ok.version = DP_PROTO_VERSION });
 	}
 	if (c->role == DP_ROLE_CTL) {
-		if (c->request_done || c->op)
+		if (c->request_done || c->op || c->scan)
 			return -EPROTO; /* one request per connection */
 		if (msg->type == DP_MSG_STATUS) {
 			dd_status(m, c, msg->status.target);
@@ -664,10 +668,10 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 {
 	struct dd_ep ep_listen = { DD_EP_LISTEN, NULL }, ep_sig = { DD_EP_SIGNAL, NULL };
 	struct dd_ep ep_udev = { DD_EP_UDEV, NULL }, ep_opens = { DD_EP_OPENS, NULL };
-	struct dd_ep ep_worker = { DD_EP_WORKER, NULL };
+	struct dd_ep ep_worker = { DD_EP_WORKER, NULL }, ep_scan = { DD_EP_SCAN, NULL };
 	struct epoll_event ev, events[64];
 	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
-	int sfd, ufd, ofd, wfd, r = 0;
+	int sfd, ufd, ofd, wfd, scfd, r = 0;
 
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signal_fd();
@@ -694,6 +698,15 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 	}
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_worker };
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, wfd, &ev);
+	scfd = dd_scan_init();
+	if (scfd < 0) {
+		dd_log(LOG_ERR, "scan setup: %s", strerror(-scfd));
+		dd_worker_exit();
+		free(buf);
+		return scfd;
+	}
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_scan };
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, scfd, &ev);
 	ofd = dd_opens_start();
 	if (ofd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_opens };
@@ -702,6 +715,8 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 
 	for (;;) {
 		int timeout = timeout_min(timeout_min(dd_ops_tick(m), gone_tick(m)), hello_tick(m));
+
+		timeout = timeout_min(timeout, dd_scans_tick(m));
 		int n;
 
 		if (m->listen_paused_until && (timeout < 0 || timeout > 100))
@@ -736,6 +751,9 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 				break;
 			case DD_EP_WORKER:
 				dd_ops_work_done(m);
+				break;
+			case DD_EP_SCAN:
+				dd_scans_done(m);
 				break;
 			case DD_EP_PIDFD:
 				conn_close(m, c, NULL, false);
@@ -783,6 +801,7 @@ out:
 	dd_udev_close();
 	dd_opens_stop();
 	dd_ops_stop(m);
+	dd_scan_exit(m);
 	dd_worker_exit();
 	close(sfd);
 	close(m->epfd);

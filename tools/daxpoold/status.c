@@ -21,6 +21,7 @@
 #include "log.h"
 #include "opens.h"
 #include "outsiders.h"
+#include "scan.h"
 #include "status.h"
 #include "udev.h"
 
@@ -32,28 +33,6 @@
 static bool region_visible(uid_t uid, const struct dd_conn *c, const struct dd_region *r)
 {
 	return uid == 0 || c->cred.uid == uid || r->owner_uid == uid;
-}
-
-/*
- * For a requester that is not root: the mappings of a process of another
- * user keep their count, offsets and permissions, not their addresses (they
- * would give away its address-space layout).
- */
-static void hide_addresses(json_object *o, uid_t uid)
-{
-	json_object *maps = json_object_object_get(o, "mappings");
-	char path[64];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "/proc/%d", json_object_get_int(json_object_object_get(o, "pid")));
-	if (stat(path, &st) == 0 && st.st_uid == uid)
-		return;
-	for (size_t i = 0; i < json_object_array_length(maps); i++) {
-		json_object *m = json_object_array_get_idx(maps, i);
-
-		json_object_object_del(m, "start");
-		json_object_object_del(m, "end");
-	}
 }
 
 /* A target of the report, once each: (dev, ino) are the key. */
@@ -105,12 +84,85 @@ static void add_devdax_keys(struct dd_target **keys, size_t *n, uid_t uid)
 	closedir(d);
 }
 
+/* The status's scan ended: its holders complete the document. */
+static void status_scanned(struct dd_manager *m, struct dd_scan *s)
+{
+	struct dd_conn *req = s->owner;
+
+	(void)m;
+	req->scan = NULL;
+	json_object_object_add(s->doc, "outsiders", s->holders);
+	json_object_object_add(s->doc, "rdma", s->rdma);
+	s->holders = s->rdma = NULL;
+	dd_conn_reply(req, 0, s->doc);
+}
+
+/*
+ * The status's scan has not ended by its bound: answer without it, naming
+ * what it is stuck on (the scan runs on, abandoned).
+ */
+static void status_late(struct dd_manager *m, struct dd_scan *s)
+{
+	struct dd_conn *req = s->owner;
+	json_object *outs = json_object_new_array(), *rdma = json_object_new_object();
+
+	(void)m;
+	req->scan = NULL;
+	json_object_array_add(outs, dd_scan_stuck_holder(s));
+	json_object_object_add(rdma, "scanned", json_object_new_boolean(false));
+	json_object_object_add(s->doc, "outsiders", outs);
+	json_object_object_add(s->doc, "rdma", rdma);
+	dd_conn_reply(req, 0, s->doc);
+}
+
+/* The possible holders of @keys (n), for @req's status @doc (taken): a scan off the loop. */
+static void status_scan(struct dd_manager *m, struct dd_conn *req, json_object *doc,
+			const struct dd_target *keys, size_t n_keys)
+{
+	struct dd_scan *s;
+	char why[256];
+	int r;
+
+	if (!n_keys) {
+		struct dd_rdma_mrs none = { 0 };
+
+		json_object_object_add(doc, "outsiders", json_object_new_array());
+		json_object_object_add(doc, "rdma", dd_rdma_mrs_json(&none));
+		dd_conn_reply(req, 0, doc);
+		json_object_put(doc);
+		return;
+	}
+	r = dd_scan_admit(m, req->cred.uid, why, sizeof(why));
+	s = r < 0 ? NULL : dd_scan_new(DD_SCAN_HOLDERS, req->cred.uid);
+	if (!s && r == 0) {
+		r = -ENOMEM;
+		snprintf(why, sizeof(why), "out of memory");
+	}
+	for (size_t k = 0; s && r == 0 && k < n_keys; k++)
+		r = dd_scan_add_key(m, s, &keys[k], false);
+	if (r == 0) {
+		s->in.viewer = req->cred.uid;
+		s->doc = doc;
+		r = dd_scan_start(m, s, req, status_scanned, status_late,
+				  dd_now_ns() + DD_SCAN_STATUS_BOUND_MS * 1000000ull);
+		if (r == 0) {
+			req->scan = s;
+			return;
+		}
+		snprintf(why, sizeof(why), "cannot start a scan: %s", strerror(-r));
+		doc = NULL; /* freed with the scan */
+	} else {
+		dd_scan_free(s);
+	}
+	json_object_put(doc);
+	dd_conn_reply_error(req, r, "status: %s", why);
+}
+
 void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 {
 	json_object *doc = json_object_new_object(), *clients = json_object_new_array();
-	json_object *outsiders = json_object_new_array(), *ops = json_object_new_array();
+	json_object *ops = json_object_new_array();
 	struct dd_target *keys = NULL, asked = { .fd = -1 };
-	struct dd_rdma_mrs mrs = { 0 };
 	size_t n_keys = 0;
 	uid_t uid = req->cred.uid;
 	bool filter = target[0] != '\0';
@@ -135,7 +187,6 @@ void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 		if (r < 0) {
 			json_object_put(doc);
 			json_object_put(clients);
-			json_object_put(outsiders);
 			json_object_put(ops);
 			dd_conn_reply_error(req, r, "%s: %s", target, strerror(-r));
 			return;
@@ -205,18 +256,6 @@ void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 		}
 		json_object_array_add(clients, jc);
 	}
-	for (size_t k = 0; k < n_keys; k++) {
-		json_object *found = dd_possible_holders(m, &keys[k], false, &mrs);
-
-		for (size_t i = 0; i < json_object_array_length(found); i++) {
-			json_object *o = json_object_array_get_idx(found, i);
-
-			if (uid != 0)
-				hide_addresses(o, uid);
-			json_object_array_add(outsiders, json_object_get(o));
-		}
-		json_object_put(found);
-	}
 	for (struct dd_op *op = m->ops; op; op = op->next) {
 		json_object *o;
 		size_t pending = op->n_undone;
@@ -232,16 +271,12 @@ void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 		json_object_array_add(ops, o);
 	}
 	json_object_object_add(doc, "clients", clients);
-	json_object_object_add(doc, "outsiders", outsiders);
-	json_object_object_add(doc, "rdma", dd_rdma_mrs_json(&mrs));
-	dd_rdma_mrs_free(&mrs);
 	json_object_object_add(doc, "operations", ops);
 	json_object_object_add(doc, "maps", json_object_new_uint64(n_maps));
 	json_object_object_add(doc, "pins", json_object_new_uint64(n_pins));
 	json_object_object_add(doc, "device_events", json_object_new_string(dd_udev_source()));
 	json_object_object_add(doc, "open_record", dd_opens_json());
 	json_object_object_add(doc, "gone", dd_udev_gone_json());
-	dd_conn_reply(req, 0, doc);
-	json_object_put(doc);
+	status_scan(m, req, doc, keys, n_keys);
 	free(keys);
 }

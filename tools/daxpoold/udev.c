@@ -34,7 +34,7 @@
 #include <libudev.h>
 
 #include "log.h"
-#include "outsiders.h"
+#include "scan.h"
 #include "udev.h"
 
 #define EXPECT_TTL_NS (60ull * 1000000000u) /* a release's unbind arrives long before this */
@@ -255,37 +255,22 @@ static bool gone_clear(const char *name, uint64_t devnum)
 	return had;
 }
 
-/*
- * A device-dax device bound again while clients still hold descriptors or
- * mappings from before it went. Measured in the vm tier
- * (tests/integration/daemon_udev.c, before libdaxpool closed a dead device's
- * descriptor early): when the last of those old descriptors goes, Debian's
- * 6.12 unregisters the device's char device again (/dev/daxX.Y then fails to
- * open with ENXIO while sysfs shows it bound) and 6.1 corrupts the list of
- * the char device's inodes (a kernel BUG in cd_forget). Say so, naming them.
- */
-static void rebound_with_old_holders(struct dd_manager *m, const char *name)
+/* The old holders of a device bound again, as the scan found them: warn, naming them. */
+static void rebound_scanned(struct dd_manager *m, struct dd_scan *s)
 {
 	char holders[1024] = "";
 	size_t len = 0;
 	unsigned int n = 0;
 
-	for (struct dd_conn *c = m->conns; c; c = c->next) {
-		if (c->role != DP_ROLE_CLIENT)
+	(void)m;
+	for (size_t i = 0; i < s->n_checks; i++) {
+		if (!s->checks[i].holds)
 			continue;
-		for (struct dd_region *r = c->regions; r; r = r->next) {
-			if (r->kind != DD_REGION_DEVDAX || strcmp(r->devname, name) != 0)
-				continue;
-			/* A daxpool client closes a dead device's descriptor once unmapped. */
-			if (!dd_pid_holds_file(c->cred.pid, r->dev, r->ino))
-				break;
-			if (len < sizeof(holders))
-				len += (size_t)snprintf(holders + len, sizeof(holders) - len,
-							"%s%d (%s)", n ? ", " : "", (int)c->cred.pid,
-							c->comm);
-			n++;
-			break;
-		}
+		if (len < sizeof(holders))
+			len += (size_t)snprintf(holders + len, sizeof(holders) - len, "%s%d (%s)",
+						n ? ", " : "", (int)s->checks[i].pid,
+						s->checks[i].comm);
+		n++;
 	}
 	if (n)
 		dd_log(LOG_WARNING, "%s is bound again while %u process(es) still hold it open from "
@@ -293,7 +278,58 @@ static void rebound_with_old_holders(struct dd_manager *m, const char *name)
 				    "device node (/dev/%s fails with ENXIO although it shows bound) "
 				    "or corrupt its list of inodes (a BUG on 6.1): make them exit, "
 				    "then disable and enable the device once more",
-		       name, n, holders, name);
+		       s->what, n, holders, s->what);
+}
+
+/*
+ * A device-dax device bound again while clients still hold descriptors or
+ * mappings from before it went. Measured in the vm tier
+ * (tests/integration/daemon_udev.c, before libdaxpool closed a dead device's
+ * descriptor early): when the last of those old descriptors goes, Debian's
+ * 6.12 unregisters the device's char device again (/dev/daxX.Y then fails to
+ * open with ENXIO while sysfs shows it bound) and 6.1 corrupts the list of
+ * the char device's inodes (a kernel BUG in cd_forget). Say so, naming them:
+ * whether each still holds it is read from its /proc (a scan off the loop:
+ * its maps take its mmap lock).
+ */
+static void rebound_with_old_holders(struct dd_manager *m, const char *name)
+{
+	struct dd_scan *s = dd_scan_new(DD_SCAN_HOLDS_FILE, 0);
+	size_t n = 0;
+
+	for (struct dd_conn *c = m->conns; c; c = c->next)
+		n += c->role == DP_ROLE_CLIENT;
+	if (!s || !(s->checks = calloc(n + 1, sizeof(*s->checks)))) {
+		dd_scan_free(s);
+		dd_log(LOG_WARNING, "%s is bound again: cannot check for holders from before it went "
+				    "(out of memory)", name);
+		return;
+	}
+	snprintf(s->what, sizeof(s->what), "%s", name);
+	for (struct dd_conn *c = m->conns; c; c = c->next) {
+		if (c->role != DP_ROLE_CLIENT)
+			continue;
+		for (struct dd_region *r = c->regions; r; r = r->next) {
+			struct dd_scan_check *k;
+
+			if (r->kind != DD_REGION_DEVDAX || strcmp(r->devname, name) != 0)
+				continue;
+			/* A daxpool client closes a dead device's descriptor once unmapped. */
+			k = &s->checks[s->n_checks++];
+			k->pid = c->cred.pid;
+			k->dev = r->dev;
+			k->ino = r->ino;
+			snprintf(k->comm, sizeof(k->comm), "%s", c->comm);
+			break;
+		}
+	}
+	if (!s->n_checks) {
+		dd_scan_free(s);
+		return;
+	}
+	if (dd_scan_start(m, s, m, rebound_scanned, NULL, 0) < 0)
+		dd_log(LOG_WARNING, "%s is bound again: cannot check for holders from before it went "
+				    "(no thread)", name);
 }
 
 /*
