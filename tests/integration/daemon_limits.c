@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1003,6 +1004,201 @@ TEST(client_that_never_reads_is_dropped)
 	close(fd);
 	/* The daemon forgot it, and answers others. */
 	root_status_answers(1000);
+	daemon_kill(SIGTERM);
+}
+
+/* ---- scans of /proc off the loop ---- */
+
+struct scan_flood {
+	atomic_int sent, answered, ok, again, other, released;
+	char other_text[512];
+};
+
+/*
+ * A process that maps @path and holds as many descriptors of it as its hard
+ * limit lets it: every scan of /proc that finds its mapping reads each
+ * descriptor's fdinfo (for io_uring buffers), so each takes a while. It adds
+ * one to *@ready when it has them.
+ */
+static pid_t start_slow_mapper(const char *path, atomic_int *ready)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl;
+		int fd;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "slow-mapper");
+		CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+		rl.rlim_cur = rl.rlim_max;
+		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			dp_test_fail(__FILE__, __LINE__, "open %s: %m", path);
+		CHECK(mmap(NULL, 1u << 20, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED);
+		for (rlim_t i = 0; i + 64 < rl.rlim_cur && i < 100000; i++)
+			CHECK(dup(fd) >= 0);
+		atomic_fetch_add(ready, 1);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+/* STATUS of @target, or OP release of it with @timeout_ms (>= 0), on @fd. */
+static void send_request(int fd, const char *target, int timeout_ms)
+{
+	struct dp_msg m = { .type = timeout_ms >= 0 ? DP_MSG_OP : DP_MSG_STATUS };
+
+	if (timeout_ms >= 0) {
+		m.op.op = DP_OP_RELEASE;
+		m.op.timeout_ms = timeout_ms;
+		snprintf(m.op.target, sizeof(m.op.target), "%s", target);
+	} else {
+		snprintf(m.status.target, sizeof(m.status.target), "%s", target);
+	}
+	CHECK_OK(raw_send(fd, &m, NULL, 0));
+}
+
+/*
+ * As nobody: a release of @path that waits for its outsider, then @n statuses
+ * of it, all at once; then every answer. The statuses are refused beyond
+ * max_scans_per_uid (EAGAIN, saying so) or answered.
+ */
+static pid_t start_scan_flood(const char *path, int n, struct scan_flood *sh)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fds[64], rel;
+		json_object *doc;
+
+		become_nobody();
+		/* Connected first, so that every request is there at once. */
+		rel = raw_connect(DP_ROLE_CTL);
+		CHECK(rel >= 0);
+		for (int i = 0; i < n; i++) {
+			fds[i] = raw_connect(DP_ROLE_CTL);
+			CHECK(fds[i] >= 0);
+		}
+		send_request(rel, path, 120000);
+		for (int i = 0; i < n; i++)
+			send_request(fds[i], path, -1);
+		atomic_store(&sh->sent, 1);
+		for (int i = 0; i < n; i++) {
+			int r = read_reply(fds[i], &doc, 60000);
+			const char *err = json_object_get_string(json_object_object_get(doc, "error"));
+
+			CHECK(r != -ETIMEDOUT);
+			if (r == 0 && json_object_is_type(json_object_object_get(doc, "outsiders"),
+							  json_type_array))
+				atomic_fetch_add(&sh->ok, 1);
+			else if (r == -EAGAIN && err && strstr(err, "max_scans_per_uid"))
+				atomic_fetch_add(&sh->again, 1);
+			else if (atomic_fetch_add(&sh->other, 1) == 0)
+				snprintf(sh->other_text, sizeof(sh->other_text), "%d %s", r,
+					 json_object_to_json_string(doc));
+			json_object_put(doc);
+			close(fds[i]);
+		}
+		atomic_store(&sh->answered, 1);
+		/* The release waits for the mapper: it goes when the test kills it. */
+		if (read_reply(rel, &doc, 120000) == 0 &&
+		    strcmp(json_object_get_string(json_object_object_get(doc, "result")),
+			   "released") == 0)
+			atomic_store(&sh->released, 1);
+		else
+			snprintf(sh->other_text, sizeof(sh->other_text), "release: %s",
+				 json_object_to_json_string(doc));
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * Every status and operation scans /proc for holders, and a scan can be
+ * slow: processes with many descriptors (here four, with some 20,000 each)
+ * make it read as many fdinfo files, and one that keeps its mmap lock busy makes its maps sleep.
+ * Scans run off the event loop: while a user's statuses and waiting release
+ * scan, root's status answers at once -- in less than one such scan takes,
+ * where a loop that scanned itself would answer after all of them.
+ */
+TEST_TIMEOUT(slow_scans_do_not_hold_up_root_status, 300)
+{
+	struct scan_flood *sh = fixture_shared(sizeof(*sh));
+	atomic_int *ready = fixture_shared(sizeof(*ready));
+	struct dp_msg req = { .type = DP_MSG_STATUS };
+	const char *path;
+	json_object *doc;
+	uint64_t t0, one_scan, all = 0;
+	int asked = 0;
+	pid_t mappers[4], flood;
+	int status;
+
+	nobody_setup();
+	path = owned_file("slow-scan", nobody_uid, 0600, 1u << 20);
+	daemon_start("socket_mode = 0666\n");
+	for (int i = 0; i < 4; i++)
+		mappers[i] = start_slow_mapper(path, ready);
+	for (int i = 0; i < 6000 && atomic_load(ready) < 4; i++) {
+		for (int k = 0; k < 4; k++)
+			CHECK(waitpid(mappers[k], &status, WNOHANG) == 0); /* none failed */
+		msleep(10);
+	}
+	CHECK_EQ(atomic_load(ready), 4);
+
+	/* One scan: root's status of the file (it finds the mapper). */
+	snprintf(req.status.target, sizeof(req.status.target), "%s", path);
+	t0 = now_ns();
+	CHECK_OK(daemon_ask(&req, &doc));
+	one_scan = now_ns() - t0;
+	CHECK_EQ(json_object_array_length(json_object_object_get(doc, "outsiders")), 4u);
+	json_object_put(doc);
+
+	flood = start_scan_flood(path, 12, sh);
+	while (!atomic_load(&sh->sent))
+		msleep(1);
+	/*
+	 * Root's statuses of everything (no target: nothing to scan), one after
+	 * the other, while they scan: all of them together take less than one
+	 * scan. A loop that scanned itself serves each after a scan or more.
+	 */
+	req.status.target[0] = '\0';
+	t0 = now_ns();
+	for (; asked < 5 && !atomic_load(&sh->answered); asked++) {
+		CHECK_OK(daemon_ask(&req, &doc));
+		json_object_put(doc);
+	}
+	all = now_ns() - t0;
+	fprintf(stderr, "one scan %.3f s; %d statuses of root took %.3f s while nobody's 12 "
+			"statuses and a release scanned\n",
+		(double)one_scan / 1e9, asked, (double)all / 1e9);
+	if (all > one_scan)
+		dp_test_fail(__FILE__, __LINE__, "%d statuses of root took %.3f s, longer than one "
+						 "scan (%.3f s): they waited for the scans",
+			     asked, (double)all / 1e9, (double)one_scan / 1e9);
+
+	while (!atomic_load(&sh->answered))
+		msleep(10);
+	fprintf(stderr, "nobody's statuses: %d answered, %d refused over max_scans_per_uid\n",
+		atomic_load(&sh->ok), atomic_load(&sh->again));
+	if (atomic_load(&sh->other))
+		dp_test_fail(__FILE__, __LINE__, "%d statuses answered otherwise, e.g. %s",
+			     atomic_load(&sh->other), sh->other_text);
+	CHECK_EQ(atomic_load(&sh->ok) + atomic_load(&sh->again), 12);
+	CHECK(atomic_load(&sh->ok) >= 1);
+
+	/* The outsiders go: the waiting release drains (nobody registered it) and releases. */
+	for (int k = 0; k < 4; k++) {
+		CHECK(kill(mappers[k], SIGKILL) == 0);
+		CHECK_EQ(waitpid(mappers[k], &status, 0), mappers[k]);
+	}
+	CHECK_EQ(waitpid(flood, &status, 0), flood);
+	if (!atomic_load(&sh->released))
+		dp_test_fail(__FILE__, __LINE__, "%s", sh->other_text);
 	daemon_kill(SIGTERM);
 }
 
