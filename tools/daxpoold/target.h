@@ -15,7 +15,12 @@
  *     file as its descriptor says.
  *
  * Main thread; statx without a sync (a FUSE or network filesystem is not
- * asked), so nothing here waits for another process.
+ * asked), so nothing here waits for another process. The lookup itself
+ * crosses whatever is mounted on the way: a FUSE mount of another user
+ * without allow_other answers root's lookup with EACCES before its server is
+ * asked (the kernel's fuse_allow_current_process()), so only a mount with
+ * allow_other -- user_allow_other in /etc/fuse.conf, an administrator's
+ * choice -- could make it wait; daxpoold(8) says not to allow it.
  */
 #ifndef DAXPOOLD_TARGET_H
 #define DAXPOOLD_TARGET_H
