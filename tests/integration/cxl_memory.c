@@ -261,11 +261,68 @@ TEST_TIMEOUT(release_teardown_of_a_cxl_devdax, 240)
 	daemon_kill(SIGTERM);
 }
 
+/* The device-dax name ("dax0.1") of the namespace ndctl created, from its JSON in @file. */
+static void created_dax(const char *file, char *dev, size_t size)
+{
+	char cmd[256], name[40] = "";
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "sed -n 's/.*\"chardev\":\"\\(dax[0-9.]*\\)\".*/\\1/p' %s", file);
+	f = popen(cmd, "r");
+	CHECK(f);
+	CHECK(fscanf(f, "%39s", name) == 1);
+	pclose(f);
+	snprintf(dev, size, "/dev/%s", name);
+}
+
+/*
+ * Two namespaces on one CXL region: a teardown of one would disable the
+ * region under the other, undrained, so it is refused before anything is
+ * drained, naming the other; both devices stay enabled. The region and
+ * namespaces are made here (the first test gave the tier's back) and
+ * destroyed again.
+ */
+TEST_TIMEOUT(teardown_refused_while_the_region_holds_another_namespace, 180)
+{
+	const char *why = getenv("DAXPOOL_TEST_CXL_SKIP");
+	char dev[64], other[64];
+	json_object *doc;
+	int rc;
+
+	if (why && *why)
+		SKIP("%s", why);
+	if (!getenv("DAXPOOL_TEST_CXL_MACHINE"))
+		fixture_missing("the vm tier's CXL machine (DAXPOOL_TEST_CXL_MACHINE)");
+	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0 >/dev/null"), 0);
+	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=mem -a 2M -s 64M -n cxl-a "
+		       ">/tmp/cxl-a.json"),
+		 0);
+	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=mem -a 2M -s 64M -n cxl-b "
+		       ">/tmp/cxl-b.json"),
+		 0);
+	created_dax("/tmp/cxl-a.json", dev, sizeof(dev));
+	created_dax("/tmp/cxl-b.json", other, sizeof(other));
+	printf("# %s and %s on one CXL region\n", dev, other);
+	daemon_start(NULL);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--teardown", "--json",
+							  "--timeout", "5", devname_of(dev), NULL });
+	doc = json_tokener_parse(out);
+	CHECK(doc);
+	printf("# %s\n", jstr(doc, "error"));
+	CHECK_EQ(rc, 1);
+	CHECK(strstr(jstr(doc, "error"), "also holds") && strstr(jstr(doc, "error"), "undrained"));
+	json_object_put(doc);
+	CHECK(devdax_enabled(devname_of(dev)) && devdax_enabled(devname_of(other)));
+	daemon_kill(SIGTERM);
+	CHECK_EQ(shell("ndctl destroy-namespace -f all >/dev/null"), 0);
+	CHECK_EQ(shell("cxl destroy-region -f all"), 0);
+}
+
 /*
  * A namespace on a CXL region with its struct pages on the CXL memory
  * (--map=dev): the library says so and refuses the MR with -EOPNOTSUPP
  * before calling ibv_reg_mr(), which would fail with ENOMEM and a kernel
- * WARNING (6.1). The region and namespace are made here (the previous test
+ * WARNING (6.1). The region and namespace are made here (the first test
  * gave the tier's back) and destroyed again.
  */
 TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
@@ -278,7 +335,6 @@ TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 	struct daxpool_ctx *ctx;
 	struct ibv_pd *pd;
 	char dev[64] = "";
-	FILE *f;
 
 	if (why && *why)
 		SKIP("%s", why);
@@ -288,11 +344,7 @@ TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=dev -a 2M -n cxl-mapdev "
 		       "| tee /tmp/cxl-ns.json"),
 		 0);
-	f = popen("sed -n 's/.*\"chardev\":\"\\(dax[0-9.]*\\)\".*/\\1/p' /tmp/cxl-ns.json", "r");
-	CHECK(f);
-	CHECK(fscanf(f, "%40s", dev + 5) == 1);
-	pclose(f);
-	memcpy(dev, "/dev/", 5);
+	created_dax("/tmp/cxl-ns.json", dev, sizeof(dev));
 	printf("# %s, struct pages on the device\n", dev);
 
 	verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
