@@ -71,7 +71,7 @@ TEST(info_of_a_file_claims_no_cxl)
 /*
  * --teardown is a release's, of a device on a CXL region: for a file it is
  * refused before anything is drained (the daemon answers with the reason),
- * and daxpoolctl refuses it for any other operation.
+ * as it is with --force, and daxpoolctl refuses it for any other operation.
  */
 TEST(teardown_refused_for_a_file)
 {
@@ -89,6 +89,12 @@ TEST(teardown_refused_for_a_file)
 	CHECK(doc);
 	printf("# %s\n", jstr(doc, "error"));
 	CHECK(strstr(jstr(doc, "error"), "--teardown is for the release of a device-dax device"));
+	json_object_put(doc);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", "--teardown", "--force",
+							  "--json", path, NULL });
+	CHECK_EQ(rc, 1);
+	doc = json_tokener_parse(out);
+	CHECK(doc && strstr(jstr(doc, "error"), "--teardown cannot be forced"));
 	json_object_put(doc);
 	rc = ctl(out, sizeof(out),
 		 (const char *const[]){ "truncate", "--teardown", path, "4096", NULL });

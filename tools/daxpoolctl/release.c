@@ -34,7 +34,8 @@ static void release_usage(FILE *f)
 		"                     give the backing back for hot-remove: destroy its namespace\n"
 		"                     (its data is gone), disable and delete the CXL region\n"
 		"                     (libcxl). Refused before anything is drained unless the\n"
-		"                     device is the only namespace on a CXL region.\n"
+		"                     device is the only namespace on a CXL region; never\n"
+		"                     with --force.\n"
 		"  -j, --json         print daxpoold's JSON document\n"
 		"  -s, --socket PATH  daxpoold's socket\n"
 		"  -h, --help         this help\n");

@@ -702,10 +702,15 @@ void dd_op_start(struct dd_manager *m, struct dd_conn *c, const struct dp_msg *m
 		return;
 	}
 	if (msg->op.flags & DP_OP_TEARDOWN) {
-		char why[PATH_MAX + 128];
+		char why[PATH_MAX + 256];
 
 		/* Before anything is drained: a teardown that cannot be done is refused whole. */
-		if (msg->op.op != DP_OP_RELEASE || !dd_target_is_devdax(&t)) {
+		if (msg->op.flags & DP_OP_FORCE) {
+			r = -EINVAL;
+			snprintf(why, sizeof(why), "%s: --teardown cannot be forced: it destroys the "
+						   "namespace and the CXL region only after a drain "
+						   "that nothing outside daxpool holds up", t.path);
+		} else if (msg->op.op != DP_OP_RELEASE || !dd_target_is_devdax(&t)) {
 			r = -EINVAL;
 			snprintf(why, sizeof(why), "%s: --teardown is for the release of a device-dax "
 						   "device on a CXL region", t.path);
