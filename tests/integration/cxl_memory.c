@@ -267,6 +267,28 @@ TEST_TIMEOUT(release_teardown_of_a_cxl_devdax, 240)
 	daemon_kill(SIGTERM);
 }
 
+/*
+ * A new pmem region on mem0 of the CXL machine (the first test gave the
+ * tier's back): skips with the machine's reason where there is no memdev.
+ */
+static void new_cxl_region(void)
+{
+	const char *why = getenv("DAXPOOL_TEST_CXL_SKIP");
+
+	if (why && *why)
+		SKIP("%s", why);
+	if (!getenv("DAXPOOL_TEST_CXL_MACHINE"))
+		fixture_missing("the vm tier's CXL machine (DAXPOOL_TEST_CXL_MACHINE)");
+	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0 >/dev/null"), 0);
+}
+
+/* Nothing pins them any more: the namespaces and regions go as an administrator would do it. */
+static void destroy_cxl_regions(void)
+{
+	CHECK_EQ(shell("ndctl destroy-namespace -f all >/dev/null"), 0);
+	CHECK_EQ(shell("cxl destroy-region -f all"), 0);
+}
+
 /* The device-dax name ("dax0.1") of the namespace ndctl created, from its JSON in @file. */
 static void created_dax(const char *file, char *dev, size_t size)
 {
@@ -284,22 +306,15 @@ static void created_dax(const char *file, char *dev, size_t size)
 /*
  * Two namespaces on one CXL region: a teardown of one would disable the
  * region under the other, undrained, so it is refused before anything is
- * drained, naming the other; both devices stay enabled. The region and
- * namespaces are made here (the first test gave the tier's back) and
- * destroyed again.
+ * drained, naming the other; both devices stay enabled.
  */
 TEST_TIMEOUT(teardown_refused_while_the_region_holds_another_namespace, 180)
 {
-	const char *why = getenv("DAXPOOL_TEST_CXL_SKIP");
 	char dev[64], other[64];
 	json_object *doc;
 	int rc;
 
-	if (why && *why)
-		SKIP("%s", why);
-	if (!getenv("DAXPOOL_TEST_CXL_MACHINE"))
-		fixture_missing("the vm tier's CXL machine (DAXPOOL_TEST_CXL_MACHINE)");
-	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0 >/dev/null"), 0);
+	new_cxl_region();
 	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=mem -a 2M -s 64M -n cxl-a "
 		       ">/tmp/cxl-a.json"),
 		 0);
@@ -320,20 +335,17 @@ TEST_TIMEOUT(teardown_refused_while_the_region_holds_another_namespace, 180)
 	json_object_put(doc);
 	CHECK(devdax_enabled(devname_of(dev)) && devdax_enabled(devname_of(other)));
 	daemon_kill(SIGTERM);
-	CHECK_EQ(shell("ndctl destroy-namespace -f all >/dev/null"), 0);
-	CHECK_EQ(shell("cxl destroy-region -f all"), 0);
+	destroy_cxl_regions();
 }
 
 /*
  * A namespace on a CXL region with its struct pages on the CXL memory
  * (--map=dev): the library says so and refuses the MR with -EOPNOTSUPP
  * before calling ibv_reg_mr(), which would fail with ENOMEM and a kernel
- * WARNING (6.1). The region and namespace are made here (the first test
- * gave the tier's back) and destroyed again.
+ * WARNING (6.1).
  */
 TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 {
-	const char *why = getenv("DAXPOOL_TEST_CXL_SKIP");
 	struct ibv_context *verbs;
 	struct daxpool_region *region;
 	struct daxpool_map *map;
@@ -342,11 +354,7 @@ TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 	struct ibv_pd *pd;
 	char dev[64] = "";
 
-	if (why && *why)
-		SKIP("%s", why);
-	if (!getenv("DAXPOOL_TEST_CXL_MACHINE"))
-		fixture_missing("the vm tier's CXL machine (DAXPOOL_TEST_CXL_MACHINE)");
-	CHECK_EQ(shell("cxl create-region -t pmem -m -d decoder0.0 -w 1 mem0"), 0);
+	new_cxl_region();
 	CHECK_EQ(shell("ndctl create-namespace -m devdax --map=dev -a 2M -n cxl-mapdev "
 		       "| tee /tmp/cxl-ns.json"),
 		 0);
@@ -373,8 +381,6 @@ TEST_TIMEOUT(rdma_mr_refused_on_a_cxl_namespace_with_map_dev, 180)
 	daxpool_ctx_unref(ctx);
 	ibv_dealloc_pd(pd);
 	ibv_close_device(verbs);
-	/* Nothing pins it: tear it down as an administrator would. */
-	CHECK_EQ(shell("ndctl destroy-namespace -f all >/dev/null"), 0);
-	CHECK_EQ(shell("cxl destroy-region -f all"), 0);
+	destroy_cxl_regions();
 }
 #endif /* DAXPOOL_HAVE_RDMA */
