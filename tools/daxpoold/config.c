@@ -7,6 +7,7 @@
  *	socket_group     its group, by name (default: the daemon's)
  *	release_timeout  seconds a release waits for holders by default (default 30)
  *	hello_timeout    seconds a new connection has to send HELLO (default 10)
+ *	scan_timeout     seconds a scan of /proc has before it is answered without (default 5)
  *	max_connections, max_connections_per_uid, max_regions, max_maps,
  *	max_pins, max_output, max_operations_per_uid, max_scans_per_uid: the limits (daxpoold.conf(5) says why these
  *	defaults)
@@ -37,6 +38,21 @@ void dd_config_defaults(struct dd_config *cfg)
 	cfg->max_operations_per_uid = 8;
 	cfg->max_scans_per_uid = 4;
 	cfg->hello_timeout_ms = 10000;
+	cfg->scan_timeout_ms = 5000;
+}
+
+/* Whole seconds in [@min, @max] as milliseconds into *@ret_ms. Return 0 or -EINVAL. */
+static int parse_seconds(const char *val, long min, long max, int *ret_ms)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || end == val || *end || v < min || v > max)
+		return -EINVAL;
+	*ret_ms = (int)(v * 1000);
+	return 0;
 }
 
 /* A count in [1, @max]; *ret set. Return 0 or -EINVAL. */
@@ -145,20 +161,12 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		cfg->max_output = (size_t)u;
 		return 0;
 	}
-	if (strcmp(key, "hello_timeout") == 0) {
-		v = strtol(val, &end, 10);
-		if (errno || *end || v < 1 || v > 3600)
-			return -EINVAL;
-		cfg->hello_timeout_ms = (int)(v * 1000);
-		return 0;
-	}
-	if (strcmp(key, "release_timeout") == 0) {
-		v = strtol(val, &end, 10);
-		if (errno || *end || v < 0 || v > 86400)
-			return -EINVAL;
-		cfg->release_timeout_ms = (int)(v * 1000);
-		return 0;
-	}
+	if (strcmp(key, "hello_timeout") == 0)
+		return parse_seconds(val, 1, 3600, &cfg->hello_timeout_ms);
+	if (strcmp(key, "scan_timeout") == 0)
+		return parse_seconds(val, 1, 3600, &cfg->scan_timeout_ms);
+	if (strcmp(key, "release_timeout") == 0)
+		return parse_seconds(val, 0, 86400, &cfg->release_timeout_ms);
 	return -ENOENT;
 }
 

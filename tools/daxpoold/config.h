@@ -18,6 +18,7 @@ struct dd_config {
 	unsigned int max_scans_per_uid; /* scans of /proc running for one uid (scan.h) */
 	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
 	int hello_timeout_ms; /* a connection that sends no HELLO by then is closed */
+	int scan_timeout_ms;  /* a status answers without its scan of /proc after this (scan.h) */
 };
 void dd_config_defaults(struct dd_config *cfg);
 /* Load @path; a missing file is fine unless @required. Return 0 or -errno (logged). */

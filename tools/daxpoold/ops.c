@@ -621,12 +621,12 @@ static void op_scan_late(struct dd_manager *m, struct dd_scan *s)
 
 /*
  * Start a scan of @purpose for @op (admitted by dd_op_start). Its bound: the
- * deadline, and at least DD_SCAN_STATUS_BOUND_MS from now. Return 0, or
+ * deadline, and at least scan_timeout from now. Return 0, or
  * -errno with @why set.
  */
 static int op_scan(struct dd_manager *m, struct dd_op *op, int purpose, char *why, size_t size)
 {
-	uint64_t bound = dd_now_ns() + DD_SCAN_STATUS_BOUND_MS * 1000000ull;
+	uint64_t bound = dd_now_ns() + (uint64_t)m->cfg.scan_timeout_ms * 1000000ull;
 	struct dd_scan *s;
 	int r;
 

@@ -8,7 +8,9 @@
  * open record), starts the scan on a thread of its own, and hears of its end
  * through an eventfd; meanwhile it answers everyone else.
  *
- * A scan that does not end by its bound is answered without it (late_fn):
+ * A scan that does not end by its bound (scan_timeout of daxpoold.conf for a
+ * status; an operation's deadline, and at least that) is answered without
+ * it (late_fn):
  * what it waits for cannot be ruled out, so the requester is told so, with
  * the process the scan is stuck on (dd_scan_stuck_holder). It keeps its
  * thread until the read returns, and counts against its uid's
@@ -31,9 +33,6 @@
 
 #include "manager.h"
 #include "outsiders.h"
-
-/* How long a status waits for its scan before it answers without it. */
-#define DD_SCAN_STATUS_BOUND_MS 5000
 
 enum dd_scan_kind {
 	DD_SCAN_HOLDERS = 1, /* the possible holders of every key */

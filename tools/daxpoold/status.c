@@ -144,7 +144,7 @@ static void status_scan(struct dd_manager *m, struct dd_conn *req, json_object *
 		s->in.viewer = req->cred.uid;
 		s->doc = doc;
 		r = dd_scan_start(m, s, req, status_scanned, status_late,
-				  dd_now_ns() + DD_SCAN_STATUS_BOUND_MS * 1000000ull);
+				  dd_now_ns() + (uint64_t)m->cfg.scan_timeout_ms * 1000000ull);
 		if (r == 0) {
 			req->scan = s;
 			return;
