@@ -733,9 +733,9 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 			struct dd_ep *ep = events[i].data.ptr;
 			struct dd_conn *c = ep->conn;
 			const char *why = NULL;
-			int type = ep->type; /* ep lives in c, which a close frees */
+			bool closed = false; /* ep lives in c, which a close frees */
 
-			switch (type) {
+			switch (ep->type) {
 			case DD_EP_LISTEN:
 				conn_accept(m, listen_fd);
 				break;
@@ -757,10 +757,12 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 				break;
 			case DD_EP_PIDFD:
 				conn_close(m, c, NULL, false);
+				closed = true;
 				break;
 			case DD_EP_SOCK:
 				if ((events[i].events & EPOLLOUT) && !dd_conn_flush(c)) {
 					conn_close(m, c, NULL, true);
+					closed = true;
 					break;
 				}
 				if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -768,19 +770,26 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 
 					if (!conn_receive(m, c, buf, &why, &hangup)) {
 						conn_close(m, c, why, hangup);
+						closed = true;
 						break;
 					}
 				}
-				if (c->closing || (c->request_done && !c->out))
+				if (c->closing || (c->request_done && !c->out)) {
 					conn_close(m, c, NULL, false);
+					closed = true;
+				}
 				break;
 			}
 			/*
-			 * A close frees the connection: later events of this batch may
-			 * name it (its pidfd and its socket both fired). Stop the batch
-			 * and let epoll report what is still there.
+			 * A close frees the connection (or sets it aside without its
+			 * socket): later events of this batch may name it (its pidfd
+			 * and its socket both fired). Stop the batch and let epoll
+			 * report what is still there. Otherwise the whole batch is
+			 * served, one datagram per connection: a client streaming
+			 * pins cannot keep the listening socket and the other
+			 * connections waiting (a new client's HELLO has 2 s).
 			 */
-			if (type == DD_EP_PIDFD || type == DD_EP_SOCK)
+			if (closed)
 				break;
 		}
 		/* Requests answered by an op or a timeout: close those connections. */
