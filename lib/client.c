@@ -41,7 +41,7 @@
  * and new maps and pins fail with -ENXIO.
  *
  * Lifetime: a region holds its ctx; the client thread takes region references
- * while it works on one, so its unref may free the ctx. dp_client_ctx_fini()
+ * while it works on one, so its unref may free the ctx. client_ctx_fini()
  * called from the client thread itself only marks the client orphaned; the
  * thread checks that after every unref and then frees the client and exits.
  */
@@ -230,19 +230,22 @@ static bool fill_region_state(struct daxpool_region *region, struct dp_msg *m)
 	return region->client_id && state != DAXPOOL_LEASE_NONE;
 }
 
-void dp_client_region_added(struct daxpool_region *region)
+/* With ctx->regions_lock held, as the region goes on the list: a connect's snapshot sees both. */
+static void client_region_listed(struct daxpool_region *region)
 {
-	struct daxpool_ctx *ctx = region->ctx;
-	struct dp_client *c = atomic_load_explicit(&ctx->client, memory_order_acquire);
-	struct dp_msg m;
-	int fd;
+	struct dp_client *c = atomic_load_explicit(&region->ctx->client, memory_order_acquire);
 
-	pthread_mutex_lock(&ctx->regions_lock);
 	/* No map exists yet: nobody else reads client_id, region->lock not needed. */
 	if (c)
 		region->client_id = atomic_fetch_add(&c->next_id, 1);
-	dp_list_add_tail(&ctx->regions, &region->ctx_node);
-	pthread_mutex_unlock(&ctx->regions_lock);
+}
+
+static void client_region_added(struct daxpool_region *region)
+{
+	struct daxpool_ctx *ctx = region->ctx;
+	struct dp_client *c;
+	struct dp_msg m;
+	int fd;
 
 	c = client_of(ctx);
 	if (!c)
@@ -257,7 +260,7 @@ void dp_client_region_added(struct daxpool_region *region)
 			strerror(errno));
 }
 
-void dp_client_region_state(struct daxpool_region *region)
+static void client_region_state(struct daxpool_region *region)
 {
 	struct dp_client *c = client_of(region->ctx);
 	struct dp_msg m;
@@ -266,24 +269,16 @@ void dp_client_region_state(struct daxpool_region *region)
 		client_queue(c, &m);
 }
 
-void dp_client_region_removed(struct daxpool_region *region)
+static void client_region_removed(struct daxpool_region *region)
 {
-	struct daxpool_ctx *ctx = region->ctx;
-	struct dp_client *c;
+	struct dp_client *c = client_of(region->ctx);
 
-	/* region_free() runs for a region that failed to open too: it was never listed. */
-	if (!region->ctx_node.next || region->ctx_node.next == &region->ctx_node)
-		return;
-	pthread_mutex_lock(&ctx->regions_lock);
-	dp_list_del(&region->ctx_node);
-	pthread_mutex_unlock(&ctx->regions_lock);
-	c = client_of(ctx);
 	if (c && region->client_id)
 		client_queue(c, &(struct dp_msg){ .type = DP_MSG_REGION_DEL,
 						  .del.id = region->client_id });
 }
 
-void dp_client_map_event(struct daxpool_map *map, bool add)
+static void client_map_event(struct daxpool_map *map, bool add)
 {
 	struct dp_client *c = client_of(map->region->ctx);
 	struct dp_msg m;
@@ -322,7 +317,7 @@ static void fill_pin_add(struct daxpool_pin *pin, struct dp_msg *m)
 	m->pin_add.tid = (uint32_t)pin->owner_tid;
 }
 
-void dp_client_pin_event(struct daxpool_pin *pin, bool add)
+static void client_pin_event(struct daxpool_pin *pin, bool add)
 {
 	struct dp_client *c = client_of(pin->ctx);
 	struct dp_msg m;
@@ -352,7 +347,7 @@ static bool fill_pin_owner(struct daxpool_pin *pin, struct dp_msg *m)
 	return m->pin_owner.text[0] != '\0';
 }
 
-void dp_client_pin_owner(struct daxpool_pin *pin)
+static void client_pin_owner(struct daxpool_pin *pin)
 {
 	struct dp_client *c = client_of(pin->ctx);
 	struct dp_msg m;
@@ -690,7 +685,7 @@ static bool client_check_requests(struct dp_client *c)
 					client_reopen(region, rq);
 					drop = true;
 					if (rq->yielded)
-						dp_lease_resume(region);
+						dp_services_call(region->ctx, region_resume, region);
 				} else {
 					struct dp_msg m = { .type = DP_MSG_REVOKE_DONE };
 
@@ -748,7 +743,7 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 				c->requests = rq;
 				/* The daemon may open the file once we are idle: not a lease break. */
 				if (region->kind != DAXPOOL_REGION_DEVDAX) {
-					dp_lease_yield(region);
+					dp_services_call(region->ctx, region_yield, region);
 					rq->yielded = true;
 				}
 				log_notice(c->ctx, "%s: daxpoold revokes [%#llx, +%#llx) (request %llu)",
@@ -813,7 +808,7 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 				/* Released: the range stays zapped, as the application's own. */
 				dp_drain_keep(&rq->drain, rq->drain.start);
 				if (rq->yielded)
-					dp_lease_resume(region);
+					dp_services_call(region->ctx, region_resume, region);
 			}
 			free(rq);
 			if (region && client_put_region(c, region))
@@ -976,7 +971,7 @@ orphaned:
 /*
  * Connect, then publish the client in ctx->client and register. A client is
  * freed here only before it is published: from then on other threads may
- * queue events on it, so it stays until dp_client_ctx_fini(). Two concurrent
+ * queue events on it, so it stays until client_ctx_fini(). Two concurrent
  * calls: the first to publish wins, the other gets -EALREADY.
  */
 static int client_start(struct daxpool_ctx *ctx, const char *path)
@@ -1018,7 +1013,7 @@ static int client_start(struct daxpool_ctx *ctx, const char *path)
 	c->reconnect_at = dp_now_ns() + CLIENT_RECONNECT_MS * 1000000ull;
 	r = -pthread_create(&c->thread, NULL, client_thread, c);
 	if (r < 0) {
-		/* Published: it stays, disconnected, until dp_client_ctx_fini() frees it. */
+		/* Published: it stays, disconnected, until client_ctx_fini() frees it. */
 		if (c->sock >= 0) {
 			atomic_store(&c->connected, false);
 			close(c->sock);
@@ -1061,9 +1056,6 @@ void dp_client_ctx_init(struct daxpool_ctx *ctx)
 {
 	const char *env;
 
-	pthread_mutex_init(&ctx->regions_lock, NULL);
-	dp_list_init(&ctx->regions);
-	atomic_init(&ctx->client, NULL);
 	env = secure_getenv("DAXPOOL_DAEMON");
 	if (!env || !*env || strcmp(env, "0") == 0)
 		return;
@@ -1075,7 +1067,7 @@ void dp_client_ctx_init(struct daxpool_ctx *ctx)
 	daxpool_ctx_connect_daemon(ctx, strcmp(env, "1") == 0 ? NULL : env);
 }
 
-void dp_client_ctx_fini(struct daxpool_ctx *ctx)
+static void client_ctx_fini(struct daxpool_ctx *ctx)
 {
 	struct dp_client *c = atomic_load(&ctx->client);
 
@@ -1098,5 +1090,16 @@ void dp_client_ctx_fini(struct daxpool_ctx *ctx)
 			client_free(c);
 		}
 	}
-	pthread_mutex_destroy(&ctx->regions_lock);
 }
+
+const struct dp_service dp_client_service = {
+	.name = "daxpoold client",
+	.ctx_fini = client_ctx_fini,
+	.region_listed = client_region_listed,
+	.region_added = client_region_added,
+	.region_removed = client_region_removed,
+	.region_state = client_region_state,
+	.map_event = client_map_event,
+	.pin_event = client_pin_event,
+	.pin_owner = client_pin_owner,
+};

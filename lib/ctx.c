@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The library context: log configuration and the root of every object. */
+/*
+ * The library context, its core part: log configuration, the region list and
+ * the root of every object. The services plug in through ctx->services
+ * (services.c makes a context with them).
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,13 +34,11 @@ static int log_priority_parse(const char *s)
 	return -EINVAL;
 }
 
-_public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
+int dp_ctx_new(struct daxpool_ctx **ret)
 {
 	struct daxpool_ctx *ctx;
 	const char *env;
 	int prio;
-
-	assert_return(ret, -EINVAL);
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
@@ -49,8 +51,11 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 	atomic_init(&ctx->log_priority, LOG_ERR);
 	for (size_t i = 0; i < sizeof(ctx->uring_regbuf) / sizeof(ctx->uring_regbuf[0]); i++)
 		atomic_init(&ctx->uring_regbuf[i], 0);
-	pthread_mutex_init(&ctx->rdma_lock, NULL);
+	pthread_mutex_init(&ctx->regions_lock, NULL);
+	dp_list_init(&ctx->regions);
+	atomic_init(&ctx->client, NULL);
 	if (dp_registry_new(&ctx->registry) < 0) {
+		pthread_mutex_destroy(&ctx->regions_lock);
 		free(ctx);
 		return -ENOMEM;
 	}
@@ -64,10 +69,6 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 			log_err(ctx, "DAXPOOL_LOG=\"%s\" is not a priority (0-7 or err, info, debug...)",
 				env);
 	}
-	dp_lease_ctx_init(ctx);	 /* file leases: DAXPOOL_LEASES (lease.c) */
-	dp_client_ctx_init(ctx); /* daxpoold client: DAXPOOL_DAEMON (client.c) */
-	log_info(ctx, "context %p created, log priority %d", (void *)ctx,
-		 atomic_load(&ctx->log_priority));
 	*ret = ctx;
 	return 0;
 }
@@ -75,11 +76,12 @@ _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 static void ctx_free(struct daxpool_ctx *ctx)
 {
 	log_info(ctx, "context %p freed", (void *)ctx);
-	dp_lease_ctx_fini(ctx);	 /* first: the watcher reads the region list */
-	dp_client_ctx_fini(ctx); /* daxpoold client (client.c) */
+	/* The services in the reverse order: the lease watcher reads the region list. */
+	for (int i = DP_SERVICE_MAX - 1; i >= 0; i--)
+		if (ctx->services[i] && ctx->services[i]->ctx_fini)
+			ctx->services[i]->ctx_fini(ctx);
 	dp_registry_free(ctx->registry);
-	dp_rdma_caps_free(ctx->rdma_caps);
-	pthread_mutex_destroy(&ctx->rdma_lock);
+	pthread_mutex_destroy(&ctx->regions_lock);
 	free(ctx);
 }
 

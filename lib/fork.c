@@ -26,8 +26,9 @@
  *   split), and MADV_DOFORK again when its last pin goes. Detected once.
  * - vfork() and posix_spawn() run no handler; fork() (also before exec)
  *   runs these, which take four locks: O(1) in the number of pins. The
- *   child closes the parent's lease rendezvous sockets (lease.c): O(number
- *   of leased regions).
+ *   services add their own handlers (dp_fork_add_hooks()): the child closes
+ *   the parent's lease rendezvous sockets (lease.c), O(number of leased
+ *   regions).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,33 @@
 
 atomic_ulong dp_fork_generation;
 
+/* The services' own handlers (lease.c): set once each, never removed. */
+#define FORK_HOOKS_MAX 4
+static struct {
+	void (*prepare)(void);
+	void (*parent)(void);
+	void (*child)(void);
+} fork_hooks[FORK_HOOKS_MAX];
+static atomic_int fork_n_hooks;
+static pthread_mutex_t fork_hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The number of hooks the prepare handler ran: the forking thread runs all three handlers. */
+static int fork_n_prepared;
+
+void dp_fork_add_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+	int n;
+
+	pthread_mutex_lock(&fork_hooks_lock);
+	n = atomic_load_explicit(&fork_n_hooks, memory_order_relaxed);
+	assert(n < FORK_HOOKS_MAX);
+	fork_hooks[n].prepare = prepare;
+	fork_hooks[n].parent = parent;
+	fork_hooks[n].child = child;
+	/* Published whole: a fork meanwhile runs all of this one's handlers or none. */
+	atomic_store_explicit(&fork_n_hooks, n + 1, memory_order_release);
+	pthread_mutex_unlock(&fork_hooks_lock);
+}
+
 /*
  * daxpool uses no call_rcu and no lfht resize thread (registry.c), so of
  * liburcu's fork protocol only the urcu-bp part applies: its reader registry
@@ -52,7 +80,10 @@ atomic_ulong dp_fork_generation;
 static void fork_prepare(void)
 {
 	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
-	dp_lease_atfork_prepare();
+	fork_n_prepared = atomic_load_explicit(&fork_n_hooks, memory_order_acquire);
+	for (int i = 0; i < fork_n_prepared; i++)
+		if (fork_hooks[i].prepare)
+			fork_hooks[i].prepare();
 	dp_registry_atfork_prepare();
 	rcu_bp_before_fork();
 }
@@ -61,7 +92,9 @@ static void fork_parent(void)
 {
 	rcu_bp_after_fork_parent();
 	dp_registry_atfork_parent();
-	dp_lease_atfork_parent();
+	for (int i = fork_n_prepared - 1; i >= 0; i--)
+		if (fork_hooks[i].parent)
+			fork_hooks[i].parent();
 	pthread_rwlock_unlock(&dp_pmem2_map_lock);
 }
 
@@ -71,8 +104,11 @@ static void fork_child(void)
 	atomic_fetch_add_explicit(&dp_fork_generation, 1, memory_order_relaxed);
 	rcu_bp_after_fork_child();
 	dp_registry_atfork_child();
-	/* The lease rendezvous sockets are the parent's: their names must not stay bound here. */
-	dp_lease_atfork_child();
+	/* The services' state of the parent (the lease rendezvous sockets must not stay bound). */
+	for (int i = fork_n_prepared - 1; i >= 0; i--)
+		if (fork_hooks[i].child)
+			fork_hooks[i].child();
+	pthread_mutex_init(&fork_hooks_lock, NULL);
 	/*
 	 * The lock was write-locked by the forking thread, which lives on as
 	 * the child's only thread but under a new thread id, which glibc's

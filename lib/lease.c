@@ -49,7 +49,7 @@
  * child of fork() that never execs would keep them, and a daxpool process
  * opening the file would then wait for an answer nobody gives. So every one
  * of them is listed, and the atfork child handler closes them all
- * (dp_lease_atfork_child()). Another user can bind the names first: a
+ * (lease_atfork_child()). Another user can bind the names first: a
  * listener or lock held by a process of another user (not root) is not
  * waited for, and connecting never blocks.
  */
@@ -208,17 +208,17 @@ static void lease_close(int fd)
 	pthread_mutex_unlock(&lease_fds_lock);
 }
 
-void dp_lease_atfork_prepare(void)
+static void lease_atfork_prepare(void)
 {
 	pthread_mutex_lock(&lease_fds_lock);
 }
 
-void dp_lease_atfork_parent(void)
+static void lease_atfork_parent(void)
 {
 	pthread_mutex_unlock(&lease_fds_lock);
 }
 
-void dp_lease_atfork_child(void)
+static void lease_atfork_child(void)
 {
 	for (size_t i = 0; i < lease_n_fds; i++)
 		close(lease_fds[i]);
@@ -412,7 +412,7 @@ static void lease_break_end(struct lease_break *b, bool drained)
 	log_notice(ctx, "%s: lease given up to the other process %.3f ms after the break%s",
 		   region->path, (double)(dp_now_ns() - b->t0) / 1e6,
 		   drained ? ", with the region drained" : "");
-	dp_client_region_state(region);
+	dp_services_call(region->ctx, region_state, region);
 }
 
 /*
@@ -604,7 +604,7 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 	if (gave) {
 		log_info(ctx, "%s: daxpool process %d opens the file too: the write lease is given "
 			      "up (the file is shared)", region->path, (int)peer);
-		dp_client_region_state(region);
+		dp_services_call(region->ctx, region_state, region);
 	}
 	/* The last reference may free the context, and w with it: see w->orphaned. */
 	daxpool_region_unref(region);
@@ -1040,10 +1040,10 @@ static void lease_take(struct daxpool_region *region)
 		log_dbg(ctx, "%s: write lease held: another process's open or truncate revokes "
 			     "the region first", region->path);
 	}
-	dp_client_region_state(region);
+	dp_services_call(region->ctx, region_state, region);
 }
 
-void dp_lease_region_opened(struct daxpool_region *region)
+static void lease_region_added(struct daxpool_region *region)
 {
 	struct daxpool_ctx *ctx = region->ctx;
 
@@ -1054,7 +1054,7 @@ void dp_lease_region_opened(struct daxpool_region *region)
 		return;
 	}
 	lease_set_state(region, DAXPOOL_LEASE_OFF, 0);
-	dp_client_region_state(region);
+	dp_services_call(region->ctx, region_state, region);
 }
 
 /*
@@ -1108,7 +1108,7 @@ static void lease_announce(struct daxpool_ctx *ctx, const struct stat *st)
 	lease_close(fd);
 }
 
-int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
+static int lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 {
 	struct dp_list *pos;
 	bool ours = false;
@@ -1140,12 +1140,12 @@ int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st)
 	return lock;
 }
 
-void dp_lease_after_open(int lock)
+static void lease_after_open(struct daxpool_ctx *ctx, int lock)
 {
 	lease_file_unlock(lock);
 }
 
-void dp_lease_yield(struct daxpool_region *region)
+static void lease_yield(struct daxpool_region *region)
 {
 	bool yielded = false;
 
@@ -1158,11 +1158,11 @@ void dp_lease_yield(struct daxpool_region *region)
 	pthread_mutex_unlock(&region->lock);
 	if (yielded) {
 		log_dbg(region->ctx, "%s: write lease yielded to a daxpoold request", region->path);
-		dp_client_region_state(region);
+		dp_services_call(region->ctx, region_state, region);
 	}
 }
 
-void dp_lease_resume(struct daxpool_region *region)
+static void lease_resume(struct daxpool_region *region)
 {
 	bool take = false;
 
@@ -1176,7 +1176,7 @@ void dp_lease_resume(struct daxpool_region *region)
 		lease_take(region);
 }
 
-void dp_lease_region_reopened(struct daxpool_region *region)
+static void lease_region_reopened(struct daxpool_region *region)
 {
 	bool take;
 
@@ -1189,7 +1189,7 @@ void dp_lease_region_reopened(struct daxpool_region *region)
 		lease_take(region);
 }
 
-void dp_lease_region_closing(struct daxpool_region *region)
+static void lease_region_closing(struct daxpool_region *region)
 {
 	int state = atomic_load_explicit(&region->lease_state, memory_order_acquire);
 
@@ -1200,9 +1200,18 @@ void dp_lease_region_closing(struct daxpool_region *region)
 		lease_set_state(region, DAXPOOL_LEASE_NONE, 0);
 }
 
+static void lease_fork_register(void)
+{
+	dp_fork_add_hooks(lease_atfork_prepare, lease_atfork_parent, lease_atfork_child);
+}
+
 void dp_lease_ctx_init(struct daxpool_ctx *ctx)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	const char *e = secure_getenv("DAXPOOL_LEASES");
+
+	/* Before this process makes any rendezvous socket. */
+	pthread_once(&once, lease_fork_register);
 
 	pthread_mutex_init(&ctx->lease_lock, NULL);
 	pthread_cond_init(&ctx->lease_cond, NULL);
@@ -1210,7 +1219,7 @@ void dp_lease_ctx_init(struct daxpool_ctx *ctx)
 	atomic_init(&ctx->leases, !(e && strcmp(e, "0") == 0));
 }
 
-void dp_lease_ctx_fini(struct daxpool_ctx *ctx)
+static void lease_ctx_fini(struct daxpool_ctx *ctx)
 {
 	struct dp_lease_watcher *w = ctx->lease_watcher;
 
@@ -1273,3 +1282,15 @@ _public_ const char *daxpool_lease_state_name(int state)
 		return NULL;
 	return names[state];
 }
+
+const struct dp_service dp_lease_service = {
+	.name = "file leases",
+	.ctx_fini = lease_ctx_fini,
+	.before_open = lease_before_open,
+	.after_open = lease_after_open,
+	.region_added = lease_region_added,
+	.region_yield = lease_yield,
+	.region_resume = lease_resume,
+	.region_reopened = lease_region_reopened,
+	.region_closing = lease_region_closing,
+};

@@ -462,7 +462,7 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	log_info(region->ctx, "%s: reopened [%#llx, %#llx): %d zap(s) removed", region->path,
 		 (unsigned long long)offset, (unsigned long long)end, n);
 	if (n)
-		dp_lease_region_reopened(region); /* a broken lease is taken again */
+		dp_services_call(region->ctx, region_reopened, region); /* a broken lease: again */
 	return n;
 }
 
@@ -471,7 +471,7 @@ void dp_region_close_backing(struct daxpool_region *region)
 	if (region->src)
 		pmem2_source_delete(&region->src);
 	if (region->fd >= 0) {
-		dp_lease_region_closing(region);
+		dp_services_call(region->ctx, region_closing, region);
 		close(region->fd);
 		region->fd = -1;
 	}

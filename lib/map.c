@@ -145,7 +145,7 @@ static void map_free(struct daxpool_map *map)
 	pthread_mutex_lock(&region->lock);
 	dp_list_del(&map->node);
 	region->n_maps--;
-	dp_client_map_event(map, false); /* daxpoold client (client.c) */
+	dp_services_call(map->region->ctx, map_event, map, false);
 	if (region->whole_zapped || region->n_zaps)
 		pthread_cond_broadcast(&region->idle_cond);
 	dp_region_drop_dead_backing(region);
@@ -242,7 +242,7 @@ _public_ int daxpool_map_new(struct daxpool_region *region, uint64_t offset, uin
 	}
 	if (r == 0) {
 		map->pending = false;
-		dp_client_map_event(map, true); /* daxpoold client (client.c) */
+		dp_services_call(map->region->ctx, map_event, map, true);
 		daxpool_region_ref(region);
 	} else {
 		dp_list_del(&map->node);

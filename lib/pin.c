@@ -52,7 +52,7 @@ static void pin_free(struct daxpool_pin *pin)
 
 	pthread_mutex_lock(&region->lock);
 	dp_list_del(&pin->node);
-	dp_client_pin_event(pin, false); /* daxpoold client (client.c) */
+	dp_services_call(pin->ctx, pin_event, pin, false);
 	atomic_fetch_sub_explicit(&region->pin_count[pin->kind], 1, memory_order_relaxed);
 	if (pin->dontfork)
 		dp_fork_protect_pin(map, false);
@@ -178,7 +178,7 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 		r = -ENXIO;
 	else {
 		dp_list_add_tail(&region->pins, &pin->node);
-		dp_client_pin_event(pin, true); /* daxpoold client (client.c) */
+		dp_services_call(pin->ctx, pin_event, pin, true);
 		atomic_fetch_add_explicit(&region->pin_count[kind], 1, memory_order_relaxed);
 		if (pin->dontfork)
 			dp_fork_protect_pin(map, true);
@@ -196,7 +196,7 @@ int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 		/* Never visible to lookups: unlinked and freed at once. */
 		pthread_mutex_lock(&region->lock);
 		dp_list_del(&pin->node);
-		dp_client_pin_event(pin, false);
+		dp_services_call(pin->ctx, pin_event, pin, false);
 		atomic_fetch_sub_explicit(&region->pin_count[kind], 1, memory_order_relaxed);
 		if (pin->dontfork)
 			dp_fork_protect_pin(map, false);
@@ -288,7 +288,7 @@ _public_ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner)
 	ext = owner && *owner ? dp_pin_ext(pin) : dp_pin_ext_get(pin);
 	if (ext) {
 		snprintf(ext->owner, sizeof(ext->owner), "%s", owner ? owner : "");
-		dp_client_pin_owner(pin); /* daxpoold client (client.c) */
+		dp_services_call(pin->ctx, pin_owner, pin);
 	}
 	pthread_mutex_unlock(&pin->map->region->lock);
 	return ext || !owner || !*owner ? 0 : -ENOMEM;

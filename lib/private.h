@@ -41,6 +41,87 @@
 /* Bumped in the child at every fork: handles made before belong to the parent. */
 extern atomic_ulong dp_fork_generation;
 void dp_fork_init(void);
+/*
+ * A service's own fork handlers (at most a few, never removed): @prepare runs
+ * after the core's first lock and before its registry's, @parent and @child
+ * in the reverse order. Each may be NULL.
+ */
+void dp_fork_add_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/* ---- services: what plugs into the core ---- */
+
+/*
+ * The core (context, regions, maps, pins, zaps, the registry, fork and SIGBUS
+ * handling) knows no symbol of the services built on it -- the file leases
+ * (lease.c), the daxpoold client (client.c), RDMA's device capabilities
+ * (rdma.c). It tells them what happens through these hooks: each event goes
+ * to every service of the context that has a hook for it, in the order of
+ * enum dp_service_id; the context's end goes to them in the reverse order.
+ * daxpool_ctx_new() (services.c) plugs them in before the context is
+ * returned; the table never changes after, so it is read without a lock.
+ * The services call the core directly, and one another only through the
+ * core (dp_services_call() of a hook).
+ */
+enum dp_service_id {
+	DP_SERVICE_CLIENT, /* first: a region's REGION_ADD is queued before its lease state */
+	DP_SERVICE_LEASE,
+	DP_SERVICE_RDMA,
+	DP_SERVICE_MAX
+};
+
+struct stat;
+struct daxpool_ctx;
+struct daxpool_region;
+struct daxpool_map;
+struct daxpool_pin;
+
+struct dp_service {
+	const char *name;
+	/* The context is being freed; its regions are gone. */
+	void (*ctx_fini)(struct daxpool_ctx *ctx);
+	/*
+	 * Around the open(2) of a new region's file @st (no lock held):
+	 * before_open returns a token (or -1) that after_open gets back.
+	 */
+	int (*before_open)(struct daxpool_ctx *ctx, const struct stat *st);
+	void (*after_open)(struct daxpool_ctx *ctx, int token);
+	/* A region goes on ctx->regions: with ctx->regions_lock held; never sleeps. */
+	void (*region_listed)(struct daxpool_region *region);
+	/* A region was opened and listed (no lock held). */
+	void (*region_added)(struct daxpool_region *region);
+	/* A region is being freed, already off ctx->regions (no lock held). */
+	void (*region_removed)(struct daxpool_region *region);
+	/* A region's state for outsiders changed (its lease): no lock held. */
+	void (*region_state)(struct daxpool_region *region);
+	/*
+	 * A daxpoold request is about to change the region's file (yield),
+	 * or is over (resume): counted, no lock held.
+	 */
+	void (*region_yield)(struct daxpool_region *region);
+	void (*region_resume)(struct daxpool_region *region);
+	/* After an unzap: what a zap broke may be taken up again (no lock held). */
+	void (*region_reopened)(struct daxpool_region *region);
+	/* With region->lock held, before the region's descriptor is closed. */
+	void (*region_closing)(struct daxpool_region *region);
+	/*
+	 * A map or pin was published (add) or unlinked (!add); a pin's owner
+	 * changed. With region->lock held; never sleeps.
+	 */
+	void (*map_event)(struct daxpool_map *map, bool add);
+	void (*pin_event)(struct daxpool_pin *pin, bool add);
+	void (*pin_owner)(struct daxpool_pin *pin);
+};
+
+/* Call @hook(args) of every service of @ctx that has one, in the table's order. */
+#define dp_services_call(ctx, hook, ...)                                                           \
+	do {                                                                                       \
+		struct daxpool_ctx *_sctx = (ctx);                                                 \
+		for (int _i = 0; _i < DP_SERVICE_MAX; _i++) {                                      \
+			const struct dp_service *_s = _sctx->services[_i];                         \
+			if (_s && _s->hook)                                                        \
+				_s->hook(__VA_ARGS__);                                             \
+		}                                                                                  \
+	} while (0)
 
 /* ---- context and logging (ctx.c, log.c) ---- */
 
@@ -56,10 +137,13 @@ struct daxpool_ctx {
 	void *userdata;
 	struct dp_registry *registry; /* the pin registry (registry.c) */
 
-	/* daxpoold client (client.c): every open region, and the connection if any. */
+	/* Every open region (region.c), and the daxpoold connection if any (client.c). */
 	pthread_mutex_t regions_lock; /* protects regions; taken before a region's lock */
 	struct dp_list regions;	      /* struct daxpool_region.ctx_node */
 	struct dp_client *_Atomic client; /* set once by the connect call, acquire-loaded */
+
+	/* The services plugged into this context (services.c): see struct dp_service. */
+	const struct dp_service *services[DP_SERVICE_MAX];
 
 	/* Whether the kernel takes io_uring registered buffers, per region kind: 0 unknown, 1, -1. */
 	atomic_int uring_regbuf[4];
@@ -74,8 +158,13 @@ struct daxpool_ctx {
 	struct dp_lease_watcher *lease_watcher;
 };
 
+/* The core part of a new context: no service plugged in yet (services.c does that). */
+int dp_ctx_new(struct daxpool_ctx **ret);
+
+/* RDMA (rdma.c), a service: the device capabilities it probed, freed with the context. */
 struct dp_rdma_caps;
-void dp_rdma_caps_free(struct dp_rdma_caps *caps);
+extern const struct dp_service dp_rdma_service;
+void dp_rdma_ctx_init(struct daxpool_ctx *ctx);
 
 void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
 	    const char *format, ...) _printf_(6, 7);
@@ -242,34 +331,13 @@ struct daxpool_region {
 };
 
 /*
- * File leases (lease.c). dp_lease_region_opened(): take the lease of a new
- * read-write file region (after it is on ctx->regions). dp_lease_before_open():
- * give up this process's lease on the file @st names, or ask another daxpool
- * process to give up its own, before opening it; returns a cross-process lock
- * of the file that dp_lease_after_open() drops once the open is done.
- * dp_lease_yield()/dp_lease_resume(): around a daxpoold request that changes
- * the file (counted). dp_lease_region_reopened(): after an unzap, take a
- * broken lease again. dp_lease_region_closing(): with region->lock held, before
- * the descriptor is closed.
+ * File leases (lease.c), a service (struct dp_service): a read-write file
+ * region holds a write lease, so that an outsider's open or truncate revokes
+ * the region first. dp_lease_ctx_init(): DAXPOOL_LEASES, and the fork hooks
+ * (the child closes the parent's rendezvous sockets).
  */
-struct stat;
+extern const struct dp_service dp_lease_service;
 void dp_lease_ctx_init(struct daxpool_ctx *ctx);
-void dp_lease_ctx_fini(struct daxpool_ctx *ctx);
-void dp_lease_region_opened(struct daxpool_region *region);
-int dp_lease_before_open(struct daxpool_ctx *ctx, const struct stat *st);
-void dp_lease_after_open(int lock);
-void dp_lease_yield(struct daxpool_region *region);
-void dp_lease_resume(struct daxpool_region *region);
-void dp_lease_region_reopened(struct daxpool_region *region);
-void dp_lease_region_closing(struct daxpool_region *region);
-/*
- * fork() (fork.c): the child closes every rendezvous socket of the parent's
- * leases (listeners, file lease locks), so that a child that never execs does
- * not keep their names bound. Prepare takes a lock; parent and child drop it.
- */
-void dp_lease_atfork_prepare(void);
-void dp_lease_atfork_parent(void);
-void dp_lease_atfork_child(void);
 
 struct dp_backing {
 	int kind;
@@ -643,25 +711,14 @@ void dp_registry_atfork_child(void);
 
 /* ---- the daxpoold client (client.c) ---- */
 
-struct dp_client;
-
-/* ctx setup and teardown: the region list, DAXPOOL_DAEMON. */
-void dp_client_ctx_init(struct daxpool_ctx *ctx);
-void dp_client_ctx_fini(struct daxpool_ctx *ctx);
-/* A region was opened (end of daxpool_region_open) / is being freed. No lock held. */
-void dp_client_region_added(struct daxpool_region *region);
-void dp_client_region_removed(struct daxpool_region *region);
 /*
- * A map or pin was published (add) or unlinked (!add). Called with
- * region->lock held; never sleeps: queues an event for the client thread
- * (nothing at all when no daemon is connected).
+ * A service (struct dp_service): every region, map and pin is registered
+ * with daxpoold, from a client thread of the context's. dp_client_ctx_init():
+ * DAXPOOL_DAEMON.
  */
-void dp_client_map_event(struct daxpool_map *map, bool add);
-void dp_client_pin_event(struct daxpool_pin *pin, bool add);
-/* A pin's owner description changed: queue a PIN_OWNER. With region->lock held; never sleeps. */
-void dp_client_pin_owner(struct daxpool_pin *pin);
-/* A region's lease state changed: queue a REGION_STATE. No lock held. */
-void dp_client_region_state(struct daxpool_region *region);
+struct dp_client;
+extern const struct dp_service dp_client_service;
+void dp_client_ctx_init(struct daxpool_ctx *ctx);
 
 /* ---- pools (pool.c, extent.c; the rest is in pool.h) ---- */
 

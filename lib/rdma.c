@@ -19,14 +19,18 @@ struct dp_rdma_caps {
 	struct dp_rdma_caps *next;
 };
 
-void dp_rdma_caps_free(struct dp_rdma_caps *caps)
+static void rdma_ctx_fini(struct daxpool_ctx *ctx)
 {
+	struct dp_rdma_caps *caps = ctx->rdma_caps;
+
 	while (caps) {
 		struct dp_rdma_caps *next = caps->next;
 
 		free(caps);
 		caps = next;
 	}
+	ctx->rdma_caps = NULL;
+	pthread_mutex_destroy(&ctx->rdma_lock);
 }
 
 static const struct dp_rdma_caps *rdma_caps(struct daxpool_ctx *ctx, struct ibv_context *verbs)
@@ -194,10 +198,9 @@ _public_ int daxpool_rdma_dereg_mr(struct daxpool_pin *pin)
 
 #else /* !DAXPOOL_HAVE_RDMA */
 
-struct dp_rdma_caps;
-
-void dp_rdma_caps_free(struct dp_rdma_caps *caps)
+static void rdma_ctx_fini(struct daxpool_ctx *ctx)
 {
+	pthread_mutex_destroy(&ctx->rdma_lock);
 }
 
 _public_ int daxpool_rdma_reg_mr(struct daxpool_map *map, struct ibv_pd *pd, void *addr,
@@ -219,3 +222,14 @@ _public_ int daxpool_rdma_dereg_mr(struct daxpool_pin *pin)
 }
 
 #endif /* DAXPOOL_HAVE_RDMA */
+
+void dp_rdma_ctx_init(struct daxpool_ctx *ctx)
+{
+	pthread_mutex_init(&ctx->rdma_lock, NULL);
+	ctx->rdma_caps = NULL;
+}
+
+const struct dp_service dp_rdma_service = {
+	.name = "rdma",
+	.ctx_fini = rdma_ctx_fini,
+};

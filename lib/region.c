@@ -75,7 +75,13 @@ static int region_check_type(struct daxpool_ctx *ctx, const char *path, const st
 static void region_free(struct daxpool_region *region)
 {
 	log_dbg(region->ctx, "%s: region freed", region->path);
-	dp_client_region_removed(region); /* daxpoold client (client.c) */
+	/* region_free() runs for a region that failed to open too: it was never listed. */
+	if (region->ctx_node.next && region->ctx_node.next != &region->ctx_node) {
+		pthread_mutex_lock(&region->ctx->regions_lock);
+		dp_list_del(&region->ctx_node);
+		pthread_mutex_unlock(&region->ctx->regions_lock);
+		dp_services_call(region->ctx, region_removed, region);
+	}
 	dp_region_close_backing(region);
 	pthread_cond_destroy(&region->idle_cond);
 	pthread_mutex_destroy(&region->lock);
@@ -101,7 +107,8 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	struct dp_backing backing;
 	pthread_condattr_t cattr;
 	struct stat st, fst;
-	int r, lease_lock;
+	int tokens[DP_SERVICE_MAX];
+	int r;
 
 	assert_return(ctx, -EINVAL);
 	assert_owned(ctx);
@@ -151,9 +158,14 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	}
 
 	/* No lease of this process or of another daxpool process must take this open for an outsider's. */
-	lease_lock = dp_lease_before_open(ctx, &st);
+	for (int i = 0; i < DP_SERVICE_MAX; i++)
+		tokens[i] = ctx->services[i] && ctx->services[i]->before_open
+				    ? ctx->services[i]->before_open(ctx, &st)
+				    : -1;
 	region->fd = open(path, (region->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
-	dp_lease_after_open(lease_lock);
+	for (int i = 0; i < DP_SERVICE_MAX; i++)
+		if (ctx->services[i] && ctx->services[i]->after_open)
+			ctx->services[i]->after_open(ctx, tokens[i]);
 	if (region->fd < 0) {
 		r = -errno;
 		log_err(ctx, "%s: open: %s", path, strerror(-r));
@@ -214,8 +226,12 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 		 (unsigned long long)region->alignment,
 		 daxpool_granularity_name(region->granularity), region->devname[0] ? ", device " : "",
 		 region->devname);
-	dp_client_region_added(region); /* daxpoold client (client.c) */
-	dp_lease_region_opened(region); /* after: the lease watcher finds it on ctx->regions */
+	pthread_mutex_lock(&ctx->regions_lock);
+	dp_services_call(ctx, region_listed, region);
+	dp_list_add_tail(&ctx->regions, &region->ctx_node);
+	pthread_mutex_unlock(&ctx->regions_lock);
+	/* Listed first: the lease watcher finds it on ctx->regions. */
+	dp_services_call(ctx, region_added, region);
 	*ret = region;
 	return 0;
 
