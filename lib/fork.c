@@ -16,19 +16,20 @@
  *   MR or unregister its parent's io_uring buffers.
  * - The locks a child could need are consistent: the prepare handler takes
  *   daxpool's global lock first (no thread is inside libpmem2's mapping
- *   registry at the fork), then liburcu's fork protocol for the urcu-bp
- *   flavour. Locks of individual objects are never needed in the child:
- *   those objects are foreign there.
+ *   registry at the fork: region.c), then the services' (lease.c), then the
+ *   registry's and liburcu's fork protocol for the urcu-bp flavour
+ *   (registry.c); each part registers its handlers (dp_fork_add_hooks())
+ *   before it takes its lock the first time. Locks of individual objects
+ *   are never needed in the child: those objects are foreign there.
  * - Pinned pages must not move. MAP_SHARED mappings (all DAX) are never
  *   copied on write. Private mappings can be: where the kernel does not copy
  *   pinned pages at fork itself, a private map that carries pins is marked
  *   MADV_DONTFORK while pinned (the whole map, which is its own VMA: no
  *   split), and MADV_DOFORK again when its last pin goes. Detected once.
  * - vfork() and posix_spawn() run no handler; fork() (also before exec)
- *   runs these, which take four locks: O(1) in the number of pins. The
- *   services add their own handlers (dp_fork_add_hooks()): the child closes
- *   the parent's lease rendezvous sockets (lease.c), O(number of leased
- *   regions).
+ *   runs these, which take a few locks: O(1) in the number of pins. The
+ *   child closes the parent's lease rendezvous sockets (lease.c): O(number
+ *   of leased regions).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,84 +45,63 @@
 
 atomic_ulong dp_fork_generation;
 
-/* The services' own handlers (lease.c): set once each, never removed. */
-#define FORK_HOOKS_MAX 4
+/*
+ * The handlers of the parts that hold locks a child could need: the
+ * mapping lock (region.c), the services' (lease.c), the registry's with
+ * liburcu's (registry.c). Kept sorted by level, registered once each, never
+ * removed; fork_hooks_lock orders a registration against a fork.
+ */
+#define FORK_HOOKS_MAX 8
 static struct {
+	int level;
 	void (*prepare)(void);
 	void (*parent)(void);
 	void (*child)(void);
 } fork_hooks[FORK_HOOKS_MAX];
-static atomic_int fork_n_hooks;
+static int fork_n_hooks;
 static pthread_mutex_t fork_hooks_lock = PTHREAD_MUTEX_INITIALIZER;
-/* The number of hooks the prepare handler ran: the forking thread runs all three handlers. */
-static int fork_n_prepared;
 
-void dp_fork_add_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+void dp_fork_add_hooks(int level, void (*prepare)(void), void (*parent)(void),
+		       void (*child)(void))
 {
-	int n;
+	int i;
 
 	pthread_mutex_lock(&fork_hooks_lock);
-	n = atomic_load_explicit(&fork_n_hooks, memory_order_relaxed);
-	assert(n < FORK_HOOKS_MAX);
-	fork_hooks[n].prepare = prepare;
-	fork_hooks[n].parent = parent;
-	fork_hooks[n].child = child;
-	/* Published whole: a fork meanwhile runs all of this one's handlers or none. */
-	atomic_store_explicit(&fork_n_hooks, n + 1, memory_order_release);
+	assert(fork_n_hooks < FORK_HOOKS_MAX);
+	for (i = fork_n_hooks; i > 0 && fork_hooks[i - 1].level > level; i--)
+		fork_hooks[i] = fork_hooks[i - 1];
+	fork_hooks[i].level = level;
+	fork_hooks[i].prepare = prepare;
+	fork_hooks[i].parent = parent;
+	fork_hooks[i].child = child;
+	fork_n_hooks++;
 	pthread_mutex_unlock(&fork_hooks_lock);
 }
 
-/*
- * daxpool uses no call_rcu and no lfht resize thread (registry.c), so of
- * liburcu's fork protocol only the urcu-bp part applies: its reader registry
- * lock, which must not be held by another thread at the fork. The registry's
- * own reclaim thread takes its lock outside any grace period wait.
- */
 static void fork_prepare(void)
 {
-	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
-	fork_n_prepared = atomic_load_explicit(&fork_n_hooks, memory_order_acquire);
-	for (int i = 0; i < fork_n_prepared; i++)
+	pthread_mutex_lock(&fork_hooks_lock);
+	for (int i = 0; i < fork_n_hooks; i++)
 		if (fork_hooks[i].prepare)
 			fork_hooks[i].prepare();
-	dp_registry_atfork_prepare();
-	rcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
-	rcu_bp_after_fork_parent();
-	dp_registry_atfork_parent();
-	for (int i = fork_n_prepared - 1; i >= 0; i--)
+	for (int i = fork_n_hooks - 1; i >= 0; i--)
 		if (fork_hooks[i].parent)
 			fork_hooks[i].parent();
-	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+	pthread_mutex_unlock(&fork_hooks_lock);
 }
 
 static void fork_child(void)
 {
 	/* Everything made before this point belongs to the parent. */
 	atomic_fetch_add_explicit(&dp_fork_generation, 1, memory_order_relaxed);
-	rcu_bp_after_fork_child();
-	dp_registry_atfork_child();
-	/* The services' state of the parent (the lease rendezvous sockets must not stay bound). */
-	for (int i = fork_n_prepared - 1; i >= 0; i--)
+	for (int i = fork_n_hooks - 1; i >= 0; i--)
 		if (fork_hooks[i].child)
 			fork_hooks[i].child();
 	pthread_mutex_init(&fork_hooks_lock, NULL);
-	/*
-	 * The lock was write-locked by the forking thread, which lives on as
-	 * the child's only thread but under a new thread id, which glibc's
-	 * rwlock unlock checks: start the child with a fresh lock instead.
-	 */
-	{
-		pthread_rwlockattr_t attr;
-
-		pthread_rwlockattr_init(&attr);
-		pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-		pthread_rwlock_init(&dp_pmem2_map_lock, &attr);
-		pthread_rwlockattr_destroy(&attr);
-	}
 }
 
 static void fork_register(void)

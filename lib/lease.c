@@ -1202,7 +1202,8 @@ static void lease_region_closing(struct daxpool_region *region)
 
 static void lease_fork_register(void)
 {
-	dp_fork_add_hooks(lease_atfork_prepare, lease_atfork_parent, lease_atfork_child);
+	dp_fork_add_hooks(DP_FORK_SERVICE, lease_atfork_prepare, lease_atfork_parent,
+			  lease_atfork_child);
 }
 
 void dp_lease_ctx_init(struct daxpool_ctx *ctx)

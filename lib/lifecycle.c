@@ -15,16 +15,6 @@
 
 #include "private.h"
 
-bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end)
-{
-	if (region->whole_zapped)
-		return true;
-	for (size_t i = 0; i < region->n_zaps; i++)
-		if (region->zaps[i].start < end && start < region->zaps[i].end)
-			return true;
-	return false;
-}
-
 /* The end of [offset, offset + length) inside the region; length 0 means to its end. */
 static int region_range(struct daxpool_region *region, uint64_t offset, uint64_t length,
 			uint64_t *ret_end)
@@ -464,27 +454,6 @@ _public_ int daxpool_region_unzap_range(struct daxpool_region *region, uint64_t 
 	if (n)
 		dp_services_call(region->ctx, region_reopened, region); /* a broken lease: again */
 	return n;
-}
-
-void dp_region_close_backing(struct daxpool_region *region)
-{
-	if (region->src)
-		pmem2_source_delete(&region->src);
-	if (region->fd >= 0) {
-		dp_services_call(region->ctx, region_closing, region);
-		close(region->fd);
-		region->fd = -1;
-	}
-}
-
-void dp_region_drop_dead_backing(struct daxpool_region *region)
-{
-	if (region->kind != DAXPOOL_REGION_DEVDAX || region->n_maps > 0 || region->fd < 0 ||
-	    !atomic_load_explicit(&region->dead, memory_order_acquire))
-		return;
-	dp_region_close_backing(region);
-	log_info(region->ctx, "%s: the device is gone and no map holds it: its descriptor is "
-			      "closed now (before the device can be enabled again)", region->path);
 }
 
 _public_ int daxpool_region_release(struct daxpool_region *region)

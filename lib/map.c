@@ -13,13 +13,6 @@
 	(DAXPOOL_COPY_NOFLUSH | DAXPOOL_COPY_NODRAIN | DAXPOOL_COPY_NONTEMPORAL |                   \
 	 DAXPOOL_COPY_TEMPORAL)
 
-/*
- * Writer-preferring: the page-granularity persist path holds it for reading
- * (msync), often and from many threads; mapping, unmapping and fork() must
- * not starve behind them.
- */
-pthread_rwlock_t dp_pmem2_map_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-
 /* pmem2_map_delete() under dp_pmem2_map_lock. */
 static void map_pmem2_delete(struct pmem2_map **pmap)
 {

@@ -42,11 +42,19 @@
 extern atomic_ulong dp_fork_generation;
 void dp_fork_init(void);
 /*
- * A service's own fork handlers (at most a few, never removed): @prepare runs
- * after the core's first lock and before its registry's, @parent and @child
- * in the reverse order. Each may be NULL.
+ * Fork handlers of a part that holds a lock a child could need, registered
+ * once before it takes that lock the first time, never removed (a few in
+ * all). The prepare handlers run by ascending @level (registration order
+ * within one), parent and child in the reverse order; each may be NULL. The
+ * child's run after the fork generation moved on.
  */
-void dp_fork_add_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+enum dp_fork_level {
+	DP_FORK_PMEM2,	  /* libpmem2's mapping registry lock (region.c) */
+	DP_FORK_SERVICE,  /* the services' (lease.c) */
+	DP_FORK_REGISTRY, /* the pin registry's and liburcu's (registry.c) */
+};
+void dp_fork_add_hooks(int level, void (*prepare)(void), void (*parent)(void),
+		       void (*child)(void));
 
 /* ---- services: what plugs into the core ---- */
 
@@ -704,10 +712,6 @@ void dp_registry_make_unlock(struct dp_registry *reg);
  * the caller no longer touches it. Never waits for a grace period.
  */
 void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin);
-/* fork() (fork.c): the reclaim thread's lock; the child starts without the thread. */
-void dp_registry_atfork_prepare(void);
-void dp_registry_atfork_parent(void);
-void dp_registry_atfork_child(void);
 
 /* ---- the daxpoold client (client.c) ---- */
 

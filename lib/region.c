@@ -72,6 +72,81 @@ static int region_check_type(struct daxpool_ctx *ctx, const char *path, const st
 	return 0;
 }
 
+/*
+ * Writer-preferring: the page-granularity persist path holds it for reading
+ * (msync), often and from many threads; mapping, unmapping and fork() must
+ * not starve behind them.
+ */
+pthread_rwlock_t dp_pmem2_map_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+/* fork(): no thread is inside libpmem2's mapping registry at the fork. */
+static void pmem2_atfork_prepare(void)
+{
+	pthread_rwlock_wrlock(&dp_pmem2_map_lock);
+}
+
+static void pmem2_atfork_parent(void)
+{
+	pthread_rwlock_unlock(&dp_pmem2_map_lock);
+}
+
+static void pmem2_atfork_child(void)
+{
+	pthread_rwlockattr_t attr;
+
+	/*
+	 * The lock was write-locked by the forking thread, which lives on as
+	 * the child's only thread but under a new thread id, which glibc's
+	 * rwlock unlock checks: start the child with a fresh lock instead.
+	 */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&dp_pmem2_map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
+static pthread_once_t pmem2_fork_once = PTHREAD_ONCE_INIT;
+
+static void pmem2_fork_register(void)
+{
+	dp_fork_add_hooks(DP_FORK_PMEM2, pmem2_atfork_prepare, pmem2_atfork_parent,
+			  pmem2_atfork_child);
+}
+
+/* The region's state that maps and pins check before they publish: its zaps, its backing. */
+
+bool dp_region_range_zapped(struct daxpool_region *region, uint64_t start, uint64_t end)
+{
+	if (region->whole_zapped)
+		return true;
+	for (size_t i = 0; i < region->n_zaps; i++)
+		if (region->zaps[i].start < end && start < region->zaps[i].end)
+			return true;
+	return false;
+}
+
+void dp_region_close_backing(struct daxpool_region *region)
+{
+	if (region->src)
+		pmem2_source_delete(&region->src);
+	if (region->fd >= 0) {
+		dp_services_call(region->ctx, region_closing, region);
+		close(region->fd);
+		region->fd = -1;
+	}
+}
+
+void dp_region_drop_dead_backing(struct daxpool_region *region)
+{
+	if (region->kind != DAXPOOL_REGION_DEVDAX || region->n_maps > 0 || region->fd < 0 ||
+	    !atomic_load_explicit(&region->dead, memory_order_acquire))
+		return;
+	dp_region_close_backing(region);
+	log_info(region->ctx, "%s: the device is gone and no map holds it: its descriptor is "
+			      "closed now (before the device can be enabled again)", region->path);
+}
+
+
 static void region_free(struct daxpool_region *region)
 {
 	log_dbg(region->ctx, "%s: region freed", region->path);
@@ -115,6 +190,8 @@ _public_ int daxpool_region_open(struct daxpool_ctx *ctx, const char *path, unsi
 	assert_return(path && *path, -EINVAL);
 	assert_return(ret, -EINVAL);
 	assert_return(!(flags & ~DAXPOOL_REGION_RDONLY), -EINVAL);
+	/* Before the first mapping: every map hangs off a region. */
+	pthread_once(&pmem2_fork_once, pmem2_fork_register);
 
 	if (stat(path, &st) < 0) {
 		r = -errno;

@@ -456,10 +456,24 @@ static int level_rebuild(struct dp_registry *reg, unsigned int l, unsigned long 
 	return 0;
 }
 
+static void registry_atfork_prepare(void);
+static void registry_atfork_parent(void);
+static void registry_atfork_child(void);
+
+static void registry_fork_register(void)
+{
+	dp_fork_add_hooks(DP_FORK_REGISTRY, registry_atfork_prepare, registry_atfork_parent,
+			  registry_atfork_child);
+}
+
 int dp_registry_new(struct dp_registry **ret)
 {
-	struct dp_registry *reg = calloc(1, sizeof(*reg));
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct dp_registry *reg;
 
+	/* Before the first pin: the slab and the reclaim thread come with them. */
+	pthread_once(&once, registry_fork_register);
+	reg = calloc(1, sizeof(*reg));
 	if (!reg)
 		return -ENOMEM;
 	pthread_mutex_init(&reg->lock, NULL);
@@ -563,20 +577,30 @@ static void reclaim_batch(struct dp_defer *batch)
 	pthread_mutex_unlock(&reclaim_lock);
 }
 
-void dp_registry_atfork_prepare(void)
+/*
+ * fork(): the reclaim thread's lock and the slab's; the child starts without
+ * the thread. daxpool uses no call_rcu and no lfht resize thread, so of
+ * liburcu's fork protocol only the urcu-bp part applies: its reader registry
+ * lock, which must not be held by another thread at the fork. The reclaim
+ * thread takes its lock outside any grace period wait.
+ */
+static void registry_atfork_prepare(void)
 {
 	pthread_mutex_lock(&reclaim_lock);
 	pthread_mutex_lock(&slab_lock);
+	rcu_bp_before_fork();
 }
 
-void dp_registry_atfork_parent(void)
+static void registry_atfork_parent(void)
 {
+	rcu_bp_after_fork_parent();
 	pthread_mutex_unlock(&slab_lock);
 	pthread_mutex_unlock(&reclaim_lock);
 }
 
-void dp_registry_atfork_child(void)
+static void registry_atfork_child(void)
 {
+	rcu_bp_after_fork_child();
 	pthread_mutex_init(&slab_lock, NULL);
 	pthread_mutex_init(&reclaim_lock, NULL);
 	pthread_cond_init(&reclaim_cond, NULL);
