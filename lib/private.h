@@ -25,6 +25,29 @@
 #include "util/list.h"
 #include "util/refcnt.h"
 
+/*
+ * The lock hierarchy, the one place it is written. A thread holding a lock
+ * takes only locks after it here; the leaves take none. Outer to inner:
+ *
+ *   1. a registry's make_lock: daxpool_ctx_find_or_pin()'s makers (registry.c)
+ *   2. pool->lock (pool.h); under it the pool's table locks, region->pool_table
+ *      then region->pool_locks (pool.c), and its region's locks through the
+ *      map and region calls
+ *   3. ctx->regions_lock (the region list)
+ *   4. region->lock: never held across a revoke function, a wait, a mapping
+ *      or a layout syscall; under it only leaves
+ *
+ * Leaves: a client's qlock (the services' map and pin events come under
+ * region->lock), lease_fds_lock (lease.c), ctx->lease_lock, ctx->rdma_lock,
+ * a registry's lock and defer_lock, the pin slab's slab_lock, reclaim_lock.
+ * dp_pmem2_map_lock is held only around a libpmem2 map, unmap or
+ * page-granularity persist.
+ *
+ * fork()'s prepare handler (fork.c) takes its handler table's lock, then
+ * dp_pmem2_map_lock for writing, lease_fds_lock, reclaim_lock, slab_lock
+ * and urcu-bp's registry lock, in that order.
+ */
+
 #define _public_ __attribute__((visibility("default")))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
