@@ -1171,6 +1171,11 @@ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner);
  * daxpool_pin_get_owner() - the description set by daxpool_pin_set_owner()
  * @pin: the pin
  *
+ * The string is the pin's own, valid while the caller holds a reference to
+ * the pin and no daxpool_pin_set_owner() of it runs: a visitor or another
+ * thread that may race a set_owner() must copy it under its own ordering
+ * with that thread (the description is rewritten in place).
+ *
  * Return: the description ("" if none), or NULL for NULL.
  */
 const char *daxpool_pin_get_owner(struct daxpool_pin *pin);

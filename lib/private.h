@@ -13,9 +13,9 @@
 
 #include <libpmem2.h>
 /*
- * urcu-bp: readers need no registration and it survives fork() without exec
- * (see DESIGN.md). _LGPL_SOURCE (set by the build; daxpool is LGPL) inlines
- * the read side.
+ * urcu-bp: readers need no registration (an application's threads look pins
+ * up without telling daxpool first), and it survives fork() without exec.
+ * _LGPL_SOURCE (set by the build; daxpool is LGPL) inlines the read side.
  */
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
