@@ -744,6 +744,19 @@ TEST(another_user_learns_nothing_of_root_files)
  * address space: a root process's mapping of nobody's file is listed with its
  * offset and permissions, without its addresses (root sees them).
  */
+/* @doc (taken) names one outsider, whose mapping has its permissions but no addresses. */
+static void one_mapping_without_addresses(json_object *doc)
+{
+	json_object *outs = json_object_object_get(doc, "outsiders"), *m;
+
+	CHECK_EQ(json_object_array_length(outs), 1);
+	m = json_object_array_get_idx(
+		json_object_object_get(json_object_array_get_idx(outs, 0), "mappings"), 0);
+	CHECK(m && json_object_object_get(m, "perms"));
+	CHECK(!json_object_object_get(m, "start") && !json_object_object_get(m, "end"));
+	json_object_put(doc);
+}
+
 TEST(another_user_sees_no_addresses_of_root_processes)
 {
 	const char *path = fixture_plain_file(REGION_SIZE);
@@ -758,19 +771,19 @@ TEST(another_user_sees_no_addresses_of_root_processes)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		struct dp_msg st = { .type = DP_MSG_STATUS };
-		json_object *doc, *outs, *m;
+		json_object *doc;
 
 		if (setgid(65534) < 0 || setuid(65534) < 0)
 			_exit(77);
 		snprintf(st.status.target, sizeof(st.status.target), "%s", path);
 		CHECK_EQ(daemon_ask(&st, &doc), 0);
-		outs = json_object_object_get(doc, "outsiders");
-		CHECK_EQ(json_object_array_length(outs), 1);
-		m = json_object_array_get_idx(
-			json_object_object_get(json_object_array_get_idx(outs, 0), "mappings"), 0);
-		CHECK(m && json_object_object_get(m, "perms"));
-		CHECK(!json_object_object_get(m, "start") && !json_object_object_get(m, "end"));
-		json_object_put(doc);
+		one_mapping_without_addresses(doc);
+		/* Nor does the refusal of its release name them (it owns the file). */
+		st = (struct dp_msg){ .type = DP_MSG_OP };
+		st.op.op = DP_OP_RELEASE;
+		snprintf(st.op.target, sizeof(st.op.target), "%s", path);
+		CHECK_EQ(daemon_ask(&st, &doc), -EBUSY);
+		one_mapping_without_addresses(doc);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);

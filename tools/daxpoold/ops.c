@@ -635,6 +635,8 @@ static int op_scan(struct dd_manager *m, struct dd_op *op, int purpose, char *wh
 		snprintf(why, size, "out of memory");
 		return -ENOMEM;
 	}
+	/* A requester that is not root sees no addresses of others' processes (as in status). */
+	s->in.viewer = op->requester_uid;
 	r = dd_scan_add_key(m, s, &op->t, purpose == SCAN_FINAL);
 	if (r == 0 && purpose == SCAN_POLL && op->n_waiting_on) {
 		s->waited = calloc(op->n_waiting_on, sizeof(*s->waited));
