@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the daxpoold end-to-end tests share (daemon_harness.h). */
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,29 @@ void exec_tool(const char *built, const char *name, char *const argv[])
 
 bool daemon_without_ptrace;
 
+/*
+ * Sleep past the next clock tick of /proc/PID/stat's start times (1/CLK_TCK
+ * of CLOCK_BOOTTIME). The daemon compares a process's start, truncated to
+ * its tick, with the moment its open record began: a process started in the
+ * same tick may have started before it, so it counts as one whose history is
+ * unknown (a possible holder). Past the tick, every process the test starts
+ * began after the record, and the test's bystanders are not named.
+ */
+static void sleep_past_the_start_tick(void)
+{
+	long tck = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+	uint64_t tick_ns = 1000000000ull / (uint64_t)tck, now, until;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	until = (now / tick_ns + 1) * tick_ns + 1000000; /* the next tick, and 1 ms */
+	ts = (struct timespec){ .tv_sec = (time_t)(until / 1000000000ull),
+				.tv_nsec = (long)(until % 1000000000ull) };
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
 void daemon_start(const char *config)
 {
 	char cfg[512];
@@ -73,6 +98,7 @@ void daemon_start(const char *config)
 
 		if (fd >= 0) {
 			close(fd);
+			sleep_past_the_start_tick(); /* it answers from its loop: the record began */
 			return;
 		}
 		msleep(10);
