@@ -1518,14 +1518,20 @@ int daxpool_uring_prep_write(struct io_uring *ring, struct io_uring_sqe *sqe,
  * Long-term pins of DAX memory are refused by some kernels (fsdax always;
  * devdax before 6.12). daxpool probes once per context and region kind: where
  * the kernel refused, this returns 0 at once without a system call, and the
- * caller uses per-request pins (daxpool_uring_prep_read()) instead. Requests
- * on the registered buffer use io_uring_prep_read_fixed() with buffer index 0.
- * A zap unregisters the buffers (the kernel waits for requests using them)
- * after the pin's own revoke function; so does the last unref.
+ * caller uses per-request pins (daxpool_uring_prep_read()) instead. A revoke
+ * of a registered buffer is its unregister, so daxpool also asks the kernel,
+ * once per process, whether an unregister waits for the requests still using
+ * the buffer (6.1 to 6.12 do; later kernels return at once and leave the
+ * pages pinned until each request ends): where it does not, or the answer
+ * cannot be had, this returns 0 as well. Requests on the registered buffer
+ * use io_uring_prep_read_fixed() with buffer index 0. A zap unregisters the
+ * buffers, and returns when the requests using them have ended, after the
+ * pin's own revoke function; so does the last unref.
  *
  * Context: may sleep.
  * Return: 1 when registered; 0 when the kernel refuses long-term pins of this
- * kind of memory (nothing registered, *@ret_pin untouched); -EINVAL for NULL;
+ * kind of memory, or its unregister does not wait for requests (nothing
+ * registered, *@ret_pin untouched); -EINVAL for NULL;
  * -EBUSY if the ring already has registered buffers; -ENXIO if the map is
  * revoked; or the negative errno of the registration.
  */

@@ -4,8 +4,16 @@
  * reaped and whose revocation cancels the request synchronously, and a
  * registered-buffer path for kernels that allow long-term pins of the memory.
  */
+#include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -120,16 +128,179 @@ _public_ int daxpool_uring_prep_write(struct io_uring *ring, struct io_uring_sqe
 			  ret_pin);
 }
 
-/* Unregister once, whether a zap or the last unref comes first. */
+/*
+ * Whether the kernel's unregister of a ring's buffers waits for the requests
+ * still using them. Only then is an unregister a revoke: 6.1 to 6.12 wait (the
+ * table is quiesced); later kernels drop the table at once and leave each
+ * request its own reference, so the pages stay pinned, and the device may
+ * write them, until the request ends, after the range was handed back.
+ *
+ * Asked of the kernel once per process, on a private ring: a read of an empty
+ * pipe into a registered buffer is pending while a thread unregisters. The
+ * kernel waits if the thread is seen asleep in io_uring_register() (then the
+ * pipe is written and the read ends); it does not if the call returns first.
+ * Anything else (no /proc, no ring, no answer within the bound) counts as
+ * "does not wait": registered buffers are then not used, never trusted.
+ */
+enum uring_unreg { URING_UNREG_UNKNOWN, URING_UNREG_WAITS, URING_UNREG_RETURNS };
+
+#define URING_PROBE_POLLS 2000 /* of 1 ms: the bound on the probe */
+
+struct uring_probe {
+	struct io_uring ring;
+	atomic_int tid;
+	atomic_bool returned;
+	int result;
+};
+
+static void *uring_probe_unregister(void *arg)
+{
+	struct uring_probe *p = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	atomic_store(&p->tid, (int)syscall(SYS_gettid));
+	p->result = io_uring_unregister_buffers(&p->ring);
+	atomic_store(&p->returned, true);
+	return NULL;
+}
+
+/* Whether thread @tid of this process sleeps inside io_uring_register(). */
+static bool uring_probe_sleeps_in_register(int tid)
+{
+	char path[64], line[256], state = 0;
+	long nr = -1;
+	const char *paren;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	if (nr != SYS_io_uring_register)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f) && (paren = strrchr(line, ')')) && paren[1] == ' ')
+		state = paren[2];
+	fclose(f);
+	return state == 'S' || state == 'D';
+}
+
+static enum uring_unreg uring_probe_unregister_waits(const char **why)
+{
+	struct uring_probe *p;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct iovec iov;
+	enum uring_unreg answer = URING_UNREG_RETURNS;
+	pthread_t thread;
+	int pipefd[2], i;
+	void *buf;
+
+	*why = "the probe could not run";
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return answer;
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		goto out_free;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		goto out_unmap;
+	if (io_uring_queue_init(2, &p->ring, 0) < 0) {
+		*why = "no io_uring ring for the probe";
+		goto out_pipe;
+	}
+	iov.iov_base = buf;
+	iov.iov_len = 4096;
+	if (io_uring_register_buffers(&p->ring, &iov, 1) < 0)
+		goto out_ring;
+	sqe = io_uring_get_sqe(&p->ring);
+	io_uring_prep_read_fixed(sqe, pipefd[0], buf, 1, 0, 0);
+	if (io_uring_submit(&p->ring) != 1 || io_uring_peek_cqe(&p->ring, &cqe) == 0)
+		goto out_ring;
+	if (pthread_create(&thread, NULL, uring_probe_unregister, p) != 0)
+		goto out_ring;
+
+	*why = "no answer within the probe's bound (or no /proc)";
+	for (i = 0; i < URING_PROBE_POLLS; i++) {
+		int tid = atomic_load(&p->tid);
+
+		if (atomic_load(&p->returned)) {
+			*why = "unregister returned while a request used the buffer";
+			break;
+		}
+		if (tid && uring_probe_sleeps_in_register(tid)) {
+			answer = URING_UNREG_WAITS;
+			*why = "unregister waits for the requests using the buffer";
+			break;
+		}
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+	}
+	/* Ends the read, and with it a waiting unregister. */
+	if (write(pipefd[1], "", 1) != 1)
+		answer = URING_UNREG_RETURNS;
+	pthread_join(thread, NULL);
+	if (p->result < 0)
+		answer = URING_UNREG_RETURNS;
+out_ring:
+	io_uring_queue_exit(&p->ring);
+out_pipe:
+	close(pipefd[0]);
+	close(pipefd[1]);
+out_unmap:
+	munmap(buf, 4096);
+out_free:
+	free(p);
+	return answer;
+}
+
+static bool uring_unregister_waits(struct daxpool_ctx *ctx)
+{
+	static atomic_int known = URING_UNREG_UNKNOWN;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	enum uring_unreg answer = atomic_load(&known);
+	const char *why;
+
+	if (answer != URING_UNREG_UNKNOWN)
+		return answer == URING_UNREG_WAITS;
+	pthread_mutex_lock(&lock);
+	answer = atomic_load(&known);
+	if (answer == URING_UNREG_UNKNOWN) {
+		answer = uring_probe_unregister_waits(&why);
+		/* The test hook: the path of a kernel that does not wait, on one that does. */
+		if (secure_getenv("DAXPOOL_TEST_URING_UNREGISTER_RETURNS"))
+			answer = URING_UNREG_RETURNS, why = "DAXPOOL_TEST_URING_UNREGISTER_RETURNS";
+		log_info(ctx, "io_uring: %s", why);
+		atomic_store(&known, answer);
+	}
+	pthread_mutex_unlock(&lock);
+	return answer == URING_UNREG_WAITS;
+}
+
+/*
+ * Unregister once, whether a zap or the last unref comes first. The kernel
+ * waits for the requests that use the buffer (uring_unregister_waits() said
+ * so before anything was registered); a signal can interrupt that wait, and
+ * then the buffer is still registered: ask again.
+ */
 static void uring_unregister(struct daxpool_pin *pin)
 {
+	struct dp_pin_ext *ext = dp_pin_ext_get(pin);
 	bool expected = true;
 	int r;
 
-	if (!atomic_compare_exchange_strong(&dp_pin_ext_get(pin)->io.uring.registered, &expected, false))
+	if (!atomic_compare_exchange_strong(&ext->io.uring.registered, &expected, false))
 		return;
-	/* The kernel waits for requests that still use the buffer. */
-	r = io_uring_unregister_buffers(dp_pin_ext_get(pin)->io.uring.ring);
+	do
+		r = io_uring_unregister_buffers(ext->io.uring.ring);
+	while (r == -EINTR || r == -EAGAIN);
 	if (r < 0)
 		log_err(pin->ctx, "io_uring unregister buffers: %s", strerror(-r));
 }
@@ -152,6 +323,15 @@ _public_ int daxpool_uring_register_map(struct io_uring *ring, struct daxpool_ma
 		return 0;
 	if (atomic_load_explicit(&map->revoked, memory_order_acquire))
 		return -ENXIO;
+	if (!uring_unregister_waits(region->ctx)) {
+		/* An unregister that does not wait for the I/O is no revoke. */
+		atomic_store_explicit(probe, -1, memory_order_relaxed);
+		log_notice(region->ctx, "%s: this kernel's io_uring does not wait for the requests "
+					"using a buffer it unregisters, so a revoke could not stop "
+					"them: use per-request pins",
+			   region->path);
+		return 0;
+	}
 
 	iov.iov_base = map->addr;
 	iov.iov_len = map->length;

@@ -3,7 +3,12 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "daxpool.h"
 #include "harness.h"
@@ -186,6 +191,7 @@ TEST(zap_before_submit_disarms_the_request)
 struct zapper {
 	struct daxpool_region *region;
 	int r;
+	atomic_bool done;
 };
 
 static void *zap_thread(void *arg)
@@ -193,6 +199,7 @@ static void *zap_thread(void *arg)
 	struct zapper *z = arg;
 
 	z->r = daxpool_region_zap(z->region);
+	atomic_store(&z->done, true);
 	return NULL;
 }
 
@@ -306,8 +313,10 @@ TEST(zapped_range_refuses_new_requests_and_leaves_the_sqe)
 /*
  * Registered buffers: whether the kernel takes a long-term pin of this
  * memory depends on the kernel and the kind (devdax: 6.12 yes, 6.1 no;
- * fsdax: never). Both outcomes are exercised: the registered path, and the
- * fall-back to per-request pins, which must then work.
+ * fsdax: never), and daxpool uses them only where the kernel's unregister
+ * waits for the requests (6.1 to 6.12; not later ones). Both outcomes are
+ * exercised: the registered path, and the fall-back to per-request pins,
+ * which must then work.
  */
 TEST(register_map_or_fall_back)
 {
@@ -319,7 +328,8 @@ TEST(register_map_or_fall_back)
 
 	CHECK(r == 0 || r == 1);
 	printf("# %s region: registered buffers %s\n", fixture_backing_name(),
-	       r ? "accepted" : "refused by the kernel: per-request pins");
+	       r ? "accepted" : "not used (the kernel refuses long-term pins of this memory, or its "
+			"unregister does not wait for requests): per-request pins");
 	if (fixture_backing_kind() == FIXTURE_FSDAX)
 		CHECK_EQ(r, 0); /* the kernel never pins fsdax long-term */
 	if (r == 1) {
@@ -365,5 +375,134 @@ TEST(register_map_or_fall_back)
 		daxpool_pin_unref(req);
 	}
 	close(fd);
+	teardown(&f);
+}
+
+/* A read of an empty pipe into the ring's registered buffer: pending until the pipe is written. */
+static void submit_pending_pipe_read(struct io_uring *ring, int pipe_rd, void *buf)
+{
+	struct io_uring_cqe *cqe;
+
+	io_uring_prep_read_fixed(io_uring_get_sqe(ring), pipe_rd, buf, 1, 0, 0);
+	CHECK_EQ(io_uring_submit(ring), 1);
+	CHECK_ERR(io_uring_peek_cqe(ring, &cqe), EAGAIN);
+}
+
+struct late_writer {
+	int fd;
+	atomic_bool stop, wrote;
+};
+
+/* Writes one byte after at most 2 s, or at once when told to stop. */
+static void *late_write(void *arg)
+{
+	struct late_writer *w = arg;
+	int i;
+
+	for (i = 0; i < 200 && !atomic_load(&w->stop); i++)
+		usleep(10000);
+	atomic_store(&w->wrote, true);
+	CHECK_EQ(write(w->fd, "x", 1), 1);
+	return NULL;
+}
+
+/*
+ * daxpool registers a buffer only where the kernel's unregister waits for the
+ * requests using it (else a revoke would not stop them). The test asks the
+ * kernel its own way: an unregister from this thread while a read is pending,
+ * with a writer that ends the read after 2 s. On a file region (which every
+ * kernel pins long-term) daxpool's answer must be the kernel's.
+ */
+TEST(registered_buffers_only_where_unregister_waits)
+{
+	struct fixture f = setup();
+	struct late_writer w = { 0 };
+	struct daxpool_pin *pin = NULL;
+	struct io_uring probe;
+	struct iovec iov;
+	pthread_t writer;
+	bool waits;
+	int p[2], r;
+	void *buf;
+
+	if (fixture_backing_kind() != FIXTURE_FILE)
+		SKIP("the kernel's long-term pin rules for %s decide first", fixture_backing_name());
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(buf != MAP_FAILED);
+	CHECK_OK(pipe(p));
+	CHECK_OK(io_uring_queue_init(2, &probe, 0));
+	iov.iov_base = buf;
+	iov.iov_len = 4096;
+	CHECK_OK(io_uring_register_buffers(&probe, &iov, 1));
+	submit_pending_pipe_read(&probe, p[0], buf);
+	w.fd = p[1];
+	CHECK_OK(-pthread_create(&writer, NULL, late_write, &w));
+	CHECK_OK(io_uring_unregister_buffers(&probe));
+	waits = atomic_load(&w.wrote);
+	atomic_store(&w.stop, true);
+	CHECK_OK(-pthread_join(writer, NULL));
+	io_uring_queue_exit(&probe);
+	printf("# this kernel's unregister %s\n",
+	       waits ? "waited for the pending read" : "returned while a read was pending");
+
+	r = daxpool_uring_register_map(&f.ring, f.map, &pin);
+	CHECK(r == 0 || r == 1);
+	CHECK_EQ(r == 1, waits);
+	if (r == 1)
+		daxpool_pin_unref(pin);
+	close(p[0]);
+	close(p[1]);
+	munmap(buf, 4096);
+	teardown(&f);
+}
+
+/* The other path on any kernel: told the kernel does not wait, daxpool registers nothing. */
+TEST(no_registered_buffer_where_unregister_would_not_wait)
+{
+	struct fixture f;
+	struct daxpool_pin *pin = NULL;
+
+	setenv("DAXPOOL_TEST_URING_UNREGISTER_RETURNS", "1", 1);
+	f = setup();
+	CHECK_EQ(daxpool_uring_register_map(&f.ring, f.map, &pin), 0);
+	CHECK(pin == NULL);
+	/* Nothing is left registered on the application's ring. */
+	CHECK_ERR(io_uring_unregister_buffers(&f.ring), ENXIO);
+	teardown(&f);
+}
+
+/*
+ * Where daxpool registers a buffer, a zap does not return while a request
+ * that uses it is pending: the device could still write the range.
+ */
+TEST(zap_of_a_registered_buffer_waits_for_its_pending_request)
+{
+	struct fixture f = setup();
+	struct daxpool_pin *pin = NULL;
+	struct io_uring_cqe *cqe;
+	struct zapper z = { .region = f.region };
+	pthread_t thread;
+	int p[2], i;
+
+	if (daxpool_uring_register_map(&f.ring, f.map, &pin) != 1)
+		SKIP("no registered buffers on %s here (the kernel refuses, or its unregister does "
+		     "not wait)", fixture_backing_name());
+	CHECK_OK(pipe(p));
+	submit_pending_pipe_read(&f.ring, p[0], f.base);
+	CHECK_OK(-pthread_create(&thread, NULL, zap_thread, &z));
+	for (i = 0; i < 20; i++) {
+		CHECK(!atomic_load(&z.done));
+		usleep(10000);
+	}
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	CHECK_OK(-pthread_join(thread, NULL));
+	CHECK(z.r >= 1);
+	CHECK_OK(io_uring_wait_cqe(&f.ring, &cqe));
+	CHECK_EQ(cqe->res, 1);
+	io_uring_cqe_seen(&f.ring, cqe);
+	CHECK_EQ(daxpool_pin_is_valid(pin), 0);
+	daxpool_pin_unref(pin);
+	close(p[0]);
+	close(p[1]);
 	teardown(&f);
 }
