@@ -1172,13 +1172,32 @@ int daxpool_pin_set_owner(struct daxpool_pin *pin, const char *owner);
  * @pin: the pin
  *
  * The string is the pin's own, valid while the caller holds a reference to
- * the pin and no daxpool_pin_set_owner() of it runs: a visitor or another
- * thread that may race a set_owner() must copy it under its own ordering
- * with that thread (the description is rewritten in place).
+ * the pin and no daxpool_pin_set_owner() of it runs (the description is
+ * rewritten in place). A thread that may race a set_owner() uses
+ * daxpool_pin_copy_owner() instead; a pin visitor of
+ * daxpool_region_foreach_pin() may use this one (it runs under the lock
+ * set_owner() takes).
  *
  * Return: the description ("" if none), or NULL for NULL.
  */
 const char *daxpool_pin_get_owner(struct daxpool_pin *pin);
+
+/**
+ * daxpool_pin_copy_owner() - copy the description set by daxpool_pin_set_owner()
+ * @pin: the pin; the caller holds a reference
+ * @buf: where to copy it, NUL-terminated and truncated to @size
+ * @size: size of @buf (0: nothing is written, the length is still returned)
+ *
+ * The copy is taken under the lock set_owner() takes, so it is one whole
+ * description, whatever other threads do.
+ *
+ * Context: takes the region's lock, so not from a pin visitor (it may run
+ * under that lock); a revoke function may call it.
+ * Return: the length of the description (as snprintf(): a value >= @size
+ * means it was truncated), or -EINVAL for NULL @pin, or NULL @buf with
+ * @size > 0.
+ */
+int daxpool_pin_copy_owner(struct daxpool_pin *pin, char *buf, size_t size);
 
 /**
  * daxpool_pin_get_map() - the map of a pin (no reference taken)

@@ -304,6 +304,20 @@ _public_ const char *daxpool_pin_get_owner(struct daxpool_pin *pin)
 	return ext ? ext->owner : "";
 }
 
+_public_ int daxpool_pin_copy_owner(struct daxpool_pin *pin, char *buf, size_t size)
+{
+	struct dp_pin_ext *ext;
+	int n;
+
+	assert_return(pin && (buf || !size), -EINVAL);
+	/* Under the lock daxpool_pin_set_owner() rewrites the description with. */
+	pthread_mutex_lock(&pin->map->region->lock);
+	ext = dp_pin_ext_get(pin);
+	n = snprintf(buf, size, "%s", ext ? ext->owner : "");
+	pthread_mutex_unlock(&pin->map->region->lock);
+	return n;
+}
+
 _public_ struct daxpool_map *daxpool_pin_get_map(struct daxpool_pin *pin)
 {
 	return pin ? pin->map : NULL;

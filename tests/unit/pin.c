@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Pins and the registry: exact lookups and counts, revocation, misuse. */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <syslog.h>
 
 #include "daxpool.h"
@@ -40,6 +42,19 @@ TEST(pin_describes_itself_and_counts)
 	CHECK_EQ(daxpool_pin_is_valid(p), 1);
 	CHECK_OK(daxpool_pin_set_owner(q, "rdma mr 7"));
 	CHECK(strcmp(daxpool_pin_get_owner(q), "rdma mr 7") == 0);
+	{
+		char small[5], whole[64];
+
+		CHECK_EQ(daxpool_pin_copy_owner(q, small, sizeof(small)), 9);
+		CHECK(strcmp(small, "rdma") == 0);
+		CHECK_EQ(daxpool_pin_copy_owner(q, whole, sizeof(whole)), 9);
+		CHECK(strcmp(whole, "rdma mr 7") == 0);
+		CHECK_EQ(daxpool_pin_copy_owner(q, NULL, 0), 9);
+		CHECK_EQ(daxpool_pin_copy_owner(p, whole, sizeof(whole)), 0);
+		CHECK(whole[0] == 0);
+		CHECK_ERR(daxpool_pin_copy_owner(NULL, whole, sizeof(whole)), EINVAL);
+		CHECK_ERR(daxpool_pin_copy_owner(q, NULL, 1), EINVAL);
+	}
 	CHECK(daxpool_pin_get_age_ns(p) < 60ull * 1000000000ull);
 
 	CHECK_EQ(daxpool_region_get_pin_count(f.region, 0), 2);
@@ -50,6 +65,48 @@ TEST(pin_describes_itself_and_counts)
 	CHECK_EQ(daxpool_region_get_pin_count(f.region, DAXPOOL_PIN_TRANSIENT), 0);
 	daxpool_pin_unref(q);
 	CHECK_EQ(daxpool_region_get_pin_count(f.region, 0), 0);
+	teardown(&f);
+}
+
+#define OWNER_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define OWNER_B "bbbbbbbbbbbbbbbb"
+
+struct owner_writer {
+	struct daxpool_pin *pin;
+	atomic_bool stop;
+};
+
+static void *rewrite_owner(void *arg)
+{
+	struct owner_writer *w = arg;
+	unsigned int i;
+
+	for (i = 0; !atomic_load(&w->stop); i++)
+		CHECK_OK(daxpool_pin_set_owner(w->pin, i % 2 ? OWNER_A : OWNER_B));
+	return NULL;
+}
+
+/* A copy is one whole description while another thread rewrites it (TSan: no race). */
+TEST(copy_owner_is_whole_under_a_concurrent_set_owner)
+{
+	struct fixture f = setup();
+	struct owner_writer w = { 0 };
+	pthread_t writer;
+	char buf[64];
+	int i, n;
+
+	CHECK_OK(daxpool_pin_new(f.map, f.base, 4096, DAXPOOL_PIN_TRANSIENT,
+				 DAXPOOL_PIN_DEVICE_READ, &w.pin));
+	CHECK_OK(daxpool_pin_set_owner(w.pin, OWNER_A));
+	CHECK_OK(-pthread_create(&writer, NULL, rewrite_owner, &w));
+	for (i = 0; i < 20000; i++) {
+		n = daxpool_pin_copy_owner(w.pin, buf, sizeof(buf));
+		CHECK(n == (int)strlen(OWNER_A) || n == (int)strlen(OWNER_B));
+		CHECK(strcmp(buf, OWNER_A) == 0 || strcmp(buf, OWNER_B) == 0);
+	}
+	atomic_store(&w.stop, true);
+	CHECK_OK(-pthread_join(writer, NULL));
+	daxpool_pin_unref(w.pin);
 	teardown(&f);
 }
 
