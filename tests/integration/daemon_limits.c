@@ -1151,8 +1151,10 @@ static pid_t start_scan_flood(const char *path, int n, struct scan_flood *sh)
  * slow: processes with many descriptors (here four, with some 20,000 each)
  * make it read as many fdinfo files, and one that keeps its mmap lock busy makes its maps sleep.
  * Scans run off the event loop: while a user's statuses and waiting release
- * scan, root's status answers at once -- in less than one such scan takes,
- * where a loop that scanned itself would answer after all of them.
+ * scan, root's status answers at once, before those scans end, where a loop
+ * that scanned itself would answer it after all of them (they came first).
+ * Shown by order, not by a time bound: root's first status is back while
+ * nobody's statuses still wait for their scans.
  */
 TEST_TIMEOUT(slow_scans_do_not_hold_up_root_status, 300)
 {
@@ -1189,15 +1191,15 @@ TEST_TIMEOUT(slow_scans_do_not_hold_up_root_status, 300)
 	for (; asked < 5 && !atomic_load(&sh->answered); asked++) {
 		CHECK_OK(daemon_ask(&req, &doc));
 		json_object_put(doc);
+		if (asked == 0 && atomic_load(&sh->answered))
+			dp_test_fail(__FILE__, __LINE__, "root's status came back only after all of "
+							 "nobody's scans: it waited for them");
 	}
 	all = now_ns() - t0;
 	fprintf(stderr, "one scan %.3f s; %d statuses of root took %.3f s while nobody's 12 "
 			"statuses and a release scanned\n",
 		(double)one_scan / 1e9, asked, (double)all / 1e9);
-	if (all > one_scan)
-		dp_test_fail(__FILE__, __LINE__, "%d statuses of root took %.3f s, longer than one "
-						 "scan (%.3f s): they waited for the scans",
-			     asked, (double)all / 1e9, (double)one_scan / 1e9);
+	CHECK(asked >= 1);
 
 	while (!atomic_load(&sh->answered))
 		msleep(10);
