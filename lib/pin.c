@@ -61,7 +61,7 @@ static void pin_free(struct daxpool_pin *pin)
 	pthread_mutex_unlock(&region->lock);
 
 	/* The pin's memory lives until a grace period ends; its map does not need to. */
-	dp_registry_defer_free(pin->ctx->registry, pin);
+	dp_pin_defer_free(pin);
 	daxpool_map_unref(map);
 }
 

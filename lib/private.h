@@ -39,12 +39,13 @@
  *
  * Leaves: a client's qlock (the services' map and pin events come under
  * region->lock), lease_fds_lock (lease.c), ctx->lease_lock, ctx->rdma_lock,
- * a registry's lock and defer_lock, the pin slab's slab_lock, reclaim_lock.
+ * a registry's lock and the pin slab's slab_lock (each may take reclaim_lock,
+ * to ask the reclaim thread for a grace period), reclaim_lock.
  * dp_pmem2_map_lock is held only around a libpmem2 map, unmap or
  * page-granularity persist.
  *
  * fork()'s prepare handler (fork.c) takes its handler table's lock, then
- * dp_pmem2_map_lock for writing, lease_fds_lock, reclaim_lock, slab_lock
+ * dp_pmem2_map_lock for writing, lease_fds_lock, slab_lock, reclaim_lock
  * and urcu-bp's registry lock, in that order.
  */
 
@@ -731,10 +732,11 @@ int dp_registry_find(struct dp_registry *reg, uintptr_t start, uintptr_t end, in
 void dp_registry_make_lock(struct dp_registry *reg);
 void dp_registry_make_unlock(struct dp_registry *reg);
 /*
- * Free a removed pin after a grace period (batched, by the reclaim thread);
- * the caller no longer touches it. Never waits for a grace period.
+ * Give a removed pin back to the slab, which reuses it after a grace period
+ * (batched: registry.c); the caller no longer touches it. Never waits for a
+ * grace period.
  */
-void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin);
+void dp_pin_defer_free(struct daxpool_pin *pin);
 
 /* ---- the daxpoold client (client.c) ---- */
 

@@ -32,17 +32,22 @@
  * away).
  *
  * Pins come from a process-wide slab of 96-byte objects (no malloc header,
- * no cache-line crossing). Removal is unlink, then free after a grace period,
- * so a reader that found a pin before it was unlinked still reads valid
- * memory. Frees are batched: the unpin that fills a batch hands it to
- * daxpool's reclaim thread (one per process, started with the first batch),
- * which waits for the grace period (synchronize_rcu, 1-25 us here) and frees
- * it. An unpin never waits for a grace period itself: urcu-bp is
- * process-wide, so an application that uses it too may unpin inside its own
- * read-side section, where synchronize_rcu would wait for ever for the
- * caller. liburcu's call_rcu would do the same with its own thread, but its
- * threads must be paused around every fork (about 1 ms each); the reclaim
- * thread needs one lock at the fork.
+ * no cache-line crossing). Removal is unlink, then reuse after a grace
+ * period, so a reader that found a pin before it was unlinked still reads
+ * valid memory. Grace periods are counted: daxpool's reclaim thread (one per
+ * process, started with the first request) runs one when asked
+ * (synchronize_rcu, 1-25 us here) and publishes its number when it ends.
+ * Unlinked pins gather in batches of DP_PIN_BATCH; a full batch asks for the
+ * next grace period and waits, stamped with its number, on the slab, which
+ * reuses it once that grace period has ended. So the pins never leave the
+ * threads that pin and unpin (the reclaim thread touches none), and an unpin
+ * or a pin never waits for a grace period: urcu-bp is process-wide, so an
+ * application that uses it too may unpin inside its own read-side section,
+ * where synchronize_rcu would wait for ever for the caller (the slab then
+ * takes new memory). liburcu's call_rcu would need its own thread too, which
+ * must be paused around every fork (about 1 ms each); the reclaim thread
+ * needs one lock at the fork. Old index tables go to the reclaim thread,
+ * which frees them after a grace period.
  */
 #include <assert.h>
 #include <signal.h>
@@ -82,13 +87,14 @@ void __tsan_release(void *addr);
 
 
 #define DP_TABLE_MIN 64ul /* slots */
-#define DP_DEFER_BATCH 64
 #define DP_SLOT_EMPTY ((uintptr_t)0)
 #define DP_SLOT_TOMB ((uintptr_t)1)
 #define DP_TAG_SHIFT 48
 #define DP_PTR_MASK ((UINT64_C(1) << DP_TAG_SHIFT) - 1)
 /* Tables of at least this size are mapped on their own, with transparent huge pages. */
 #define DP_TABLE_MAP_BYTES (2ul << 20)
+/* Replaced small tables wait on their registry until they are this many bytes together. */
+#define DP_TABLE_DEFER_BYTES (64ul << 10)
 
 static const unsigned int level_shift[DP_LEVELS] = { 12, 21, 30 };
 /*
@@ -120,9 +126,9 @@ struct dp_registry {
 	pthread_mutex_t lock; /* writers */
 	pthread_mutex_t make_lock; /* daxpool_ctx_find_or_pin()'s makers; before lock */
 	bool tagged;	      /* false once a pin's address did not fit in DP_TAG_SHIFT bits */
-	pthread_mutex_t defer_lock;
-	struct dp_defer *deferred; /* unlinked, waiting for a full batch */
-	unsigned int n_deferred;
+	/* Replaced small tables, under lock, until DP_TABLE_DEFER_BYTES of them. */
+	struct dp_defer *deferred;
+	size_t deferred_bytes;
 };
 
 void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
@@ -219,25 +225,107 @@ static inline struct daxpool_pin *probe_next(struct probe *p)
 	}
 }
 
+/* ---- grace periods ---- */
+
+/*
+ * Grace periods are numbered from 1. gp_started is the number of the last
+ * one the reclaim thread started, gp_wanted the highest one asked for (both
+ * under reclaim_lock); gp_completed the last one that ended, store-released
+ * by the reclaim thread after its synchronize_rcu().
+ */
+static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reclaim_cond = PTHREAD_COND_INITIALIZER;
+static struct dp_defer *reclaim_list; /* freed by the thread after its next grace period */
+static bool reclaim_running;
+static unsigned long gp_started, gp_wanted;
+static atomic_ulong gp_completed;
+
+static void reclaim_wake_locked(void);
+
+/*
+ * Ask for a grace period that starts after this call: its number, which
+ * gp_completed reaches once every reader that began before the call has
+ * finished. Never waits.
+ */
+static unsigned long gp_request(void)
+{
+	unsigned long cookie;
+
+	pthread_mutex_lock(&reclaim_lock);
+	/* One is running (gp_started): it may have begun before the caller's unlinks. */
+	cookie = gp_started + 1;
+	if (gp_wanted < cookie)
+		gp_wanted = cookie;
+	reclaim_wake_locked();
+	pthread_mutex_unlock(&reclaim_lock);
+	return cookie;
+}
+
+static inline bool gp_passed(unsigned long cookie)
+{
+	return atomic_load_explicit(&gp_completed, memory_order_acquire) >= cookie;
+}
+
 /* ---- the pin slab ---- */
 
 #define DP_SLAB_CHUNK (64u << 10)
+/* Unlinked pins per grace period asked for. */
+#define DP_PIN_BATCH 256
+/* Full batches waiting for their grace period; more join the newest. */
+#define DP_PIN_WAIT 4
 
-struct dp_slab_free {
-	struct dp_slab_free *next;
+/* Pins chained by dp_defer.next, head to tail, that wait for grace period @cookie. */
+struct pin_batch {
+	struct dp_defer *head, *tail;
+	unsigned int n;
+	unsigned int n_ext; /* of them with an extension to free */
+	unsigned long cookie;
 };
 
+/*
+ * Free pins are chained by their dp_defer.next too, so that a batch joins
+ * them in one step. All under slab_lock.
+ */
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dp_slab_free *slab_free;
+static struct dp_defer *slab_free;
 static char *slab_cur, *slab_end;
+static struct pin_batch slab_open;		/* unlinked pins, filling */
+static struct pin_batch slab_wait[DP_PIN_WAIT]; /* full, oldest first */
+static unsigned int slab_n_wait;
+
+static inline struct daxpool_pin *pin_of_defer(struct dp_defer *d)
+{
+	return caa_container_of(d, struct daxpool_pin, defer);
+}
+
+/* The oldest waiting batch, whose grace period has ended, becomes free pins. */
+static void slab_reuse_oldest_locked(void)
+{
+	struct pin_batch *b = &slab_wait[0];
+
+	if (b->n_ext) {
+		for (struct dp_defer *d = b->head; d; d = d->next) {
+			struct daxpool_pin *pin = pin_of_defer(d);
+
+			free(atomic_load_explicit(&pin->ext, memory_order_relaxed));
+			atomic_store_explicit(&pin->ext, NULL, memory_order_relaxed);
+		}
+	}
+	b->tail->next = slab_free;
+	slab_free = b->head;
+	memmove(&slab_wait[0], &slab_wait[1], (slab_n_wait - 1) * sizeof(slab_wait[0]));
+	slab_n_wait--;
+}
 
 struct daxpool_pin *dp_pin_alloc(void)
 {
 	struct daxpool_pin *pin;
 
 	pthread_mutex_lock(&slab_lock);
+	if (!slab_free && slab_n_wait && gp_passed(slab_wait[0].cookie))
+		slab_reuse_oldest_locked();
 	if (slab_free) {
-		pin = (struct daxpool_pin *)slab_free;
+		pin = pin_of_defer(slab_free);
 		slab_free = slab_free->next;
 	} else {
 		if (!slab_cur || (size_t)(slab_end - slab_cur) < sizeof(*pin)) {
@@ -259,19 +347,50 @@ struct daxpool_pin *dp_pin_alloc(void)
 	return pin;
 }
 
-static void slab_put_locked(struct daxpool_pin *pin)
-{
-	struct dp_slab_free *f = (struct dp_slab_free *)pin;
-
-	free(atomic_load_explicit(&pin->ext, memory_order_relaxed));
-	f->next = slab_free;
-	slab_free = f;
-}
-
 void dp_pin_release_memory(struct daxpool_pin *pin)
 {
 	pthread_mutex_lock(&slab_lock);
-	slab_put_locked(pin);
+	free(atomic_load_explicit(&pin->ext, memory_order_relaxed));
+	pin->defer.next = slab_free;
+	slab_free = &pin->defer;
+	pthread_mutex_unlock(&slab_lock);
+}
+
+/* The filling batch is full: it waits for a grace period asked for now. slab_lock held. */
+static void slab_close_open_locked(void)
+{
+	struct pin_batch *b = &slab_open;
+
+	b->cookie = gp_request();
+	if (slab_n_wait < DP_PIN_WAIT) {
+		slab_wait[slab_n_wait++] = *b;
+	} else {
+		/* The grace periods lag behind: the newest waiting batch waits for this one's too. */
+		struct pin_batch *w = &slab_wait[DP_PIN_WAIT - 1];
+
+		w->tail->next = b->head;
+		w->tail = b->tail;
+		w->n += b->n;
+		w->n_ext += b->n_ext;
+		w->cookie = b->cookie;
+	}
+	*b = (struct pin_batch){ 0 };
+}
+
+void dp_pin_defer_free(struct daxpool_pin *pin)
+{
+	struct pin_batch *b = &slab_open;
+
+	pthread_mutex_lock(&slab_lock);
+	pin->defer.next = NULL;
+	if (b->tail)
+		b->tail->next = &pin->defer;
+	else
+		b->head = &pin->defer;
+	b->tail = &pin->defer;
+	b->n_ext += atomic_load_explicit(&pin->ext, memory_order_relaxed) != NULL;
+	if (++b->n >= DP_PIN_BATCH)
+		slab_close_open_locked();
 	pthread_mutex_unlock(&slab_lock);
 }
 
@@ -438,20 +557,18 @@ static int level_rebuild(struct dp_registry *reg, unsigned int l, unsigned long 
 	atomic_store_explicit(&lv->table, t, memory_order_release);
 	/*
 	 * Readers may still be probing the old table: it is freed after a
-	 * grace period. A mapped one (2 MiB or more) goes to the reclaim
-	 * thread now; a small one waits with the unpinned pins for their
-	 * batch (or the ctx's end), so that a process that pins and never
-	 * unpins does not start that thread for a few KiB (all the small
-	 * tables of a level together are below 2 MiB).
+	 * grace period, by the reclaim thread. Small ones (below 2 MiB) wait
+	 * on the registry until there are DP_TABLE_DEFER_BYTES of them (or
+	 * the ctx ends), so that a process with a few pins does not start that
+	 * thread for a few KiB; more would stay resident for nothing.
 	 */
-	if (old->mapped) {
-		old->defer.next = NULL;
-		reclaim_batch(&old->defer);
-	} else {
-		pthread_mutex_lock(&reg->defer_lock);
-		old->defer.next = reg->deferred;
-		reg->deferred = &old->defer;
-		pthread_mutex_unlock(&reg->defer_lock);
+	old->defer.next = reg->deferred;
+	reg->deferred = &old->defer;
+	reg->deferred_bytes += old->bytes;
+	if (old->mapped || reg->deferred_bytes >= DP_TABLE_DEFER_BYTES) {
+		reclaim_batch(reg->deferred);
+		reg->deferred = NULL;
+		reg->deferred_bytes = 0;
 	}
 	return 0;
 }
@@ -478,7 +595,6 @@ int dp_registry_new(struct dp_registry **ret)
 		return -ENOMEM;
 	pthread_mutex_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->make_lock, NULL);
-	pthread_mutex_init(&reg->defer_lock, NULL);
 	reg->tagged = UINTPTR_MAX == UINT64_MAX;
 	for (unsigned int l = 0; l < DP_LEVELS; l++) {
 		atomic_init(&reg->levels[l].count, 0);
@@ -494,72 +610,51 @@ int dp_registry_new(struct dp_registry **ret)
 
 static void free_batch(struct dp_defer *list)
 {
-	bool locked = false;
-
 	while (list) {
 		struct dp_defer *next = list->next;
 
-		/* Pins go back to the slab under one lock for the batch. */
-		if (list->free == NULL) {
-			if (!locked) {
-				pthread_mutex_lock(&slab_lock);
-				locked = true;
-			}
-			slab_put_locked(caa_container_of(list, struct daxpool_pin, defer));
-		} else {
-			list->free(list);
-		}
+		list->free(list);
 		list = next;
 	}
-	if (locked)
-		pthread_mutex_unlock(&slab_lock);
 }
 
 /*
- * The reclaim thread: batches of unlinked pins and tables (chained by
- * dp_defer.next) wait on reclaim_list for it. reclaim_lock is taken by the
- * atfork prepare handler; the child starts with no thread and an empty list
- * (what was listed is the parent's).
+ * The reclaim thread: runs a grace period whenever one is wanted that has
+ * not started, or objects (chained by dp_defer.next) wait on reclaim_list,
+ * and frees those after it. reclaim_lock is taken by the atfork prepare
+ * handler, never held across a grace period; the child starts with no
+ * thread and an empty list (what was listed is the parent's).
  */
-static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t reclaim_cond = PTHREAD_COND_INITIALIZER;
-static struct dp_defer *reclaim_list;
-static bool reclaim_running;
-
 static void *reclaim_thread(void *arg)
 {
 	(void)arg;
 	for (;;) {
 		struct dp_defer *list;
+		unsigned long gp;
 
 		pthread_mutex_lock(&reclaim_lock);
-		while (!reclaim_list)
+		while (!reclaim_list && gp_wanted <= gp_started)
 			pthread_cond_wait(&reclaim_cond, &reclaim_lock);
 		list = reclaim_list;
 		reclaim_list = NULL;
+		gp = ++gp_started;
 		pthread_mutex_unlock(&reclaim_lock);
-		/* Every reader that could see an object of these batches has finished. */
+		/* Every reader that could see an object unlinked before gp started has finished. */
 		synchronize_rcu();
 		dp_tsan_grace_passed();
+		atomic_store_explicit(&gp_completed, gp, memory_order_release);
 		free_batch(list);
 	}
 	return NULL;
 }
 
 /*
- * Hand a batch to the reclaim thread, starting it if needed (with every
- * signal blocked: it never takes the application's). Never waits for a grace
- * period. If the thread cannot start, the batch stays listed for the next try.
+ * Start the reclaim thread if needed (with every signal blocked: it never
+ * takes the application's) and wake it. If it cannot start, what it should
+ * do stays listed for the next try. reclaim_lock held.
  */
-static void reclaim_batch(struct dp_defer *batch)
+static void reclaim_wake_locked(void)
 {
-	struct dp_defer *tail = batch;
-
-	while (tail->next)
-		tail = tail->next;
-	pthread_mutex_lock(&reclaim_lock);
-	tail->next = reclaim_list;
-	reclaim_list = batch;
 	if (!reclaim_running) {
 		pthread_attr_t attr;
 		sigset_t all, old;
@@ -574,28 +669,43 @@ static void reclaim_batch(struct dp_defer *batch)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	pthread_cond_signal(&reclaim_cond);
+}
+
+/* Hand objects (chained by dp_defer.next) to the reclaim thread. Never waits for a grace period. */
+static void reclaim_batch(struct dp_defer *batch)
+{
+	struct dp_defer *tail = batch;
+
+	while (tail->next)
+		tail = tail->next;
+	pthread_mutex_lock(&reclaim_lock);
+	tail->next = reclaim_list;
+	reclaim_list = batch;
+	reclaim_wake_locked();
 	pthread_mutex_unlock(&reclaim_lock);
 }
 
 /*
- * fork(): the reclaim thread's lock and the slab's; the child starts without
- * the thread. daxpool uses no call_rcu and no lfht resize thread, so of
+ * fork(): the slab's lock and the reclaim thread's (slab_lock is taken
+ * before reclaim_lock); the child starts without the thread. A grace
+ * period the parent's thread was running never ends in the child: the
+ * batches that wait for it are reused after the child's next one. daxpool uses no call_rcu and no lfht resize thread, so of
  * liburcu's fork protocol only the urcu-bp part applies: its reader registry
  * lock, which must not be held by another thread at the fork. The reclaim
  * thread takes its lock outside any grace period wait.
  */
 static void registry_atfork_prepare(void)
 {
-	pthread_mutex_lock(&reclaim_lock);
 	pthread_mutex_lock(&slab_lock);
+	pthread_mutex_lock(&reclaim_lock);
 	rcu_bp_before_fork();
 }
 
 static void registry_atfork_parent(void)
 {
 	rcu_bp_after_fork_parent();
-	pthread_mutex_unlock(&slab_lock);
 	pthread_mutex_unlock(&reclaim_lock);
+	pthread_mutex_unlock(&slab_lock);
 }
 
 static void registry_atfork_child(void)
@@ -615,11 +725,12 @@ void dp_registry_free(struct dp_registry *reg)
 		return;
 	/*
 	 * Every pin holds its map, which holds its region, which holds the ctx:
-	 * when the ctx goes, no pin is registered. The last batch holds nothing
-	 * of the registry: freed here after a grace period (freeing a context
-	 * may sleep), or by the reclaim thread if this thread is inside a
+	 * when the ctx goes, no pin is registered (the unpinned ones wait on
+	 * the slab, which is the process's). The replaced tables that still
+	 * wait are freed here after a grace period (freeing a context may
+	 * sleep), or by the reclaim thread if this thread is inside a
 	 * read-side section of its own, where a grace period would wait for it.
-	 * So a process that frees few pins never starts that thread.
+	 * So a process with few pins never starts that thread for them.
 	 */
 	if (reg->deferred && !rcu_read_ongoing()) {
 		synchronize_rcu();
@@ -632,7 +743,6 @@ void dp_registry_free(struct dp_registry *reg)
 	for (unsigned int l = 0; l < DP_LEVELS; l++)
 		if (reg->levels[l].table)
 			table_release(&reg->levels[l].table->defer);
-	pthread_mutex_destroy(&reg->defer_lock);
 	pthread_mutex_destroy(&reg->make_lock);
 	pthread_mutex_destroy(&reg->lock);
 	free(reg);
@@ -730,24 +840,6 @@ void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin)
 	}
 	atomic_fetch_sub_explicit(&lv->count, (long)n, memory_order_relaxed);
 	pthread_mutex_unlock(&reg->lock);
-}
-
-void dp_registry_defer_free(struct dp_registry *reg, struct daxpool_pin *pin)
-{
-	struct dp_defer *batch = NULL;
-
-	pthread_mutex_lock(&reg->defer_lock);
-	pin->defer.free = NULL; /* a pin: back to the slab */
-	pin->defer.next = reg->deferred;
-	reg->deferred = &pin->defer;
-	if (++reg->n_deferred >= DP_DEFER_BATCH) {
-		batch = reg->deferred;
-		reg->deferred = NULL;
-		reg->n_deferred = 0;
-	}
-	pthread_mutex_unlock(&reg->defer_lock);
-	if (batch)
-		reclaim_batch(batch);
 }
 
 /*

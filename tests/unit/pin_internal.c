@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Pins, from inside (linked with the static library): the order of an
- * unpin's steps for the I/O helpers' pins, and unpins that must not wait for
- * an RCU grace period.
+ * unpin's steps for the I/O helpers' pins, unpins that must not wait for an
+ * RCU grace period, and the reuse of an unpinned pin's memory only after one.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -87,8 +87,8 @@ static void msleep(unsigned int ms)
 
 /*
  * urcu-bp is process-wide: an application that uses it too may hold its own
- * read-side section while it unpins. Many unpins (several batches of frees)
- * inside one must return.
+ * read-side section while it unpins. Many unpins inside one must return
+ * (4000: more full batches than wait on the slab, so they join).
  */
 TEST(unpins_inside_the_applications_rcu_read_side_section_return)
 {
@@ -106,7 +106,7 @@ TEST(unpins_inside_the_applications_rcu_read_side_section_return)
 		    daxpool_map_new(region, 0, 0, 0, &map) < 0)
 			_exit(2);
 		urcu_bp_read_lock();
-		for (int i = 0; i < 1000; i++) {
+		for (int i = 0; i < 4000; i++) {
 			struct daxpool_pin *pin;
 
 			if (daxpool_pin_new(map, daxpool_map_get_address(map), 4096,
@@ -125,9 +125,72 @@ TEST(unpins_inside_the_applications_rcu_read_side_section_return)
 	if (waitpid(pid, &status, WNOHANG) == 0) {
 		kill(pid, SIGKILL);
 		CHECK_EQ(waitpid(pid, &status, 0), pid);
-		dp_test_fail(__FILE__, __LINE__, "1000 unpins in a read-side section: still "
+		dp_test_fail(__FILE__, __LINE__, "4000 unpins in a read-side section: still "
 						 "waiting after 10 s (a grace period waits for its caller)");
 	}
 	CHECK(WIFEXITED(status));
 	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+static int keep_first(struct daxpool_pin *pin, void *userdata)
+{
+	*(struct daxpool_pin **)userdata = pin;
+	return 1;
+}
+
+/*
+ * A reader that found a pin may read it until its read-side section ends,
+ * though the pin was unpinned meanwhile: its memory is not reused before.
+ * After, it is (the slab does not grow for ever under pin and unpin).
+ */
+TEST(an_unpinned_pins_memory_is_reused_only_after_its_readers_are_done)
+{
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_ctx *ctx;
+	struct daxpool_pin *pin, *seen = NULL;
+	char *base;
+	bool reused = false;
+
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_region_open(ctx, fixture_backing(REGION_SIZE), 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 0, 0, &map));
+	base = daxpool_map_get_address(map);
+	CHECK_OK(daxpool_pin_new(map, base, 4096, DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_READ,
+				 &pin));
+
+	urcu_bp_read_lock();
+	CHECK_EQ(daxpool_ctx_lookup_pins(ctx, base, 1, keep_first, &seen), 1);
+	CHECK(seen == pin);
+	daxpool_pin_unref(pin);
+	/* Many batches of unpins: none may take the memory the reader still sees. */
+	for (int i = 0; i < 5000; i++) {
+		struct daxpool_pin *p;
+
+		CHECK_OK(daxpool_pin_new(map, base + 4096 * (1 + i % 1000), 4096,
+					 DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_READ, &p));
+		CHECK(p != seen);
+		daxpool_pin_unref(p);
+	}
+	CHECK(daxpool_pin_get_address(seen) == base);
+	CHECK_EQ(daxpool_pin_get_length(seen), 4096);
+	urcu_bp_read_unlock();
+
+	/* The reader is done: the memory comes back (bounded: 10 s of pins and unpins). */
+	for (int round = 0; round < 1000 && !reused; round++) {
+		for (int i = 0; i < 1000 && !reused; i++) {
+			struct daxpool_pin *p;
+
+			CHECK_OK(daxpool_pin_new(map, base + 4096 * (1 + i), 4096,
+						 DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_READ, &p));
+			reused = p == seen;
+			daxpool_pin_unref(p);
+		}
+		if (!reused)
+			msleep(10);
+	}
+	CHECK(reused);
+	daxpool_map_unref(map);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
 }
