@@ -8,7 +8,10 @@
  * one entry per granule in that level's table. A table is open addressing
  * with linear probing, one 8-byte word per slot: the pin's address with, in
  * its top 16 bits, a tag (hash bits of the granule, and the granule's low
- * bits exactly: two entries of one pin never share a tag). A hit is then two
+ * bits exactly: two entries of one pin never share a tag). The granules of
+ * an aligned group of DP_GROUP share their hash and have neighbouring home
+ * slots, in one cache line: pins of neighbouring ranges, made or looked up
+ * one after the other, touch one line of the table. A hit is then two
  * cache lines: the slot and the first 32 bytes of the pin (its range, its
  * count, its ctx: all that a lookup and daxpool_pin_try_ref() read). A
  * lookup visits, at each level that holds pins, either the granules of its
@@ -96,14 +99,21 @@ void __tsan_release(void *addr);
 /* Replaced small tables wait on their registry until they are this many bytes together. */
 #define DP_TABLE_DEFER_BYTES (64ul << 10)
 
+/* Granules per group: half of the 8 slots of a 64-byte line. */
+#define DP_GROUP_SHIFT 2
+#define DP_GROUP (1u << DP_GROUP_SHIFT)
+
 static const unsigned int level_shift[DP_LEVELS] = { 12, 21, 30 };
 /*
  * The low bits of the granule a tag keeps exactly: a pin's granules at a
  * level are consecutive, at most DP_LEVEL_FANOUT of them below the top level
  * and fewer than 2^16 at the top (pins below 64 TiB, checked by pin.c), so
- * they differ in these bits and two entries of a pin never share a tag.
+ * they differ in these bits and two entries of a pin never share a tag; at
+ * least the bits of the granule in its group, so that the entries of a
+ * group (which share their hash) do not share tags either.
  */
-static const uint64_t level_tag_exact[DP_LEVELS] = { 3, 3, 0xffff };
+static const uint64_t level_tag_exact[DP_LEVELS] = { DP_GROUP - 1, DP_GROUP - 1, 0xffff };
+_Static_assert(DP_LEVEL_FANOUT <= DP_GROUP, "a pin's entries have distinct tags");
 
 struct dp_table {
 	struct dp_defer defer;
@@ -150,10 +160,10 @@ void dp_registry_place(uintptr_t start, size_t length, unsigned int *ret_level,
 	*ret_n = last - first + 1;
 }
 
-/* A 64-bit mix (the MurmurHash3 finaliser) of the granule number. */
+/* A 64-bit mix (the MurmurHash3 finaliser) of the granule's group. */
 static inline uint64_t granule_hash(uintptr_t granule)
 {
-	uint64_t h = granule;
+	uint64_t h = granule >> DP_GROUP_SHIFT;
 
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
@@ -161,6 +171,12 @@ static inline uint64_t granule_hash(uintptr_t granule)
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
 	return h;
+}
+
+/* The slot where the probe of granule @g (of hash @h) starts. */
+static inline unsigned long granule_home(const struct dp_table *t, uint64_t h, uintptr_t g)
+{
+	return (unsigned long)((h << DP_GROUP_SHIFT) | (g & (DP_GROUP - 1))) & t->mask;
 }
 
 static inline uintptr_t granule_tag(uint64_t h, uintptr_t g, unsigned int l)
@@ -204,7 +220,7 @@ static inline void probe_start(struct probe *p, const struct dp_table *t, uintpt
 
 	p->t = t;
 	p->tag = granule_tag(h, g, l);
-	p->i = ((unsigned long)h - 1) & t->mask;
+	p->i = (granule_home(t, h, g) - 1) & t->mask;
 }
 
 static inline struct daxpool_pin *probe_next(struct probe *p)
@@ -485,7 +501,7 @@ static struct dp_table *table_new(unsigned long slots, bool tagged)
 static void table_put(struct dp_table *t, uintptr_t g, unsigned int l, struct daxpool_pin *pin)
 {
 	uint64_t h = granule_hash(g);
-	unsigned long i = (unsigned long)h & t->mask;
+	unsigned long i = granule_home(t, h, g);
 
 	for (;; i = (i + 1) & t->mask) {
 		uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
@@ -544,7 +560,7 @@ static int level_rebuild(struct dp_registry *reg, unsigned int l, unsigned long 
 			 * Put all of them once, at its entry met first in the
 			 * probe of its first granule.
 			 */
-			unsigned long j = (unsigned long)granule_hash(first) & old->mask;
+			unsigned long j = granule_home(old, granule_hash(first), first);
 
 			while (atomic_load_explicit(&old->slot[j], memory_order_relaxed) != s)
 				j = (j + 1) & old->mask;
@@ -805,7 +821,7 @@ void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin)
 		uintptr_t g = first + k;
 		uint64_t h = granule_hash(g);
 		uintptr_t want = slot_encode(t, pin, granule_tag(h, g, level));
-		unsigned long i = (unsigned long)h & t->mask;
+		unsigned long i = granule_home(t, h, g);
 
 		while (atomic_load_explicit(&t->slot[i], memory_order_relaxed) != want) {
 			if (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == DP_SLOT_EMPTY) {
@@ -848,7 +864,7 @@ void dp_registry_remove(struct dp_registry *reg, struct daxpool_pin *pin)
  */
 static bool first_in_probe(const struct dp_table *t, uintptr_t g, uintptr_t s, unsigned long i)
 {
-	unsigned long j = (unsigned long)granule_hash(g) & t->mask;
+	unsigned long j = granule_home(t, granule_hash(g), g);
 
 	for (; j != i; j = (j + 1) & t->mask) {
 		uintptr_t v = atomic_load_explicit(&t->slot[j], memory_order_acquire);
