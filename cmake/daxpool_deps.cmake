@@ -79,3 +79,15 @@ daxpool_optional(UCX UCX ucx UCX libucx-dev)
 # libdaxpool-remote (lib/remote): daxpool memory served to remote peers, on rdma_cm and verbs.
 daxpool_optional(REMOTE RDMACM librdmacm librdmacm "librdmacm-dev libibverbs-dev"
   REQUIRES DAXPOOL_HAVE_RDMA)
+# daxpoold's MR tracer (tools/daxpoold/umem_trace.*): an eBPF program, built by clang, that
+# records what each RDMA MR pins, so the holder rule can tell an MR on ordinary memory from one
+# on the device. x86-64 only (it reads vmemmap_base).
+find_program(DAXPOOL_BPF_CLANG NAMES clang-14 clang)
+if(CMAKE_SYSTEM_PROCESSOR STREQUAL "x86_64")
+  set(DAXPOOL_X86_64 ON)
+else()
+  set(DAXPOOL_X86_64 OFF)
+endif()
+daxpool_optional(BPF LIBBPF libbpf libbpf "libbpf-dev clang"
+  REQUIRES DAXPOOL_BPF_CLANG DAXPOOL_X86_64
+  WITHOUT "; daxpoold judges every RDMA MR without knowing where it is")

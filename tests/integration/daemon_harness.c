@@ -69,6 +69,42 @@ static void sleep_past_the_start_tick(void)
 		;
 }
 
+/* The daemon's MR tracer: {"on", "reason"} from its status. */
+static json_object *mr_tracer_of(json_object *doc)
+{
+	return json_object_object_get(doc, "mr_tracer");
+}
+
+/*
+ * Until the MR tracer's load ended, on or off: what a test registers after
+ * that is recorded, or known not to be. Bounded by the test's timeout.
+ */
+static void wait_mr_tracer(void)
+{
+	for (;;) {
+		json_object *doc = daemon_status();
+		const char *why =
+			json_object_get_string(json_object_object_get(mr_tracer_of(doc), "reason"));
+		bool loading = why && strncmp(why, "attaching", 9) == 0;
+
+		if (!loading)
+			printf("# MR tracer: %s\n", why ? why : "on");
+		json_object_put(doc);
+		if (!loading)
+			return;
+		msleep(100);
+	}
+}
+
+bool daemon_mr_tracer_on(void)
+{
+	json_object *doc = daemon_status();
+	bool on = json_object_get_boolean(json_object_object_get(mr_tracer_of(doc), "on"));
+
+	json_object_put(doc);
+	return on;
+}
+
 void daemon_start(const char *config)
 {
 	char cfg[512];
@@ -99,6 +135,7 @@ void daemon_start(const char *config)
 		if (fd >= 0) {
 			close(fd);
 			sleep_past_the_start_tick(); /* it answers from its loop: the record began */
+			wait_mr_tracer();
 			return;
 		}
 		msleep(10);

@@ -29,8 +29,13 @@ void msleep(unsigned int ms);
  */
 void exec_tool(const char *built, const char *name, char *const argv[]) __attribute__((noreturn));
 
-/* Start daxpoold on the test's socket with @config (NULL: empty); wait until it answers. */
+/*
+ * Start daxpoold on the test's socket with @config (NULL: empty); wait until
+ * it answers and its MR tracer's load ended (on, or off and why).
+ */
 void daemon_start(const char *config);
+/* Whether the daemon's MR tracer is on (its status). */
+bool daemon_mr_tracer_on(void);
 /* Set before daemon_start(): the daemon runs without CAP_SYS_PTRACE in its bounding set. */
 extern bool daemon_without_ptrace;
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* daxpoolctl status [DEVICE|PATH]: who holds what, from daxpoold. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "builtin.h"
 #include "daemon.h"
@@ -25,6 +27,18 @@ static void status_usage(FILE *f)
  * Say where a file cannot be watched (no lease) and where a lease went to
  * another process: the kernel's own word on it, and what it means.
  */
+/* CLOCK_REALTIME ns as local HH:MM:SS (a static buffer). */
+static const char *clock_of(uint64_t ns)
+{
+	static char buf[32];
+	time_t secs = (time_t)(ns / 1000000000u);
+	struct tm tm;
+
+	if (!ns || !localtime_r(&secs, &tm) || !strftime(buf, sizeof(buf), "%H:%M:%S", &tm))
+		snprintf(buf, sizeof(buf), "?");
+	return buf;
+}
+
 static void print_lease_notes(json_object *clients)
 {
 	for (size_t i = 0; i < json_object_array_length(clients); i++) {
@@ -136,6 +150,20 @@ int cmd_status(int argc, char **argv, struct daxpool_ctx *ctx)
 				printf("(opens of device-dax nodes are not recorded: %s; every process "
 				       "with pinned pages counts as a possible holder of them)\n",
 				       json_object_get_string(json_object_object_get(rec, "reason")));
+		}
+		{
+			json_object *tr = json_object_object_get(doc, "mr_tracer");
+
+			if (tr && json_object_get_boolean(json_object_object_get(tr, "on")))
+				printf("MR tracer: on (RDMA MRs registered since %s are known by "
+				       "where they pin; %" PRIu64 " missed)\n",
+				       clock_of(json_object_get_uint64(
+					       json_object_object_get(tr, "since_ns"))),
+				       json_object_get_uint64(json_object_object_get(tr, "missed")));
+			else if (tr)
+				printf("MR tracer: off (%s): a process with RDMA MRs that had a "
+				       "device-dax device counts as a possible holder of it\n",
+				       json_object_get_string(json_object_object_get(tr, "reason")));
 		}
 		gone = json_object_object_get(doc, "gone");
 		for (size_t i = 0; i < json_object_array_length(gone); i++) {

@@ -39,6 +39,7 @@ void dd_config_defaults(struct dd_config *cfg)
 	cfg->max_scans_per_uid = 4;
 	cfg->hello_timeout_ms = 10000;
 	cfg->scan_timeout_ms = 5000;
+	cfg->mr_tracer = true;
 }
 
 /* Whole seconds in [@min, @max] as milliseconds into *@ret_ms. Return 0 or -EINVAL. */
@@ -159,6 +160,15 @@ static int config_set(struct dd_config *cfg, const char *key, const char *val)
 		if (parse_count(val, 1ul << 34, &u) < 0 || u < DP_PROTO_MAX_DGRAM)
 			return -EINVAL;
 		cfg->max_output = (size_t)u;
+		return 0;
+	}
+	if (strcmp(key, "mr_tracer") == 0) {
+		if (strcmp(val, "yes") == 0 || strcmp(val, "on") == 0)
+			cfg->mr_tracer = true;
+		else if (strcmp(val, "no") == 0 || strcmp(val, "off") == 0)
+			cfg->mr_tracer = false;
+		else
+			return -EINVAL;
 		return 0;
 	}
 	if (strcmp(key, "hello_timeout") == 0)

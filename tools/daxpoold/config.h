@@ -19,6 +19,7 @@ struct dd_config {
 	size_t max_output; /* bytes queued to one connection: beyond, it is dropped */
 	int hello_timeout_ms; /* a connection that sends no HELLO by then is closed */
 	int scan_timeout_ms;  /* a status answers without its scan of /proc after this (scan.h) */
+	bool mr_tracer;	      /* load the MR tracer (umem_trace.h) */
 };
 void dd_config_defaults(struct dd_config *cfg);
 /* Load @path; a missing file is fine unless @required. Return 0 or -errno (logged). */

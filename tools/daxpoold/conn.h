@@ -36,6 +36,7 @@ enum {
 	DD_EP_OPENS,
 	DD_EP_WORKER,
 	DD_EP_SCAN,
+	DD_EP_UMEM, /* the MR tracer's load ended (umem_trace.h) */
 };
 
 struct dd_conn;

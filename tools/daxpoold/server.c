@@ -59,6 +59,7 @@
 #include "status.h"
 #include "target.h"
 #include "udev.h"
+#include "umem_trace.h"
 #include "scan.h"
 #include "worker.h"
 
@@ -669,9 +670,10 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 	struct dd_ep ep_listen = { DD_EP_LISTEN, NULL }, ep_sig = { DD_EP_SIGNAL, NULL };
 	struct dd_ep ep_udev = { DD_EP_UDEV, NULL }, ep_opens = { DD_EP_OPENS, NULL };
 	struct dd_ep ep_worker = { DD_EP_WORKER, NULL }, ep_scan = { DD_EP_SCAN, NULL };
+	struct dd_ep ep_umem = { DD_EP_UMEM, NULL };
 	struct epoll_event ev, events[64];
 	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
-	int sfd, ufd, ofd, wfd, scfd, r = 0;
+	int sfd, ufd, ofd, wfd, scfd, tfd, r = 0;
 
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signal_fd();
@@ -707,6 +709,12 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 	}
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_scan };
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, scfd, &ev);
+	/* Before any client: MRs registered before the attach are unknown to it. */
+	tfd = dd_umem_trace_start(m->cfg.mr_tracer);
+	if (tfd >= 0) {
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_umem };
+		epoll_ctl(m->epfd, EPOLL_CTL_ADD, tfd, &ev);
+	}
 	ofd = dd_opens_start();
 	if (ofd >= 0) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ep_opens };
@@ -754,6 +762,9 @@ int dd_server_run(struct dd_manager *m, int listen_fd)
 				break;
 			case DD_EP_SCAN:
 				dd_scans_done(m);
+				break;
+			case DD_EP_UMEM:
+				dd_umem_trace_loaded();
 				break;
 			case DD_EP_PIDFD:
 				conn_close(m, c, NULL, false);

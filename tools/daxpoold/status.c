@@ -24,6 +24,7 @@
 #include "scan.h"
 #include "status.h"
 #include "udev.h"
+#include "umem_trace.h"
 
 /*
  * Whether @uid may see @r of @c: its own client, or a device or file it owns
@@ -276,6 +277,7 @@ void dd_status(struct dd_manager *m, struct dd_conn *req, const char *target)
 	json_object_object_add(doc, "pins", json_object_new_uint64(n_pins));
 	json_object_object_add(doc, "device_events", json_object_new_string(dd_udev_source()));
 	json_object_object_add(doc, "open_record", dd_opens_json());
+	json_object_object_add(doc, "mr_tracer", dd_umem_trace_json());
 	json_object_object_add(doc, "gone", dd_udev_gone_json());
 	status_scan(m, req, doc, keys, n_keys);
 	free(keys);

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "scan.h"
 #include "udev.h"
+#include "umem_trace.h"
 
 #define EXPECT_TTL_NS (60ull * 1000000000u) /* a release's unbind arrives long before this */
 
@@ -89,6 +90,8 @@ int dd_udev_open(void)
 		r = udev_monitor_filter_add_match_subsystem_devtype(monitor, "nd", NULL);
 	if (r >= 0)
 		r = udev_monitor_filter_add_match_subsystem_devtype(monitor, "block", "disk");
+	if (r >= 0) /* ib_uverbs loading: the MR tracer attaches then */
+		r = udev_monitor_filter_add_match_subsystem_devtype(monitor, "module", NULL);
 	if (r >= 0)
 		r = udev_monitor_enable_receiving(monitor);
 	if (r < 0)
@@ -444,6 +447,11 @@ static void handle(struct dd_manager *m, struct udev_device *d)
 	dd_log(LOG_DEBUG, "device event: %s %s %s", action, subsys, name);
 	if (!went && !came)
 		return;
+	if (strcmp(subsys, "module") == 0) {
+		if (came)
+			dd_umem_trace_module_added(name);
+		return;
+	}
 	if (strcmp(subsys, "dax") == 0) {
 		/* The bus also carries the dax regions (dax_region): only daxX.Y is a device. */
 		if (strncmp(name, "dax", 3) != 0)
