@@ -134,4 +134,48 @@ pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unm
 	*ret_go = go[1];
 	return pid;
 }
+
+pid_t start_opener_with_mr_elsewhere(const char *dev, size_t mr_len, const char *comm,
+				     int *ret_go)
+{
+	int pfd[2], go[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
+		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
+		int fd = open(dev, O_RDWR);
+		char *d = fd >= 0 ? mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+				  : MAP_FAILED;
+		void *p = mmap(NULL, mr_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+		struct ibv_mr *mr;
+
+		prctl(PR_SET_NAME, comm);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		CHECK(pd && d != MAP_FAILED && p != MAP_FAILED);
+		d[0] = 1;
+		CHECK(munmap(d, 2u << 20) == 0);
+		CHECK(close(fd) == 0);
+		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
+		CHECK(mr);
+		CHECK(write(pfd[1], "r", 1) == 1);
+		CHECK(read(go[0], &c, 1) == 1);
+		CHECK(ibv_dereg_mr(mr) == 0);
+		munmap(p, mr_len);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(verbs);
+		_exit(0);
+	}
+	close(pfd[1]);
+	close(go[0]);
+	CHECK(read(pfd[0], &c, 1) == 1);
+	close(pfd[0]);
+	*ret_go = go[1];
+	return pid;
+}
 #endif

@@ -48,6 +48,14 @@ bool lists_mr(json_object *o, uint64_t length);
  * on the include path.)
  */
 pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap, int *ret_go);
+/*
+ * A process outside daxpool, named @comm, that opened device @dev, mapped,
+ * touched, unmapped and closed it, and then registered an RDMA MR of @mr_len
+ * bytes on anonymous memory: it had the device, and pins elsewhere. Returns
+ * once the MR is registered; a byte on *ret_go makes it deregister and exit 0.
+ */
+pid_t start_opener_with_mr_elsewhere(const char *dev, size_t mr_len, const char *comm,
+				     int *ret_go);
 #endif
 
 #endif

@@ -8,23 +8,25 @@
  * daxpool_ucx_mem_map() and hands the handle's rkey to the client, another
  * process, which keeps putting into it.
  *
- * A release through daxpoold is refused while the server runs: its UCP
- * worker registers buffers of its own (the rc_verbs interface's send and
- * receive buffers, ordinary memory), and the kernel's MR table gives no
- * address that would tell the daemon they are not on the device (daxpoold(8),
- * "The holder rule"). The test asserts that refusal, names it, and then
- * revokes the memory the way a release does in a client: a zap of the region
- * from another thread of the server (what daxpool's client thread does on a
- * release). The handle's revoke function asks the client to stop and waits
- * for its last put; the library drops the range from UCX's caches and unmaps
- * the handle. The registration must be gone from the kernel's MR table, the
+ * On rc_verbs the test releases the device through daxpoold while the puts
+ * go on. The server's UCP worker registers buffers of its own (the rc_verbs
+ * interface's send and receive buffers, ordinary memory), MRs daxpool did not
+ * take of a process that has the device: daxpoold's MR tracer records where
+ * they are (daxpoold(8), "The holder rule"), so they do not block the
+ * release. The drain reaches the server's handle: its revoke function asks
+ * the client to stop and waits for its last put; the library drops the range
+ * from UCX's caches and unmaps the handle. The release must complete with the
+ * device disabled, the registration gone from the kernel's MR table, the
  * region idle, nothing written after the client's last acknowledged put, and
- * the pair carries on with memory of a second region (a file).
+ * the pair carries on with memory of a second region (a file). With the
+ * tracer off (daxpoold.conf mr_tracer = no) the same release is refused, the
+ * server named: nobody can tell its MRs are not on the device.
  *
  * The same runs on the host with UCX's tcp transport on a file region: no
- * RDMA registration there, but the same handles, revoke, ucm_vm_munmap() and
- * ucp_mem_unmap() from the zapping thread while puts go on, against the real
- * UCX; the rc_verbs variant skips on the host.
+ * RDMA registration there and no release of a file, but the same handles,
+ * revoke, ucm_vm_munmap() and ucp_mem_unmap() from a thread that zaps the
+ * region as a release does, while puts go on, against the real UCX; the
+ * rc_verbs variants skip on the host.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -80,10 +82,12 @@ struct report {
 struct setup {
 	const char *tls, *net_devices, *addr;
 	bool rdma; /* devdax and RDMA MRs: the release and the kernel's MR table are checked */
+	bool tracer_off; /* daxpoold without its MR tracer: the release is refused */
 };
 
-static const struct setup rc_verbs = { "rc_verbs", MW_RXE ":1", MW_ADDR, true };
-static const struct setup tcp = { "tcp", "lo", "127.0.0.1", false };
+static const struct setup rc_verbs = { "rc_verbs", MW_RXE ":1", MW_ADDR, true, false };
+static const struct setup rc_verbs_untraced = { "rc_verbs", MW_RXE ":1", MW_ADDR, true, true };
+static const struct setup tcp = { "tcp", "lo", "127.0.0.1", false, false };
 
 static const struct setup *setup;
 static struct report *rep;
@@ -257,10 +261,14 @@ static int server(const char *dev, const char *file, int ready, int go)
 	if (!mem)
 		return 16;
 	daxpool_ucx_mem_set_revoke_fn(mem, mem_revoked, NULL);
-	/* The zap comes when the test says so; until then, nothing to do for one-sided puts. */
-	while (!mw_read_within(go, 0))
+	/*
+	 * The test says 'z' (zap here, as a release would) or 'R' (daxpoold
+	 * releases the device: its drain comes through daxpool's client thread).
+	 * Until then, nothing to do for one-sided puts.
+	 */
+	while (!(c = (char)mw_read_within(go, 0)))
 		ucp_worker_progress(s_worker);
-	if (pthread_create(&zapper, NULL, zap_region, region))
+	if (c == 'z' && pthread_create(&zapper, NULL, zap_region, region))
 		return 17;
 	while (!atomic_load(&s_revoked)) {
 		ucp_worker_progress(s_worker);
@@ -274,8 +282,9 @@ static int server(const char *dev, const char *file, int ready, int go)
 	if (daxpool_ucx_mem_get_memh(mem))
 		return 18;
 	daxpool_ucx_mem_unmap(mem);
-	daxpool_map_unref(map); /* the region goes idle now */
-	pthread_join(zapper, NULL);
+	daxpool_map_unref(map); /* the region goes idle now: the release can complete */
+	if (c == 'z')
+		pthread_join(zapper, NULL);
 	if (rep->step)
 		return rep->step;
 	if (daxpool_region_get_pin_count(region, 0) != 0)
@@ -412,10 +421,9 @@ static int client(int ready)
 }
 
 /*
- * The release while the pair runs, on the devdax device: refused. The UCP
+ * The release while the pair runs, with the MR tracer off: refused. The UCP
  * worker's own registrations are MRs daxpool did not take, of a process that
- * has the device (safe: nothing is changed and the puts go on). When daxpoold
- * can tell such MRs from the device's, this release is to drain instead.
+ * has the device (safe: nothing is changed and the puts go on).
  */
 static void release_refused(const char *name, pid_t server_pid)
 {
@@ -436,18 +444,35 @@ static void release_refused(const char *name, pid_t server_pid)
 	CHECK(devdax_enabled(name));
 }
 
+/* Nothing written after the client's last acknowledged put (the device or file @dev). */
+static void check_landed(const char *dev)
+{
+	int fd = open(dev, O_RDWR);
+	char *mem;
+
+	CHECK(fd >= 0);
+	mem = mmap(NULL, SPAN, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(mem != MAP_FAILED);
+	mw_check_landed(mem, SPAN, CHUNK, rep->wrote, rep->peer_wrote, READY_AFTER);
+	munmap(mem, SPAN);
+	close(fd);
+}
+
 /* The pair on @dev (a devdax device, or a file on the host), with @s's transport. */
 static void puts_stop_and_drain(const struct setup *s, const char *backing)
 {
 	char *dev = strdup(backing); /* the harness's path buffer is reused below */
 	const char *name = strrchr(dev, '/') + 1;
-	int ready[2][2], go[2], sp[2], rc, fd, status;
-	char *file, *mem;
+	int ready[2][2], go[2], sp[2], rc, status;
+	bool released = s->rdma && !s->tracer_off; /* through daxpoold: the device is disabled */
+	char *file;
 	pid_t pid[2];
 
 	setup = s;
 	CHECK(!s->rdma || devdax_enabled(name));
-	daemon_start(NULL);
+	daemon_start(s->tracer_off ? "mr_tracer = no\n" : NULL);
+	/* on rc_verbs the tracer must be on before UCX registers anything, or off as asked */
+	CHECK(!s->rdma || daemon_mr_tracer_on() == !s->tracer_off);
 	rep = fixture_shared(sizeof(*rep));
 	file = strdup(fixture_plain_file(SPAN));
 	CHECK(file && socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp) == 0);
@@ -471,23 +496,37 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 	rc = ctl(out, sizeof(out), (const char *const[]){ "pins", NULL });
 	printf("# %s", out);
 	CHECK(rc == 0 && strstr(out, "ucx-server") && strstr(out, "longterm"));
-	if (s->rdma)
+	if (s->rdma && s->tracer_off) {
 		release_refused(name, pid[0]);
+		/* then the drain a release would make, in the server: a zap of its region */
+		CHECK(write(go[1], "z", 1) == 1);
+	} else if (s->rdma) {
+		/* The release through daxpoold, while the client puts. */
+		uint64_t t0, t1;
 
-	/* The release's drain, in the server: a zap of its region while the client puts. */
-	CHECK(write(go[1], "z", 1) == 1);
+		CHECK_EQ(mw_mrs_of(pid[0], SPAN, SPAN), 1); /* the handle's registration */
+		CHECK(write(go[1], "R", 1) == 1);
+		t0 = now_ns();
+		rc = ctl(out, sizeof(out),
+			 (const char *const[]){ "release", "--timeout", "60", name, NULL });
+		t1 = now_ns();
+		printf("# %s", out);
+		printf("# release request to disabled, with UCX puts: %.1f ms (revoke function "
+		       "%.1f ms)\n", (double)(t1 - t0) / 1e6, rep->revoke_ms);
+		CHECK_EQ(rc, 0);
+		CHECK(!devdax_enabled(name));
+	} else {
+		/* No release of a file: the zap a release makes in the client. */
+		CHECK(write(go[1], "z", 1) == 1);
+	}
 	CHECK_EQ(mw_read_within(ready[0][0], 60000), 's'); /* handle and map gone, region idle */
-	printf("# zap to idle, with UCX puts: %.1f ms (revoke function %.1f ms)\n", rep->idle_ms,
-	       rep->revoke_ms);
+	if (!s->rdma || s->tracer_off)
+		printf("# zap to idle, with UCX puts: %.1f ms (revoke function %.1f ms)\n",
+		       rep->idle_ms, rep->revoke_ms);
 	if (s->rdma)
 		CHECK_EQ(mw_mrs_of(pid[0], SPAN, SPAN), 0); /* deregistered */
-	fd = open(dev, O_RDWR);
-	CHECK(fd >= 0);
-	mem = mmap(NULL, SPAN, PROT_READ, MAP_SHARED, fd, 0);
-	CHECK(mem != MAP_FAILED);
-	mw_check_landed(mem, SPAN, CHUNK, rep->wrote, rep->peer_wrote, READY_AFTER);
-	munmap(mem, SPAN);
-	close(fd);
+	if (!released)
+		check_landed(dev);
 
 	CHECK(write(go[1], "g", 1) == 1); /* carry on with a second region */
 	for (int i = 0; i < 2; i++) {
@@ -498,14 +537,26 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
 	daemon_kill(SIGTERM);
+	if (released) {
+		/* what landed is read back from the device, enabled again */
+		devdax_enable(name);
+		CHECK(devdax_enabled(name));
+		check_landed(dev);
+	}
 	CHECK(!s->rdma || devdax_enabled(name));
 	free(file);
 	free(dev);
 }
 
-TEST_TIMEOUT(puts_on_rc_verbs_stop_and_drain_with_a_zap, 300)
+TEST_TIMEOUT(puts_on_rc_verbs_drain_with_the_release, 300)
 {
 	puts_stop_and_drain(&rc_verbs, mw_need_devdax_and_rdma_cm());
+}
+
+/* daxpoold without its MR tracer: the UCP worker's own MRs cannot be told from the device's. */
+TEST_TIMEOUT(puts_on_rc_verbs_release_refused_without_the_mr_tracer, 300)
+{
+	puts_stop_and_drain(&rc_verbs_untraced, mw_need_devdax_and_rdma_cm());
 }
 
 /* On the host too: UCX's tcp transport on a file region, the same revoke and unmap. */

@@ -150,3 +150,87 @@ TEST(the_sentence_always_fits)
 	CHECK_EQ(strlen(why), sizeof(why) - 1);
 	CHECK(dd_holder_judge(&f, "dax0.0", &rec_on, why, 0));
 }
+
+/* The MR tracer's facts: an opener whose MRs are all recorded elsewhere, as a UCX worker. */
+static struct dd_proc_facts traced_opener(void)
+{
+	struct dd_proc_facts f = mr_process();
+
+	f.opened_ns = 1700000100 * SEC;
+	f.traced = true;
+	f.traced_umems = 1;
+	f.traced_kb = 2048;
+	return f;
+}
+
+TEST(traced_mrs_elsewhere_are_no_reason_to_hold)
+{
+	struct dd_proc_facts f = traced_opener();
+	char why[512];
+
+	CHECK(dd_holder_pins_traced_elsewhere(&f));
+	CHECK(!judge(&f, &rec_on, why));
+	CHECK_EQ(why[0], '\0');
+	/* whatever its history: older than the record, or no record at all */
+	f.start_ns = 50 * SEC;
+	CHECK(!judge(&f, &rec_on, why));
+	CHECK(!judge(&f, &rec_off, why));
+	f.registered = true; /* a client that registered the device, drained: the same */
+	CHECK(!judge(&f, &rec_on, why));
+	/* the same facts without the tracer: the opener is a holder, as always */
+	f = traced_opener();
+	f.traced = false;
+	CHECK(judge(&f, &rec_on, why));
+	CHECK(strstr(why, "opened dax0.0 at "));
+}
+
+TEST(a_traced_mr_on_the_device_is_a_holder_whatever_its_history)
+{
+	struct dd_proc_facts f = traced_opener();
+	char why[512];
+
+	f.opened_ns = 0; /* started after the record, never seen opening it */
+	f.traced_on_dev = 1;
+	f.traced_on_dev_bytes = 2u << 20;
+	CHECK(!dd_holder_pins_traced_elsewhere(&f));
+	CHECK(judge(&f, &rec_on, why));
+	CHECK(strstr(why, "1 RDMA MR(s) of 2 MiB not registered through daxpool pin pages of "
+			  "dax0.0 (the MR tracer's record)"));
+	CHECK(strstr(why, "no longer maps dax0.0"));
+	f.opened_ns = 1700000100 * SEC; /* with a history, the history is said too */
+	CHECK(judge(&f, &rec_on, why));
+	CHECK(strstr(why, "opened dax0.0 at "));
+	CHECK(strstr(why, "no longer maps it; 1 RDMA MR(s) of 2 MiB"));
+	/* a daxpool pin on it (before the drain) is the drain's */
+	f.traced_on_dev_own = 1;
+	CHECK(!judge(&f, &rec_on, why));
+}
+
+TEST(what_the_tracer_does_not_cover_is_judged_as_before)
+{
+	struct dd_proc_facts f;
+	char why[512];
+
+	/* an MR the record lacks (registered before the tracer attached) */
+	f = traced_opener();
+	f.mrs = 2;
+	f.vm_pin_kb = 4096;
+	CHECK(!dd_holder_pins_traced_elsewhere(&f));
+	CHECK(judge(&f, &rec_on, why));
+	CHECK(strstr(why, "opened dax0.0 at "));
+	CHECK(strstr(why, "2 RDMA MR(s)"));
+	/* more pinned than the recorded MRs pin (an io_uring buffer elsewhere, another pinner) */
+	f = traced_opener();
+	f.vm_pin_kb = 2052;
+	CHECK(judge(&f, &rec_on, why));
+	/* an io_uring buffer on its mapping of the device */
+	f = traced_opener();
+	f.maps_it = true;
+	f.uring_bufs = 1;
+	CHECK(judge(&f, &rec_on, why));
+	/* and a process that never had the device stays no holder with unexplained pins */
+	f = traced_opener();
+	f.opened_ns = 0;
+	f.vm_pin_kb = 4096;
+	CHECK(!judge(&f, &rec_on, why));
+}

@@ -21,6 +21,15 @@
  *   - or nobody can tell: it was already running when the record of the
  *     device began, or there is no record on this machine.
  *
+ * When daxpoold's MR tracer is on (umem_trace.h) it knows where each MR
+ * registered since pins: a process whose recorded MRs pin the device is a
+ * holder, whatever its history; one whose every long-term pin is a recorded
+ * MR off the device (its MRs all recorded, VmPin no more than their pages)
+ * is none, whatever its history -- the UCX or libfabric worker whose own
+ * buffer pools are registered on anonymous memory. Anything else (an MR from
+ * before the tracer, an io_uring buffer, pins the record does not cover) is
+ * judged as without it.
+ *
  * A process with no such pins is no holder, whatever it did with the device;
  * a process that provably never had the device is no holder, whatever it
  * pins (an RDMA application on ordinary memory). This file only judges facts
@@ -60,15 +69,25 @@ bool dd_holder_pins_unexplained(const struct dd_proc_facts *f)
 	return f->vm_pin_kb > f->own_pin_kb || f->mrs > f->own_mrs || f->uring_bufs > 0;
 }
 
+bool dd_holder_pins_traced_elsewhere(const struct dd_proc_facts *f)
+{
+	return f->traced && f->traced_on_dev <= f->traced_on_dev_own && f->uring_bufs == 0 &&
+	       f->mrs <= f->traced_umems && f->vm_pin_kb <= f->traced_kb;
+}
+
 bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 		     const struct dd_record_facts *rec, char *why, size_t size)
 {
 	char when[32], len[32], how[320];
 	const char *maps = f->maps_it ? "still maps it" : "no longer maps it";
+	/* the MR tracer saw it pin the device: a holder, whatever its history */
+	bool on_dev = f->traced && f->traced_on_dev > f->traced_on_dev_own;
 
 	if (size)
 		why[0] = '\0';
-	if (!dd_holder_pins_unexplained(f))
+	if (!on_dev && dd_holder_pins_traced_elsewhere(f))
+		return false; /* every pin it has is a recorded MR elsewhere */
+	if (!on_dev && !dd_holder_pins_unexplained(f))
 		return false; /* nothing pinned that the drain does not revoke */
 	if (f->registered) {
 		clock_text(f->registered_ns, when, sizeof(when));
@@ -83,6 +102,8 @@ bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 			 (int)f->opened_by_ancestor, devname, maps);
 	} else if (f->maps_it) {
 		snprintf(how, sizeof(how), "maps %s", devname);
+	} else if (on_dev) {
+		snprintf(how, sizeof(how), "no longer maps %s", devname);
 	} else if (!rec->recording) {
 		snprintf(how, sizeof(how),
 			 "whether it ever opened %s cannot be ruled out: daxpoold records no opens "
@@ -99,7 +120,12 @@ bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 	} else {
 		return false; /* it never had the device: its pins are elsewhere */
 	}
-	if (f->mrs > f->own_mrs) {
+	if (on_dev) {
+		bytes_text(f->traced_on_dev_bytes, len, sizeof(len));
+		snprintf(why, size, "%s; %zu RDMA MR(s) of %s not registered through daxpool pin "
+				    "pages of %s (the MR tracer's record), VmPin %" PRIu64 " kB",
+			 how, f->traced_on_dev - f->traced_on_dev_own, len, devname, f->vm_pin_kb);
+	} else if (f->mrs > f->own_mrs) {
 		bytes_text(f->mr_bytes, len, sizeof(len));
 		snprintf(why, size, "%s; %zu RDMA MR(s) of %s not registered through daxpool, VmPin "
 				    "%" PRIu64 " kB", how, f->mrs - f->own_mrs, len, f->vm_pin_kb);
@@ -108,7 +134,8 @@ bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 				    " kB", how, f->uring_bufs, f->vm_pin_kb);
 	} else {
 		snprintf(why, size, "%s; %" PRIu64 " kB of pinned pages (VmPin) not pinned through "
-				    "daxpool", how, f->vm_pin_kb - f->own_pin_kb);
+				    "daxpool", how, f->vm_pin_kb > f->own_pin_kb
+						    ? f->vm_pin_kb - f->own_pin_kb : 0);
 	}
 	return true;
 }

@@ -22,6 +22,18 @@ struct dd_proc_facts {
 	size_t mrs, own_mrs;	  /* its RDMA MRs; of them, daxpool's */
 	uint64_t mr_bytes;	  /* length of the MRs that are not daxpool's */
 	size_t uring_bufs;	  /* io_uring registered buffers on its mappings of the device */
+	/*
+	 * The MR tracer's record (umem_trace.h), when it is on, was read whole
+	 * and the device's physical ranges are known: its umems (the memory of
+	 * its MRs) recorded live from before its VmPin was read until after, the
+	 * pages they pin, and how many of its recorded umems pin the device's
+	 * pages; of those, how many match a daxpool pin (the drain revokes them).
+	 */
+	bool traced;
+	size_t traced_umems;
+	uint64_t traced_kb;
+	size_t traced_on_dev, traced_on_dev_own;
+	uint64_t traced_on_dev_bytes; /* length of the ones not daxpool's */
 };
 
 /* What the open record knows of the device. */
@@ -35,10 +47,18 @@ struct dd_record_facts {
 /* Whether @f has pins daxpool did not take (MRs, io_uring buffers, VmPin). */
 bool dd_holder_pins_unexplained(const struct dd_proc_facts *f);
 /*
+ * Whether the MR tracer accounts for every long-term pin of @f, none of them
+ * on the device but daxpool's: all its MRs recorded, VmPin no more than their
+ * pages, no io_uring buffer on its mappings. Then it is no holder, whatever it
+ * did with the device; when not, the history decides as without the tracer.
+ */
+bool dd_holder_pins_traced_elsewhere(const struct dd_proc_facts *f);
+/*
  * Whether @f is a possible holder of @devname that the drain cannot revoke;
  * if so @why says why in one sentence ("opened dax0.0 at 12:03:11, no longer
  * maps it; 1 RDMA MR(s) of 2 MiB not registered through daxpool, VmPin 2048
- * kB"). Pure: no system calls.
+ * kB"). A process the MR tracer saw pin the device is a holder whatever its
+ * history. Pure: no system calls.
  */
 bool dd_holder_judge(const struct dd_proc_facts *f, const char *devname,
 		     const struct dd_record_facts *rec, char *why, size_t size);

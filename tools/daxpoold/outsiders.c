@@ -431,6 +431,19 @@ static pid_t next_pid(DIR *proc, pid_t self)
 	return 0;
 }
 
+/* Umems of @pid the MR tracer recorded on key's device; 0 when it is off. */
+static size_t traced_on_dev(const struct dd_scan_in *in, const struct dd_scan_key *key, pid_t pid)
+{
+	size_t n = 0;
+
+	if (in->umem_fd < 0 || !in->umems.complete || key->n_pfn <= 0)
+		return 0;
+	for (size_t i = 0; i < in->umems.n; i++)
+		n += in->umems.u[i].rec.tgid == (uint32_t)pid &&
+		     dd_umem_rec_touches(&in->umems.u[i].rec, key->pfn, (size_t)key->n_pfn);
+	return n;
+}
+
 /* The processes that map key's target, less the clients that hold it (the drain's). */
 static json_object *mappers_scan(struct dd_scan_in *in, const struct dd_scan_key *key,
 				 struct node_cache *nc, struct dd_rdma_mrs *mrs)
@@ -463,7 +476,12 @@ static json_object *mappers_scan(struct dd_scan_in *in, const struct dd_scan_key
 					       json_object_new_int(
 						       count_uring_bufs(pid, ranges, n_ranges)));
 			add_mrs(o, pid, mrs_get(mrs), NULL, 0);
-			dd_holder_finish(o, NULL, -1);
+			/* an MR the tracer saw on the device counts even if netlink names a thread */
+			size_t on_dev = traced_on_dev(in, key, pid);
+			int64_t pins = json_object_get_int64(
+					       json_object_object_get(o, "io_uring_buffers")) +
+				       json_object_get_int64(json_object_object_get(o, "rdma_mr_count"));
+			dd_holder_finish(o, NULL, pins > (int64_t)on_dev ? pins : (int64_t)on_dev);
 			json_object_array_add(arr, o);
 		} else if (errno && errno != ENOENT && errno != ESRCH && errno != EACCES &&
 			   errno != EPERM) {
@@ -538,6 +556,52 @@ static pid_t opener_ancestor(const struct dd_scan_in *in, pid_t pid, uint64_t st
 	return 0;
 }
 
+/*
+ * The MR tracer's facts of @pid for @key (f->traced and the counts), from the
+ * snapshot read before its VmPin (f->vm_pin_kb, read already): a umem off the
+ * device counts only if it is still recorded now, so it was live while VmPin
+ * was read; every umem on the device counts, live or not (at worst a holder
+ * that just went). On-device umems of the length of one of @skip (the
+ * lengths of daxpool's pins, n_skip) are the drain's, each pin matched once.
+ */
+static void gather_traced(const struct dd_scan_in *in, const struct dd_scan_key *key, pid_t pid,
+			  const uint64_t *skip, size_t n_skip, struct dd_proc_facts *f)
+{
+	uint64_t page_kb = (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+	bool *used = n_skip ? calloc(n_skip, sizeof(*used)) : NULL;
+
+	if (in->umem_fd < 0 || !in->umems.complete || key->n_pfn <= 0 || (n_skip && !used)) {
+		free(used);
+		return;
+	}
+	f->traced = true;
+	for (size_t i = 0; i < in->umems.n; i++) {
+		const struct dd_umem *u = &in->umems.u[i];
+		bool own = false;
+
+		if (u->rec.tgid != (uint32_t)pid)
+			continue;
+		if (dd_umem_rec_touches(&u->rec, key->pfn, (size_t)key->n_pfn)) {
+			f->traced_on_dev++;
+			for (size_t k = 0; k < n_skip && !own; k++) {
+				if (!used[k] && skip[k] == u->rec.length) {
+					used[k] = true;
+					own = true;
+				}
+			}
+			if (own)
+				f->traced_on_dev_own++;
+			else
+				f->traced_on_dev_bytes += u->rec.length;
+		}
+		if (dd_umem_still_live(in->umem_fd, u)) {
+			f->traced_umems++;
+			f->traced_kb += u->rec.npages * page_kb;
+		}
+	}
+	free(used);
+}
+
 /* The facts of @pid for the holder rule; false if it is not worth judging (no pins). */
 static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *key, pid_t pid,
 			 struct dd_rdma_mrs *t, struct dd_proc_facts *f, uint64_t **ret_skip,
@@ -597,6 +661,8 @@ static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *
 	}
 	for (size_t k = 0; k < n_skip; k++)
 		skip[k] &= ~(1ull << 63);
+	if (key->t.rdev)
+		gather_traced(in, key, pid, skip, n_skip, f);
 	if (f->own_mrs > f->mrs)
 		f->own_mrs = f->mrs;
 	if (key->t.rdev) {
@@ -660,6 +726,59 @@ static void add_ownerless_mrs(json_object *arr, const struct dd_rdma_mrs *mrs,
 	json_object_array_add(arr, o);
 }
 
+static bool pid_in(pid_t pid, const pid_t *pids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+/*
+ * Recorded umems on key's device whose process was not judged (@judged, n of
+ * them, and @listed, n_listed): it exited while its MR lives on (a descriptor
+ * of its RDMA context elsewhere), or its VmPin is another mm's. Their pages
+ * are on the device: one holder entry per such process.
+ */
+static void add_unjudged_umems(json_object *arr, const struct dd_scan_in *in,
+			       const struct dd_scan_key *key, const pid_t *judged, size_t n_judged,
+			       const pid_t *listed, size_t n_listed, const char *devname)
+{
+	pid_t done[64];
+	size_t n_done = 0;
+
+	if (in->umem_fd < 0 || !in->umems.complete || key->n_pfn <= 0)
+		return;
+	for (size_t i = 0; i < in->umems.n; i++) {
+		pid_t tgid = (pid_t)in->umems.u[i].rec.tgid;
+		uint64_t bytes = 0;
+		size_t n = 0;
+		json_object *o;
+		char why[320];
+
+		if (!dd_umem_rec_touches(&in->umems.u[i].rec, key->pfn, (size_t)key->n_pfn) ||
+		    pid_in(tgid, judged, n_judged) || pid_in(tgid, listed, n_listed) ||
+		    pid_in(tgid, done, n_done))
+			continue;
+		for (size_t j = i; j < in->umems.n; j++) {
+			if ((pid_t)in->umems.u[j].rec.tgid == tgid &&
+			    dd_umem_rec_touches(&in->umems.u[j].rec, key->pfn, (size_t)key->n_pfn)) {
+				n++;
+				bytes += in->umems.u[j].rec.length;
+			}
+		}
+		if (n_done < sizeof(done) / sizeof(done[0]))
+			done[n_done++] = tgid;
+		o = dd_holder_new(tgid, NULL, NULL);
+		snprintf(why, sizeof(why),
+			 "%zu RDMA MR(s) of %llu bytes registered by pid %d pin pages of %s (the MR "
+			 "tracer's record); the process has exited or no longer has their memory, "
+			 "and the MRs live on", n, (unsigned long long)bytes, (int)tgid, devname);
+		dd_holder_finish(o, why, (int64_t)n);
+		json_object_array_add(arr, o);
+	}
+}
+
 /*
  * Possible holders by the holder rule that do not map key's target outside
  * daxpool (pids in @skip, n_skip of them, are reported already): processes
@@ -674,6 +793,8 @@ static json_object *pinners_scan(struct dd_scan_in *in, const struct dd_scan_key
 {
 	const char *devname = key->t.devname[0] ? key->t.devname : "it";
 	json_object *arr = json_object_new_array();
+	pid_t *judged = NULL;
+	size_t n_judged = 0;
 	DIR *proc;
 	pid_t pid;
 
@@ -693,6 +814,14 @@ static json_object *pinners_scan(struct dd_scan_in *in, const struct dd_scan_key
 		scan_at(in, pid);
 		if (!gather_facts(in, key, pid, t, &f, &skip, &n_skip))
 			continue;
+		if (f.traced) {
+			pid_t *nj = realloc(judged, (n_judged + 1) * sizeof(*nj));
+
+			if (nj) { /* without memory it is reported as not judged: a holder */
+				judged = nj;
+				judged[n_judged++] = pid;
+			}
+		}
 		if (!key->t.rdev && !f.registered) {
 			free(skip);
 			continue;
@@ -725,8 +854,11 @@ static json_object *pinners_scan(struct dd_scan_in *in, const struct dd_scan_key
 	}
 	closedir(proc);
 	scan_at(in, 0);
-	if (key->t.rdev)
+	if (key->t.rdev) {
 		add_ownerless_mrs(arr, mrs_get(t), devname);
+		add_unjudged_umems(arr, in, key, judged, n_judged, skip_pids, n_skip_pids, devname);
+	}
+	free(judged);
 	return arr;
 }
 

@@ -24,6 +24,7 @@
 #include "opens.h"
 #include "rdma_res.h"
 #include "target.h"
+#include "umem_trace.h"
 
 /* One daxpool client process (all its connections), as the daemon saw it when the scan began. */
 struct dd_scan_client {
@@ -46,6 +47,8 @@ struct dd_scan_key {
 	struct dd_scan_reg *reg; /* one per client of the scan, in its order */
 	struct dd_record_facts rec;
 	char off_reason[192];	 /* rec.off_reason points here */
+	struct dd_pfn_range pfn[8]; /* a device-dax device's physical ranges (sysfs) */
+	int n_pfn;		    /* how many; <= 0: unknown, the MR tracer's record is not used */
 };
 
 /*
@@ -65,6 +68,8 @@ struct dd_scan_in {
 	pid_t self;   /* the daemon (not a holder) */
 	int at_pid;   /* the process being read; 0: none */
 	uint64_t at_since_ns; /* since when (CLOCK_MONOTONIC) */
+	int umem_fd;	      /* the MR tracer's record (a duplicate, the scan's); -1: off */
+	struct dd_umem_snap umems; /* read by the scan before it reads any process */
 };
 
 /*

@@ -62,6 +62,7 @@ struct dd_scan *dd_scan_new(int kind, uid_t uid)
 	s->uid = uid; /* every scan counts while it runs, abandoned or not */
 	s->in.viewer = 0;
 	s->in.self = getpid();
+	s->in.umem_fd = dd_umem_trace_map_dup();
 	return s;
 }
 
@@ -76,6 +77,9 @@ void dd_scan_free(struct dd_scan *s)
 		free(s->in.clients[i].pin_lengths);
 	free(s->in.clients);
 	free(s->in.openers);
+	if (s->in.umem_fd >= 0)
+		close(s->in.umem_fd);
+	dd_umem_snap_free(&s->in.umems);
 	free(s->waited);
 	free(s->checks);
 	json_object_put(s->holders);
@@ -199,6 +203,8 @@ int dd_scan_add_key(struct dd_manager *m, struct dd_scan *s, const struct dd_tar
 		key->rec.since_ns = dd_opens_since(t->rdev, &key->rec.since_real_ns);
 		if (dd_opens_copy(t->rdev, &in->openers, &in->n_openers) < 0)
 			return -ENOMEM;
+		if (in->umem_fd >= 0 && t->devname[0])
+			key->n_pfn = dd_dax_pfn_ranges(t->devname, key->pfn, 8);
 	}
 	return 0;
 }
@@ -219,6 +225,9 @@ static void run_holders(struct dd_scan *s)
 	struct dd_rdma_mrs mrs = { 0 };
 
 	s->holders = json_object_new_array();
+	/* Before any VmPin is read: a umem is trusted only if still live after its read. */
+	if (s->in.umem_fd >= 0 && dd_umem_snap_read(s->in.umem_fd, &s->in.umems) < 0)
+		s->in.umems.complete = false;
 	for (size_t k = 0; k < s->in.n_keys; k++) {
 		json_object *found = dd_possible_holders(&s->in, k, &mrs);
 
