@@ -90,7 +90,14 @@ bool lists_mr(json_object *o, uint64_t length)
  * registered (and, @unmap, the device let go); a byte on *ret_go makes it
  * deregister (while the device is still there: the safe order) and exit 0.
  */
-pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap, int *ret_go)
+enum holder_kind {
+	MR_MAPPED,	 /* the MR on the mapped device */
+	MR_UNMAPPED,	 /* the MR on the device, which it then unmapped and closed */
+	MR_ELSEWHERE,	 /* it had the device and let it go, then an MR on anonymous memory */
+};
+
+static pid_t start_holder(const char *dev, size_t mr_len, const char *comm, enum holder_kind kind,
+			  int *ret_go)
 {
 	int pfd[2], go[2];
 	char c;
@@ -104,16 +111,26 @@ pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unm
 		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
 		size_t map_len = dev ? 2u << 20 : mr_len;
 		int fd = dev ? open(dev, O_RDWR) : -1;
-		void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+		char *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
 			       dev ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
 		struct ibv_mr *mr;
 
 		prctl(PR_SET_NAME, comm);
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
 		CHECK(pd && p != MAP_FAILED);
+		if (kind == MR_ELSEWHERE) {
+			CHECK(dev);
+			p[0] = 1;
+			CHECK(munmap(p, map_len) == 0);
+			CHECK(close(fd) == 0);
+			map_len = mr_len;
+			p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			CHECK(p != MAP_FAILED);
+		}
 		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
 		CHECK(mr);
-		if (unmap) {
+		if (kind == MR_UNMAPPED) {
 			CHECK(dev);
 			CHECK(munmap(p, map_len) == 0);
 			CHECK(close(fd) == 0);
@@ -121,7 +138,7 @@ pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unm
 		CHECK(write(pfd[1], "r", 1) == 1);
 		CHECK(read(go[0], &c, 1) == 1);
 		CHECK(ibv_dereg_mr(mr) == 0);
-		if (!unmap)
+		if (kind != MR_UNMAPPED)
 			munmap(p, map_len);
 		ibv_dealloc_pd(pd);
 		ibv_close_device(verbs);
@@ -135,47 +152,14 @@ pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unm
 	return pid;
 }
 
+pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unmap, int *ret_go)
+{
+	return start_holder(dev, mr_len, comm, unmap ? MR_UNMAPPED : MR_MAPPED, ret_go);
+}
+
 pid_t start_opener_with_mr_elsewhere(const char *dev, size_t mr_len, const char *comm,
 				     int *ret_go)
 {
-	int pfd[2], go[2];
-	char c;
-	pid_t pid;
-
-	CHECK(pipe(pfd) == 0 && pipe(go) == 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		struct ibv_context *verbs = kf_rdma_open(getenv("DAXPOOL_TEST_RDMA_DEV"));
-		struct ibv_pd *pd = verbs ? ibv_alloc_pd(verbs) : NULL;
-		int fd = open(dev, O_RDWR);
-		char *d = fd >= 0 ? mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-				  : MAP_FAILED;
-		void *p = mmap(NULL, mr_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			       -1, 0);
-		struct ibv_mr *mr;
-
-		prctl(PR_SET_NAME, comm);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		CHECK(pd && d != MAP_FAILED && p != MAP_FAILED);
-		d[0] = 1;
-		CHECK(munmap(d, 2u << 20) == 0);
-		CHECK(close(fd) == 0);
-		mr = ibv_reg_mr(pd, p, mr_len, MR_ACCESS);
-		CHECK(mr);
-		CHECK(write(pfd[1], "r", 1) == 1);
-		CHECK(read(go[0], &c, 1) == 1);
-		CHECK(ibv_dereg_mr(mr) == 0);
-		munmap(p, mr_len);
-		ibv_dealloc_pd(pd);
-		ibv_close_device(verbs);
-		_exit(0);
-	}
-	close(pfd[1]);
-	close(go[0]);
-	CHECK(read(pfd[0], &c, 1) == 1);
-	close(pfd[0]);
-	*ret_go = go[1];
-	return pid;
+	return start_holder(dev, mr_len, comm, MR_ELSEWHERE, ret_go);
 }
 #endif

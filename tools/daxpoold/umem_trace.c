@@ -99,12 +99,27 @@ static void close_loaded(struct bpf_object **o, struct bpf_link **g, struct bpf_
 	*o = NULL;
 }
 
+/* Attach program @name of ld.obj (@what, for the reason): 0, or -errno with ld.why set. */
+static int attach(const char *name, const char *what, struct bpf_link **ret)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(ld.obj, name);
+	const char *lm = ld.libbpf_msg;
+	int r;
+
+	*ret = prog ? bpf_program__attach(prog) : NULL;
+	if (*ret)
+		return 0;
+	r = prog ? -errno : -ENOENT;
+	snprintf(ld.why, sizeof(ld.why), "%s does not attach: %s%s%s", what, strerror(-r),
+		 lm[0] ? ": " : "", lm);
+	return r;
+}
+
 /* The thread: open, load, attach; the result in ld. */
 static void *load_main(void *arg)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "daxpool_umem");
 	const char *lm = ld.libbpf_msg;
-	struct bpf_program *get, *rel;
 	uint64_t one = 1;
 	int r;
 
@@ -123,23 +138,10 @@ static void *load_main(void *arg)
 			 strerror(-r), lm[0] ? ": " : "", lm);
 		goto fail;
 	}
-	get = bpf_object__find_program_by_name(ld.obj, "dd_umem_get");
-	rel = bpf_object__find_program_by_name(ld.obj, "dd_umem_release");
 	/* release first: a umem never recorded may be forgotten, never one left behind */
-	ld.link_release = rel ? bpf_program__attach(rel) : NULL;
-	if (!ld.link_release) {
-		r = -errno;
-		snprintf(ld.why, sizeof(ld.why), "fentry on ib_umem_release does not attach: %s%s%s",
-			 strerror(-r), lm[0] ? ": " : "", lm);
+	if (attach("dd_umem_release", "fentry on ib_umem_release", &ld.link_release) < 0 ||
+	    attach("dd_umem_get", "fexit on ib_umem_get", &ld.link_get) < 0)
 		goto fail;
-	}
-	ld.link_get = get ? bpf_program__attach(get) : NULL;
-	if (!ld.link_get) {
-		r = -errno;
-		snprintf(ld.why, sizeof(ld.why), "fexit on ib_umem_get does not attach: %s%s%s",
-			 strerror(-r), lm[0] ? ": " : "", lm);
-		goto fail;
-	}
 	goto out;
 fail:
 	close_loaded(&ld.obj, &ld.link_get, &ld.link_release);
