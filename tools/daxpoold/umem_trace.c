@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The MR tracer's loader and reader (umem_trace.h). The BPF object is built
- * from umem_trace.bpf.c and linked into daxpoold (umem_trace_obj.S); the
+ * from umem_trace.bpf.c and linked into daxpoold (umem_trace_obj.S.in); the
  * loader checks what it needs first, so that the reason it gives is the
  * first thing missing, not a libbpf error code.
  */
@@ -75,6 +75,8 @@ static struct {
 	char libbpf_msg[192]; /* the last warning libbpf printed */
 } ld = { .efd = -1 };
 
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[192];
