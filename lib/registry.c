@@ -241,6 +241,42 @@ static inline struct daxpool_pin *probe_next(struct probe *p)
 	}
 }
 
+/* ---- memory ---- */
+
+#define DP_HUGE (2ul << 20)
+
+/*
+ * @bytes (a multiple of 4096) of zeroed anonymous memory, resident on return
+ * where the kernel can (MADV_POPULATE_WRITE, Linux 5.14): one system call
+ * instead of a page fault per page, the larger part of registering many
+ * ranges where faults are slow (a virtual machine's). From DP_HUGE up,
+ * aligned to DP_HUGE and advised for transparent huge pages. NULL if the
+ * mapping fails. Freed with munmap(p, bytes).
+ */
+static void *map_resident(size_t bytes)
+{
+	size_t align = bytes >= DP_HUGE ? DP_HUGE : 4096, span = bytes + align - 4096, head;
+	char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	head = (align - ((uintptr_t)p & (align - 1))) & (align - 1);
+	if (head)
+		munmap(p, head);
+	if (span - head > bytes)
+		munmap(p + head + bytes, span - head - bytes);
+	p += head;
+#ifdef MADV_HUGEPAGE
+	if (align == DP_HUGE)
+		madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+	/* An older kernel refuses it (EINVAL): the pages come by faults instead. */
+	madvise(p, bytes, MADV_POPULATE_WRITE);
+#endif
+	return p;
+}
+
 /* ---- grace periods ---- */
 
 /*
@@ -284,7 +320,15 @@ static inline bool gp_passed(unsigned long cookie)
 
 /* ---- the pin slab ---- */
 
-#define DP_SLAB_CHUNK (64u << 10)
+/*
+ * Slab chunks: 64 KiB from malloc at first; then mapped, resident, twice as
+ * large each time the slab holds 32 times the current size, up to 2 MiB (a
+ * huge page). So the part of the last chunk not used yet stays below a
+ * thirty-second of the pins' memory, and a million pins take 126 chunks (94
+ * mappings), not 24,000 page faults.
+ */
+#define DP_SLAB_CHUNK (64ul << 10)
+#define DP_SLAB_CHUNK_MAX DP_HUGE
 /* Unlinked pins per grace period asked for. */
 #define DP_PIN_BATCH 256
 /* Full batches waiting for their grace period; more join the newest. */
@@ -305,6 +349,7 @@ struct pin_batch {
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dp_defer *slab_free;
 static char *slab_cur, *slab_end;
+static size_t slab_bytes; /* in chunks */
 static struct pin_batch slab_open;		/* unlinked pins, filling */
 static struct pin_batch slab_wait[DP_PIN_WAIT]; /* full, oldest first */
 static unsigned int slab_n_wait;
@@ -345,15 +390,23 @@ struct daxpool_pin *dp_pin_alloc(void)
 		slab_free = slab_free->next;
 	} else {
 		if (!slab_cur || (size_t)(slab_end - slab_cur) < sizeof(*pin)) {
-			void *chunk;
+			size_t bytes = DP_SLAB_CHUNK;
+			void *chunk = NULL;
 
+			while (bytes < DP_SLAB_CHUNK_MAX && 32 * bytes <= slab_bytes)
+				bytes <<= 1;
 			/* Chunks are never returned: freed pins are reused. */
-			if (posix_memalign(&chunk, 64, DP_SLAB_CHUNK)) {
+			if (bytes > DP_SLAB_CHUNK)
+				chunk = map_resident(bytes);
+			else if (posix_memalign(&chunk, 64, bytes))
+				chunk = NULL;
+			if (!chunk) {
 				pthread_mutex_unlock(&slab_lock);
 				return NULL;
 			}
 			slab_cur = chunk;
-			slab_end = slab_cur + DP_SLAB_CHUNK;
+			slab_end = slab_cur + bytes;
+			slab_bytes += bytes;
 		}
 		pin = (struct daxpool_pin *)slab_cur;
 		slab_cur += sizeof(*pin);
@@ -464,24 +517,10 @@ static struct dp_table *table_new(unsigned long slots, bool tagged)
 	bool mapped = bytes >= DP_TABLE_MAP_BYTES;
 
 	if (mapped) {
-		/* Aligned to 2 MiB, so that huge pages can back all of it. */
-		size_t span = bytes + DP_TABLE_MAP_BYTES, head, tail;
-		char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (p == MAP_FAILED)
-			return NULL;
-		head = (DP_TABLE_MAP_BYTES - ((uintptr_t)p & (DP_TABLE_MAP_BYTES - 1))) &
-		       (DP_TABLE_MAP_BYTES - 1);
 		bytes = (bytes + 4095) & ~(size_t)4095;
-		tail = span - head - bytes;
-		if (head)
-			munmap(p, head);
-		if (tail)
-			munmap(p + head + bytes, tail);
-		t = (struct dp_table *)(p + head);
-#ifdef MADV_HUGEPAGE
-		madvise(t, bytes, MADV_HUGEPAGE);
-#endif
+		t = map_resident(bytes);
+		if (!t)
+			return NULL;
 	} else {
 		t = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
 		if (!t)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -190,6 +191,52 @@ TEST(an_unpinned_pins_memory_is_reused_only_after_its_readers_are_done)
 			msleep(10);
 	}
 	CHECK(reused);
+	daxpool_map_unref(map);
+	daxpool_region_unref(region);
+	daxpool_ctx_unref(ctx);
+}
+
+static int count_pin(struct daxpool_pin *pin, void *userdata)
+{
+	(void)pin;
+	(*(int *)userdata)++;
+	return 0;
+}
+
+/*
+ * Enough pins that the slab maps its chunks (from about 21,000 on, larger
+ * each time): every pin keeps its own range and is found.
+ */
+TEST(a_hundred_thousand_pins_keep_their_ranges_and_are_found)
+{
+	enum { N = 100000, PAGES = (int)(REGION_SIZE / 4096) };
+	struct daxpool_region *region;
+	struct daxpool_map *map;
+	struct daxpool_ctx *ctx;
+	struct daxpool_pin **pins = calloc(N, sizeof(*pins));
+	char *base;
+	int seen = 0;
+
+	CHECK(pins);
+	CHECK_OK(daxpool_ctx_new(&ctx));
+	CHECK_OK(daxpool_region_open(ctx, fixture_backing(REGION_SIZE), 0, &region));
+	CHECK_OK(daxpool_map_new(region, 0, 0, 0, &map));
+	base = daxpool_map_get_address(map);
+	for (int i = 0; i < N; i++)
+		CHECK_OK(daxpool_pin_new(map, base + 4096 * (i % PAGES), 4096, DAXPOOL_PIN_TRANSIENT,
+					 DAXPOOL_PIN_DEVICE_READ, &pins[i]));
+	CHECK_EQ(daxpool_region_get_pin_count(region, 0), N);
+	for (int i = 0; i < N; i++) {
+		CHECK(daxpool_pin_get_address(pins[i]) == base + 4096 * (i % PAGES));
+		CHECK_EQ(daxpool_pin_get_length(pins[i]), 4096);
+	}
+	CHECK_EQ(daxpool_ctx_lookup_pins(ctx, base + 4096 * 7, 4096, count_pin, &seen),
+		 N / PAGES + (7 < N % PAGES));
+	CHECK_EQ(seen, N / PAGES + (7 < N % PAGES));
+	for (int i = 0; i < N; i++)
+		daxpool_pin_unref(pins[i]);
+	CHECK_EQ(daxpool_ctx_is_pinned(ctx, base, REGION_SIZE), 0);
+	free(pins);
 	daxpool_map_unref(map);
 	daxpool_region_unref(region);
 	daxpool_ctx_unref(ctx);
