@@ -40,17 +40,18 @@
  * access would (sigbus.c) and zapped as a whole, so the revoke functions run
  * and new maps and pins fail with -ENXIO.
  *
- * Lifetime: a region holds its ctx; the client thread takes region references
- * while it works on one, so its unref may free the ctx. client_ctx_fini()
- * called from the client thread itself only marks the client orphaned; the
- * thread checks that after every unref and then frees the client and exits.
+ * Lifetime: the client thread is a service thread (service_thread.h): each
+ * of its passes holds a context reference, so no region unref of the thread
+ * frees the context under it; when the context ends on the thread, the
+ * helper frees the client at the end of the loop. Once published in
+ * ctx->client, the client is freed only by dp_service_thread_stop(), from
+ * client_ctx_fini(), whether its thread started or not.
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,18 +73,15 @@ struct dp_request {
 };
 
 struct dp_client {
-	struct daxpool_ctx *ctx; /* NULL once orphaned */
+	struct dp_service_thread t; /* the client thread; t.fork_gen: the process that connected */
+	struct daxpool_ctx *ctx;
 	char *path;
-	pthread_t thread;
-	bool thread_started;
-	int efd;
 	int sock; /* client thread only (and the connect call before the thread starts) */
+	int sock_index; /* the socket's in the thread's wait set, or -1 */
+	uint8_t *buf;	/* a datagram: the thread's */
 	uint32_t seq;
 	atomic_bool connected;
-	atomic_bool stop;
-	atomic_bool orphaned;
 	_Atomic uint64_t next_id;
-	unsigned long fork_gen; /* dp_fork_generation of the process that connected */
 
 	pthread_mutex_t qlock;
 	uint8_t *q;
@@ -113,11 +111,7 @@ static void queue_clear_locked(struct dp_client *c)
 
 static void client_wake(struct dp_client *c)
 {
-	uint64_t one = 1;
-
-	if (write(c->efd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is already non-zero, the thread will wake. */
-	}
+	dp_service_thread_kick(&c->t);
 }
 
 /*
@@ -191,7 +185,7 @@ static struct dp_client *client_of(struct daxpool_ctx *ctx)
 	 * queues nothing (the daemon knows the parent, and the child's pins are
 	 * not registered). One relaxed load (fork.c's generation).
 	 */
-	if (c->fork_gen != atomic_load_explicit(&dp_fork_generation, memory_order_relaxed))
+	if (c->t.fork_gen != atomic_load_explicit(&dp_fork_generation, memory_order_relaxed))
 		return NULL;
 	return c;
 }
@@ -612,13 +606,6 @@ static struct daxpool_region *client_get_region(struct dp_client *c, uint64_t id
 	return found;
 }
 
-/* Drop a region reference; true if that freed the ctx (the thread must exit at once). */
-static bool client_put_region(struct dp_client *c, struct daxpool_region *region)
-{
-	daxpool_region_unref(region);
-	return atomic_load_explicit(&c->orphaned, memory_order_acquire);
-}
-
 /* Clamp a request's range to a region; false if nothing of it lies inside. */
 static bool clamp_range(struct daxpool_region *region, uint64_t offset, uint64_t end,
 			uint64_t *ret_len)
@@ -655,11 +642,8 @@ static void client_send(struct dp_client *c, const struct dp_msg *m)
 		shutdown(c->sock, SHUT_RDWR); /* the poll loop sees the hangup and reconnects */
 }
 
-/*
- * Move requests on: report idle ones, reopen cancelled idle ones. Return true
- * if the ctx went away under us (orphaned).
- */
-static bool client_check_requests(struct dp_client *c)
+/* Move requests on: report idle ones, reopen cancelled idle ones. */
+static void client_check_requests(struct dp_client *c)
 {
 	struct dp_request **pp = &c->requests;
 
@@ -695,8 +679,7 @@ static bool client_check_requests(struct dp_client *c)
 					rq->reported = true;
 				}
 			}
-			if (client_put_region(c, region))
-				return true;
+			daxpool_region_unref(region);
 		}
 		if (drop) {
 			*pp = rq->next;
@@ -705,7 +688,6 @@ static bool client_check_requests(struct dp_client *c)
 			pp = &rq->next;
 		}
 	}
-	return false;
 }
 
 static struct dp_request *client_find_request(struct dp_client *c, uint64_t req, uint64_t region)
@@ -716,7 +698,7 @@ static struct dp_request *client_find_request(struct dp_client *c, uint64_t req,
 	return NULL;
 }
 
-/* Handle one message from the daemon. Return < 0 on a protocol error, 1 if orphaned. */
+/* Handle one message from the daemon. Return < 0 on a protocol error. */
 static int client_handle(struct dp_client *c, const struct dp_msg *m)
 {
 	struct daxpool_region *region;
@@ -759,8 +741,7 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 				r = -ENOMEM;
 			}
 		}
-		if (region && client_put_region(c, region))
-			return 1;
+		daxpool_region_unref(region);
 		if (!region || r < 0 || len == 0) {
 			/* Nothing of ours there (or the zap failed): answer at once. */
 			struct dp_msg d = { .type = DP_MSG_REVOKE_DONE };
@@ -811,8 +792,7 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 					dp_services_call(region->ctx, region_resume, region);
 			}
 			free(rq);
-			if (region && client_put_region(c, region))
-				return 1;
+			daxpool_region_unref(region);
 		}
 		return 0;
 	case DP_MSG_REGION_GONE:
@@ -833,7 +813,8 @@ static int client_handle(struct dp_client *c, const struct dp_msg *m)
 		if (r < 0 && r != -ENXIO)
 			log_err(c->ctx, "%s: zap after its device went: %s", region->path,
 				strerror(-r));
-		return client_put_region(c, region) ? 1 : 0;
+		daxpool_region_unref(region);
+		return 0;
 	default:
 		log_err(c->ctx, "daxpoold sent an unexpected %s", dp_proto_type_name(m->type));
 		return -EPROTO;
@@ -857,7 +838,7 @@ static void client_disconnect(struct dp_client *c, int why)
 	log_notice(c->ctx, "lost the connection to daxpoold (%s); reconnecting", strerror(-why));
 }
 
-/* Read and handle one datagram. Return < 0 to disconnect, 1 if orphaned. */
+/* Read and handle one datagram. Return < 0 to disconnect. */
 static int client_receive(struct dp_client *c, uint8_t *buf)
 {
 	struct dp_msg *m;
@@ -896,83 +877,75 @@ static void client_free(struct dp_client *c)
 	}
 	if (c->sock >= 0)
 		close(c->sock);
-	if (c->efd >= 0)
-		close(c->efd);
+	dp_service_thread_fini(&c->t);
 	pthread_mutex_destroy(&c->qlock);
 	close_fds(c->qfds, c->n_qfds);
 	free(c->qfds);
 	free(c->q);
+	free(c->buf);
 	free(c->path);
 	free(c);
 }
 
-static void *client_thread(void *arg)
+static void client_thread_free(struct dp_service_thread *t)
 {
-	struct dp_client *c = arg;
-	uint8_t *buf = malloc(DP_PROTO_MAX_DGRAM);
-	int r;
-
-	if (!buf)
-		return NULL; /* the library works on without the daemon */
-	while (!atomic_load(&c->stop)) {
-		struct pollfd pfd[2] = { { .fd = c->efd, .events = POLLIN },
-					 { .fd = c->sock, .events = POLLIN } };
-		int timeout = -1;
-		uint64_t now;
-
-		if (c->requests)
-			timeout = 50; /* cancelled requests wait for idle without events */
-		if (c->sock < 0) {
-			now = dp_now_ns();
-			if (now >= c->reconnect_at) {
-				r = client_connect(c);
-				if (r < 0)
-					c->reconnect_at = now + CLIENT_RECONNECT_MS * 1000000ull;
-			}
-			if (c->sock < 0)
-				timeout = CLIENT_RECONNECT_MS;
-		}
-		r = poll(pfd, c->sock >= 0 ? 2 : 1, timeout);
-		if (r < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents & POLLIN) {
-			uint64_t v;
-
-			if (read(c->efd, &v, sizeof(v)) < 0) {
-				/* EAGAIN: woken by someone else's read; nothing to do. */
-			}
-		}
-		if (c->sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			r = client_receive(c, buf);
-			if (r == 1)
-				goto orphaned;
-			if (r < 0)
-				client_disconnect(c, r);
-		}
-		if (c->sock >= 0) {
-			r = client_flush(c);
-			if (r < 0)
-				client_disconnect(c, r);
-		}
-		if (client_check_requests(c))
-			goto orphaned;
-	}
-	free(buf);
-	return NULL;
-
-orphaned:
-	/* The ctx is gone (freed by our own unref); so is everything but the client. */
-	free(buf);
-	pthread_detach(pthread_self());
-	client_free(c);
-	return NULL;
+	client_free(dp_container_of(t, struct dp_client, t));
 }
+
+/*
+ * One pass of the client thread: what the daemon sent, what is queued for
+ * it, the requests waiting for idle; then (re)connect when it is time, and
+ * wait for the socket, a kick, or the next check.
+ */
+static int client_pass(struct dp_service_thread *t)
+{
+	struct dp_client *c = dp_container_of(t, struct dp_client, t);
+	int timeout = -1, r;
+
+	if (c->sock >= 0 &&
+	    (dp_service_thread_revents(t, c->sock_index) & (POLLIN | POLLHUP | POLLERR))) {
+		r = client_receive(c, c->buf);
+		if (r < 0)
+			client_disconnect(c, r);
+	}
+	if (c->sock >= 0) {
+		r = client_flush(c);
+		if (r < 0)
+			client_disconnect(c, r);
+	}
+	client_check_requests(c);
+
+	if (c->requests)
+		timeout = 50; /* cancelled requests wait for idle without events */
+	if (c->sock < 0) {
+		uint64_t now = dp_now_ns();
+
+		if (now >= c->reconnect_at && client_connect(c) < 0)
+			c->reconnect_at = now + CLIENT_RECONNECT_MS * 1000000ull;
+		if (c->sock < 0)
+			timeout = CLIENT_RECONNECT_MS;
+	}
+	dp_service_thread_wait(t, timeout);
+	c->sock_index = c->sock >= 0 ? dp_service_thread_watch(t, c->sock, POLLIN) : -1;
+	if (c->sock >= 0 && c->sock_index < 0) {
+		log_err(c->ctx, "daxpoold client: out of memory; the client thread stops");
+		return c->sock_index;
+	}
+	return 0;
+}
+
+static const struct dp_service_thread_ops client_thread_ops = {
+	.name = "daxpoold client",
+	.pass = client_pass,
+	.free = client_thread_free,
+};
 
 /*
  * Connect, then publish the client in ctx->client and register. A client is
  * freed here only before it is published: from then on other threads may
- * queue events on it, so it stays until client_ctx_fini(). Two concurrent
- * calls: the first to publish wins, the other gets -EALREADY.
+ * queue events on it, so it stays until client_ctx_fini() (whose
+ * dp_service_thread_stop() frees it, with or without a thread). Two
+ * concurrent calls: the first to publish wins, the other gets -EALREADY.
  */
 static int client_start(struct daxpool_ctx *ctx, const char *path)
 {
@@ -984,15 +957,20 @@ static int client_start(struct daxpool_ctx *ctx, const char *path)
 		return -ENOMEM;
 	c->ctx = ctx;
 	c->sock = -1;
-	c->fork_gen = atomic_load_explicit(&dp_fork_generation, memory_order_relaxed);
+	c->sock_index = -1;
 	atomic_init(&c->next_id, 1);
 	pthread_mutex_init(&c->qlock, NULL);
-	c->path = strdup(path ? path : DP_DAEMON_SOCKET_DEFAULT);
-	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!c->path || c->efd < 0) {
-		r = c->path ? -errno : -ENOMEM;
-		client_free(c);
+	r = dp_service_thread_init(&c->t, ctx, &client_thread_ops);
+	if (r < 0) {
+		pthread_mutex_destroy(&c->qlock);
+		free(c);
 		return r;
+	}
+	c->path = strdup(path ? path : DP_DAEMON_SOCKET_DEFAULT);
+	c->buf = malloc(DP_PROTO_MAX_DGRAM);
+	if (!c->path || !c->buf) {
+		client_free(c);
+		return -ENOMEM;
 	}
 	fd = dp_proto_connect(c->path, DP_ROLE_CLIENT, CLIENT_HELLO_TIMEOUT_MS);
 	if (fd < 0) {
@@ -1011,7 +989,7 @@ static int client_start(struct daxpool_ctx *ctx, const char *path)
 		log_notice(ctx, "registering with daxpoold at %s: %s; retrying in the background",
 			   c->path, strerror(-r));
 	c->reconnect_at = dp_now_ns() + CLIENT_RECONNECT_MS * 1000000ull;
-	r = -pthread_create(&c->thread, NULL, client_thread, c);
+	r = dp_service_thread_start(&c->t);
 	if (r < 0) {
 		/* Published: it stays, disconnected, until client_ctx_fini() frees it. */
 		if (c->sock >= 0) {
@@ -1021,7 +999,6 @@ static int client_start(struct daxpool_ctx *ctx, const char *path)
 		}
 		return r;
 	}
-	c->thread_started = true;
 	return 0;
 }
 
@@ -1071,25 +1048,13 @@ static void client_ctx_fini(struct daxpool_ctx *ctx)
 {
 	struct dp_client *c = atomic_load(&ctx->client);
 
-	if (c) {
-		if (!c->thread_started) {
-			/* Its thread could not start (client_start()): nobody else has it. */
-			client_free(c);
-		} else if (c->fork_gen != atomic_load(&dp_fork_generation)) {
-			/* Inherited across fork(): the thread is the parent's; free our copy. */
-			c->sock = c->sock >= 0 ? (close(c->sock), -1) : -1;
-			client_free(c);
-		} else if (pthread_equal(pthread_self(), c->thread)) {
-			/* Our own unref freed the ctx: the thread cleans up (see the top). */
-			c->ctx = NULL;
-			atomic_store_explicit(&c->orphaned, true, memory_order_release);
-		} else {
-			atomic_store(&c->stop, true);
-			client_wake(c);
-			pthread_join(c->thread, NULL);
-			client_free(c);
-		}
-	}
+	/*
+	 * Joined and freed; a child's copy of the parent's freed (its socket is
+	 * the child's descriptor of the parent's connection); on the thread
+	 * itself, freed at the end of its pass.
+	 */
+	if (c)
+		dp_service_thread_stop(&c->t);
 }
 
 const struct dp_service dp_client_service = {

@@ -42,7 +42,9 @@
  * One watcher thread per context, started with the first lease the kernel
  * grants (lease_take() says how the signal is directed until then) and
  * stopped when the context goes (a region holds a context reference, so no
- * lease is left by then).
+ * lease is left by then): a service thread (service_thread.h), whose passes
+ * hold the context, so a yield or a break's end that drops a region's last
+ * reference never frees the context under the watcher.
  *
  * The rendezvous sockets (the peer listeners and the file lease locks) are
  * abstract names that stay bound while any descriptor of them is open: a
@@ -98,14 +100,15 @@ struct lease_break {
 };
 
 struct dp_lease_watcher {
+	/* The thread (service_thread.h); kicked when the set of leased regions changed. */
+	struct dp_service_thread t;
 	struct daxpool_ctx *ctx;
-	pthread_t thread;
-	pid_t tid; /* under ctx->lease_lock until the thread runs */
-	int sfd;   /* signalfd: LEASE_SIGNAL and SIGIO */
-	int efd;   /* eventfd: stop, or the set of leased regions changed */
-	atomic_bool stop;
-	struct lease_listener *ls; /* the watcher thread's alone */
-	size_t n_ls;
+	int sfd; /* signalfd: LEASE_SIGNAL and SIGIO */
+	/* The watcher thread's alone from here on. */
+	bool shared;		   /* an application's signal is pending: poll, not the signalfd */
+	struct lease_listener *ls; /* ls[i] is at index ls_index + i of the wait, i < n_ls_waited */
+	size_t n_ls, n_ls_waited;
+	int ls_index;
 	/*
 	 * Breaks in progress, each with its own deadline (the watcher's alone):
 	 * a second break is drained beside the first, never after it, so it
@@ -113,12 +116,6 @@ struct dp_lease_watcher {
 	 */
 	struct lease_break *brk;
 	size_t n_brk, cap_brk;
-	/*
-	 * Set when the context is freed from this very thread (it dropped the
-	 * last region reference, and that the last context reference): the
-	 * thread then cleans up after itself and touches nothing else.
-	 */
-	atomic_bool orphaned;
 };
 
 /*
@@ -519,11 +516,9 @@ static struct daxpool_region **lease_collect_breaking(struct daxpool_ctx *ctx)
 /* Wake the watcher so it listens for peers of a new lease (or stops listening). */
 static void lease_kick(struct daxpool_ctx *ctx)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&ctx->lease_lock);
-	if (ctx->lease_watcher && write(ctx->lease_watcher->efd, &one, sizeof(one)) < 0)
-		log_dbg(ctx, "lease watcher: kick: %m");
+	if (ctx->lease_watcher)
+		dp_service_thread_kick(&ctx->lease_watcher->t);
 	pthread_mutex_unlock(&ctx->lease_lock);
 }
 
@@ -606,7 +601,7 @@ static void lease_yield_to_peer(struct dp_lease_watcher *w, struct lease_listene
 			      "up (the file is shared)", region->path, (int)peer);
 		dp_services_call(region->ctx, region_state, region);
 	}
-	/* The last reference may free the context, and w with it: see w->orphaned. */
+	/* Not the context's last: the pass holds one (service_thread.h). */
 	daxpool_region_unref(region);
 }
 
@@ -626,7 +621,6 @@ static void lease_peer_accept(struct dp_lease_watcher *w, struct lease_listener 
 	    recv(c, msg, sizeof(msg), MSG_DONTWAIT) == sizeof(msg) && msg[0] == LEASE_PEER_MAGIC &&
 	    (pid_t)msg[1] == cred.pid) {
 		lease_yield_to_peer(w, l, cred.pid);
-		/* No log: the context may be gone (w->orphaned). */
 		(void)send(c, "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	close(c);
@@ -642,9 +636,15 @@ static void lease_watcher_free(struct dp_lease_watcher *w)
 	 * context goes, but in a child of fork() the list is the parent's copy.
 	 */
 	free(w->brk);
-	close(w->sfd);
-	close(w->efd);
+	if (w->sfd >= 0)
+		close(w->sfd);
+	dp_service_thread_fini(&w->t);
 	free(w);
+}
+
+static void lease_thread_free(struct dp_service_thread *t)
+{
+	lease_watcher_free(dp_container_of(t, struct dp_lease_watcher, t));
 }
 
 /*
@@ -726,10 +726,10 @@ static bool lease_read_signals(struct dp_lease_watcher *w)
 
 /*
  * Take up the breaks just noticed (@v: regions with a reference each, as
- * lease_collect_breaking() gives them), beside those in progress. Return:
- * whether the context went away under us (orphaned). The watcher thread only.
+ * lease_collect_breaking() gives them), beside those in progress. The
+ * watcher thread only.
  */
-static bool lease_breaks_begin(struct dp_lease_watcher *w, struct daxpool_region **v)
+static void lease_breaks_begin(struct dp_lease_watcher *w, struct daxpool_region **v)
 {
 	for (size_t i = 0; v && v[i]; i++) {
 		struct daxpool_region *region = v[i];
@@ -756,18 +756,15 @@ static bool lease_breaks_begin(struct dp_lease_watcher *w, struct daxpool_region
 		} else {
 			lease_break_now(region);
 		}
-		/* The last reference of the last region may free the context. */
 		daxpool_region_unref(region);
 	}
-	return atomic_load_explicit(&w->orphaned, memory_order_acquire);
 }
 
 /*
  * Move the breaks in progress on (the watcher polls every LEASE_BREAK_POLL_MS
- * while any is left). Return: whether the context went away under us
- * (orphaned). The watcher thread only.
+ * while any is left). The watcher thread only.
  */
-static bool lease_breaks_poll(struct dp_lease_watcher *w)
+static void lease_breaks_poll(struct dp_lease_watcher *w)
 {
 	uint64_t now = dp_now_ns();
 
@@ -780,124 +777,93 @@ static bool lease_breaks_poll(struct dp_lease_watcher *w)
 		}
 		w->brk[i] = w->brk[--w->n_brk];
 		daxpool_region_unref(region);
-		if (atomic_load_explicit(&w->orphaned, memory_order_acquire))
-			return true;
 	}
-	return false;
 }
 
-static void *lease_thread(void *arg)
+/*
+ * One pass of the watcher: the peers that connected, the break signals, the
+ * breaks (new ones, those in progress); then wait for the next signal, peer,
+ * kick or break poll. No reference it drops here is the context's last.
+ */
+static int lease_pass(struct dp_service_thread *t)
 {
-	struct dp_lease_watcher *w = arg;
-	struct daxpool_ctx *ctx = w->ctx;
+	struct dp_lease_watcher *w = dp_container_of(t, struct dp_lease_watcher, t);
+	struct daxpool_region **v;
+	int timeout;
 
-	pthread_mutex_lock(&ctx->lease_lock);
-	w->tid = (pid_t)syscall(SYS_gettid);
-	pthread_cond_broadcast(&ctx->lease_cond);
-	pthread_mutex_unlock(&ctx->lease_lock);
+	for (size_t i = 0; i < w->n_ls_waited; i++)
+		if (dp_service_thread_revents(t, w->ls_index + (int)i))
+			lease_peer_accept(w, &w->ls[i]);
+	/* Drain our signals; which fd they name does not matter: check them all. */
+	w->shared = lease_read_signals(w);
+	v = lease_collect_breaking(w->ctx);
+	lease_breaks_begin(w, v);
+	free(v);
+	lease_breaks_poll(w);
 
-	for (bool shared = false, orphaned;;) {
-		struct daxpool_region **v;
-		struct pollfd *p;
-		uint64_t kicks;
-		int timeout;
-		size_t n;
-
-		lease_sync_listeners(w);
-		n = w->n_ls;
-		p = calloc(2 + n, sizeof(*p));
-		if (!p) {
-			log_err(ctx, "lease watcher: out of memory; leases are no longer watched");
-			break;
-		}
-		/* An application's signal pending on the process: poll for ours instead. */
-		p[0] = (struct pollfd){ .fd = shared ? -1 : w->sfd, .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
-		for (size_t i = 0; i < n; i++)
-			p[2 + i] = (struct pollfd){ .fd = w->ls[i].fd, .events = POLLIN };
-		timeout = shared ? LEASE_SHARED_POLL_MS : -1;
-		if (w->n_brk)
-			timeout = LEASE_BREAK_POLL_MS;
-		if (poll(p, 2 + n, timeout) < 0 && errno != EINTR) {
-			log_err(ctx, "lease watcher: poll: %m; leases are no longer watched");
-			free(p);
-			break;
-		}
-		if (p[1].revents && read(w->efd, &kicks, sizeof(kicks)) < 0)
-			log_dbg(ctx, "lease watcher: %m");
-		if (atomic_load_explicit(&w->stop, memory_order_acquire)) {
-			free(p);
-			break;
-		}
-		/* A yield to a peer may drop the last reference of the context. */
-		for (size_t i = 0; i < n && !atomic_load_explicit(&w->orphaned, memory_order_acquire);
-		     i++)
-			if (p[2 + i].revents)
-				lease_peer_accept(w, &w->ls[i]);
-		free(p);
-		if (atomic_load_explicit(&w->orphaned, memory_order_acquire)) {
-			lease_watcher_free(w);
-			return NULL;
-		}
-		/* Drain our signals; which fd they name does not matter: check them all. */
-		shared = lease_read_signals(w);
-		v = lease_collect_breaking(ctx);
-		orphaned = lease_breaks_begin(w, v);
-		free(v);
-		if (!orphaned)
-			orphaned = lease_breaks_poll(w);
-		if (orphaned) {
-			lease_watcher_free(w);
-			return NULL;
-		}
-	}
-	return NULL;
+	lease_sync_listeners(w);
+	/* An application's signal pending on the process: poll for ours instead. */
+	timeout = w->shared ? LEASE_SHARED_POLL_MS : -1;
+	if (w->n_brk)
+		timeout = LEASE_BREAK_POLL_MS;
+	dp_service_thread_wait(t, timeout);
+	w->n_ls_waited = 0;
+	if (!w->shared && dp_service_thread_watch(t, w->sfd, POLLIN) < 0)
+		goto oom;
+	w->ls_index = (int)t->n_pfd;
+	for (size_t i = 0; i < w->n_ls; i++)
+		if (dp_service_thread_watch(t, w->ls[i].fd, POLLIN) < 0)
+			goto oom;
+	w->n_ls_waited = w->n_ls;
+	return 0;
+oom:
+	log_err(w->ctx, "lease watcher: out of memory; leases are no longer watched");
+	return -ENOMEM;
 }
 
-/* Start the context's watcher thread if it is not running. With ctx->lease_lock held. */
+static const struct dp_service_thread_ops lease_thread_ops = {
+	.name = "lease watcher",
+	.pass = lease_pass,
+	.free = lease_thread_free,
+};
+
+/*
+ * Start the context's watcher thread if it is not running. With
+ * ctx->lease_lock held. Published in ctx->lease_watcher only once it runs.
+ */
 static int lease_watcher_start(struct daxpool_ctx *ctx)
 {
 	struct dp_lease_watcher *w;
-	sigset_t set, all, old;
+	sigset_t set;
 	int r;
 
 	if (ctx->lease_watcher)
-		return ctx->lease_watcher->tid ? 0 : -EAGAIN;
+		return 0;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->ctx = ctx;
-	atomic_init(&w->orphaned, false);
-	atomic_init(&w->stop, false);
+	w->sfd = -1;
+	r = dp_service_thread_init(&w->t, ctx, &lease_thread_ops);
+	if (r < 0) {
+		free(w);
+		goto fail;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, LEASE_SIGNAL);
 	sigaddset(&set, SIGIO);
 	w->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->sfd < 0 || w->efd < 0) {
-		r = -errno;
+	/* The thread runs with both blocked: the lease signal stays pending for its signalfd. */
+	r = w->sfd < 0 ? -errno : dp_service_thread_start(&w->t);
+	if (r < 0) {
+		/* Not published: nobody else has it. */
+		lease_watcher_free(w);
 		goto fail;
 	}
 	ctx->lease_watcher = w;
-	/* The thread starts with every signal blocked: the lease signal stays pending for its signalfd. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&w->thread, NULL, lease_thread, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r < 0) {
-		ctx->lease_watcher = NULL;
-		goto fail;
-	}
-	while (!w->tid)
-		pthread_cond_wait(&ctx->lease_cond, &ctx->lease_lock);
 	return 0;
 fail:
 	log_err(ctx, "cannot start the lease watcher: %s", strerror(-r));
-	if (w->sfd >= 0)
-		close(w->sfd);
-	if (w->efd >= 0)
-		close(w->efd);
-	free(w);
 	return r;
 }
 
@@ -965,7 +931,7 @@ static void lease_take(struct daxpool_region *region)
 
 	lock = lease_file_lock(ctx, region->file_dev, region->file_ino);
 	pthread_mutex_lock(&ctx->lease_lock);
-	tid = ctx->lease_watcher ? ctx->lease_watcher->tid : 0;
+	tid = ctx->lease_watcher ? dp_service_thread_tid(&ctx->lease_watcher->t) : 0;
 	pthread_mutex_unlock(&ctx->lease_lock);
 	if (!tid) {
 		sigemptyset(&breaks);
@@ -998,7 +964,7 @@ static void lease_take(struct daxpool_region *region)
 			pthread_mutex_lock(&ctx->lease_lock);
 			r = lease_watcher_start(ctx);
 			if (r == 0)
-				tid = ctx->lease_watcher->tid;
+				tid = dp_service_thread_tid(&ctx->lease_watcher->t);
 			pthread_mutex_unlock(&ctx->lease_lock);
 			pthread_mutex_lock(&region->lock);
 			if (atomic_load_explicit(&region->lease_state, memory_order_relaxed) ==
@@ -1215,32 +1181,20 @@ void dp_lease_ctx_init(struct daxpool_ctx *ctx)
 	pthread_once(&once, lease_fork_register);
 
 	pthread_mutex_init(&ctx->lease_lock, NULL);
-	pthread_cond_init(&ctx->lease_cond, NULL);
 	ctx->lease_watcher = NULL;
 	atomic_init(&ctx->leases, !(e && strcmp(e, "0") == 0));
 }
 
 static void lease_ctx_fini(struct daxpool_ctx *ctx)
 {
-	struct dp_lease_watcher *w = ctx->lease_watcher;
-
-	if (w && !dp_ctx_foreign(ctx) && pthread_equal(pthread_self(), w->thread)) {
-		/* Freed from the watcher itself: it exits and frees w after this returns. */
-		pthread_detach(w->thread);
-		atomic_store_explicit(&w->orphaned, true, memory_order_release);
-	} else if (w) {
-		/* In a child of fork() the thread is the parent's: only the fds are ours. */
-		if (!dp_ctx_foreign(ctx)) {
-			uint64_t one = 1;
-
-			atomic_store_explicit(&w->stop, true, memory_order_release);
-			if (write(w->efd, &one, sizeof(one)) == sizeof(one))
-				pthread_join(w->thread, NULL);
-		}
-		lease_watcher_free(w);
-	}
+	/*
+	 * Joined and freed; in a child of fork() the thread is the parent's
+	 * and only the descriptors are ours; on the watcher itself (its pass
+	 * ended the context), freed at the end of that pass.
+	 */
+	if (ctx->lease_watcher)
+		dp_service_thread_stop(&ctx->lease_watcher->t);
 	ctx->lease_watcher = NULL;
-	pthread_cond_destroy(&ctx->lease_cond);
 	pthread_mutex_destroy(&ctx->lease_lock);
 }
 

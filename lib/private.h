@@ -21,6 +21,7 @@
 #include <urcu/rculfhash.h>
 
 #include "daxpool.h"
+#include "service_thread.h"
 #include "util/cxl.h"
 #include "util/list.h"
 #include "util/refcnt.h"
@@ -186,7 +187,6 @@ struct daxpool_ctx {
 	/* File leases (lease.c): whether new regions take one, and the watcher thread. */
 	atomic_bool leases;
 	pthread_mutex_t lease_lock; /* protects lease_watcher; taken before no other lock */
-	pthread_cond_t lease_cond;
 	struct dp_lease_watcher *lease_watcher;
 };
 
