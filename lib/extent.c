@@ -38,16 +38,6 @@
 
 #include "pool.h"
 
-static void extent_put(struct daxpool_extent *ext)
-{
-	enum dp_refcnt_status st = dp_refcnt_dec(&ext->ref);
-
-	if (st == DP_REFCNT_FREE)
-		free(ext);
-	else if (_unlikely_(st != DP_REFCNT_OK))
-		dp_refcnt_report(ext->pool->region->ctx, st, "extent", ext);
-}
-
 /* A handle for the caller: a reference on the extent and one on its pool. */
 static struct daxpool_extent *extent_handle(struct daxpool_extent *ext)
 {
@@ -75,102 +65,9 @@ _public_ struct daxpool_extent *daxpool_extent_unref(struct daxpool_extent *ext)
 		return NULL; /* inherited across fork(): the parent's, left alone */
 	pool = ext->pool;
 	/* The extent first: the pool reference may be the last thing holding the pool. */
-	extent_put(ext);
+	dp_extent_put(ext);
 	daxpool_pool_unref(pool);
 	return NULL;
-}
-
-/* Room for one more extent in pool->ext. With pool->lock held. */
-static int extent_reserve(struct daxpool_pool *pool)
-{
-	if (pool->n_ext == pool->cap_ext) {
-		size_t cap = pool->cap_ext ? pool->cap_ext * 2 : 16;
-		struct daxpool_extent **a = realloc(pool->ext, cap * sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		pool->ext = a;
-		pool->cap_ext = cap;
-	}
-	return 0;
-}
-
-/* Insert into pool->ext, sorted by offset, after extent_reserve(). With pool->lock held. */
-static void extent_insert(struct daxpool_pool *pool, struct daxpool_extent *ext)
-{
-	size_t i;
-
-	for (i = pool->n_ext; i > 0 && pool->ext[i - 1]->offset > ext->offset; i--)
-		pool->ext[i] = pool->ext[i - 1];
-	pool->ext[i] = ext;
-	pool->n_ext++;
-	pool->slot_busy[ext->slot] = 1;
-}
-
-static void extent_remove(struct daxpool_pool *pool, struct daxpool_extent *ext)
-{
-	size_t i;
-
-	for (i = 0; i < pool->n_ext && pool->ext[i] != ext; i++)
-		;
-	if (i == pool->n_ext)
-		return;
-	memmove(&pool->ext[i], &pool->ext[i + 1], (pool->n_ext - i - 1) * sizeof(pool->ext[0]));
-	pool->n_ext--;
-	pool->slot_busy[ext->slot] = 0;
-}
-
-static struct daxpool_extent *extent_new(struct daxpool_pool *pool, uint64_t slot,
-					 const struct dp_pool_slot *s)
-{
-	struct daxpool_extent *ext = calloc(1, sizeof(*ext));
-
-	if (!ext)
-		return NULL;
-	dp_refcnt_init(&ext->ref, 1); /* the table's */
-	ext->pool = pool;
-	memcpy(ext->name, s->name, sizeof(ext->name));
-	ext->name[sizeof(ext->name) - 1] = '\0';
-	ext->offset = s->offset;
-	ext->size = s->size;
-	ext->align = s->align;
-	ext->serial = s->serial;
-	ext->slot = (uint32_t)slot;
-	ext->state = DP_EXTENT_LIVE;
-	return ext;
-}
-
-int dp_pool_load_extents(struct daxpool_pool *pool, const struct dp_pool_slot *slots,
-			 const uint8_t *bad)
-{
-	pool->slot_busy = calloc(pool->hdr.slot_count, 1);
-	if (!pool->slot_busy)
-		return -ENOMEM;
-	pool->next_serial = 1;
-	for (uint64_t i = 0; slots && i < pool->hdr.slot_count; i++) {
-		struct daxpool_extent *ext;
-
-		if (slots[i].commit == 0 || (bad && bad[i]))
-			continue;
-		ext = extent_new(pool, i, &slots[i]);
-		if (!ext)
-			return -ENOMEM;
-		if (extent_reserve(pool) < 0) {
-			free(ext);
-			return -ENOMEM;
-		}
-		extent_insert(pool, ext);
-		if (ext->serial >= pool->next_serial)
-			pool->next_serial = ext->serial + 1;
-	}
-	return 0;
-}
-
-void dp_pool_free_extents(struct daxpool_pool *pool)
-{
-	for (size_t i = 0; i < pool->n_ext; i++)
-		extent_put(pool->ext[i]);
-	pool->n_ext = 0;
 }
 
 /*
@@ -280,8 +177,8 @@ _public_ int daxpool_extent_alloc(struct daxpool_pool *pool, const char *name, u
 	s.align = a;
 	s.serial = pool->next_serial;
 	memcpy(s.name, name, strlen(name) + 1);
-	ext = extent_new(pool, slot, &s);
-	if (!ext || extent_reserve(pool) < 0) {
+	ext = dp_extent_new(pool, slot, &s);
+	if (!ext || dp_extent_reserve(pool) < 0) {
 		free(ext);
 		r = -ENOMEM;
 		goto out;
@@ -302,7 +199,7 @@ _public_ int daxpool_extent_alloc(struct daxpool_pool *pool, const char *name, u
 		free(ext);
 		goto out;
 	}
-	extent_insert(pool, ext);
+	dp_extent_insert(pool, ext);
 	pool->next_serial++;
 	log_dbg(pool->region->ctx, "%s: extent \"%s\" at [%#llx, +%#llx) in slot %llu",
 		pool->region->path, name, (unsigned long long)s.offset, (unsigned long long)size,
@@ -423,11 +320,11 @@ _public_ int daxpool_extent_free(struct daxpool_extent *ext, int timeout_ms, uns
 	}
 	/* Reopen before the space becomes allocatable (still under pool->lock). */
 	dp_drain_put(&ext->drain);
-	extent_remove(pool, ext);
+	dp_extent_remove(pool, ext);
 	ext->state = DP_EXTENT_FREED;
 	pthread_mutex_unlock(&pool->lock);
 	log_dbg(region->ctx, "%s: extent \"%s\" freed", region->path, ext->name);
-	extent_put(ext); /* the table's reference; the caller still holds one */
+	dp_extent_put(ext); /* the table's reference; the caller still holds one */
 	return 0;
 }
 
@@ -502,7 +399,7 @@ _public_ int daxpool_extent_foreach(struct daxpool_pool *pool, daxpool_extent_fn
 	for (i = 0; i < n && r == 0; i++)
 		r = fn(snap[i], userdata);
 	for (i = 0; i < n; i++)
-		extent_put(snap[i]);
+		dp_extent_put(snap[i]);
 	free(snap);
 	return r;
 }

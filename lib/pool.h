@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Pools: the on-media format and the private structures shared by pool.c
- * (header, open, check, repair) and extent.c (the table of named extents).
+ * (header, open, check, repair), extent.c (the named extents' operations) and
+ * extent_table.c (the extent table in memory, which both build on).
  * Nothing here is part of the ABI.
  *
  * Media layout (all integers little-endian; offsets from the region's start):
@@ -186,14 +187,27 @@ int dp_pool_write(struct daxpool_pool *pool, void *dst, const void *src, size_t 
 int dp_pool_table_lock(struct daxpool_pool *pool);
 void dp_pool_table_unlock(struct daxpool_pool *pool);
 
+/* ---- the extent table in memory (extent_table.c) ---- */
+
 /*
  * Build the in-memory extent list from the judged copy of the table: every
  * slot with a commit word and not marked bad. slots NULL: an empty table
- * (create). (extent.c)
+ * (create).
  */
 int dp_pool_load_extents(struct daxpool_pool *pool, const struct dp_pool_slot *slots,
 			 const uint8_t *bad);
-/* Drop the table's references (extent.c). */
+/* Drop the table's references. */
 void dp_pool_free_extents(struct daxpool_pool *pool);
+/* A new extent object for @slot as @s records it, with the table's reference; NULL: no memory. */
+struct daxpool_extent *dp_extent_new(struct daxpool_pool *pool, uint64_t slot,
+				      const struct dp_pool_slot *s);
+/* Drop a reference of the extent object itself; the last frees it. */
+void dp_extent_put(struct daxpool_extent *ext);
+/* Room for one more extent in pool->ext: 0 or -ENOMEM. With pool->lock held. */
+int dp_extent_reserve(struct daxpool_pool *pool);
+/* Insert into pool->ext, sorted by offset, after dp_extent_reserve(); its slot is busy. */
+void dp_extent_insert(struct daxpool_pool *pool, struct daxpool_extent *ext);
+/* Take out of pool->ext (if there); its slot is free. With pool->lock held. */
+void dp_extent_remove(struct daxpool_pool *pool, struct daxpool_extent *ext);
 
 #endif /* DAXPOOL_POOL_H */
