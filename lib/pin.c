@@ -230,6 +230,7 @@ _public_ int daxpool_ctx_find_or_pin(struct daxpool_ctx *ctx, void *addr, size_t
 {
 	uintptr_t start = (uintptr_t)addr;
 	struct daxpool_map *map;
+	unsigned long made;
 	int r;
 
 	assert_return(ctx && ret, -EINVAL);
@@ -238,16 +239,18 @@ _public_ int daxpool_ctx_find_or_pin(struct daxpool_ctx *ctx, void *addr, size_t
 	assert_return(kind == DAXPOOL_PIN_TRANSIENT || kind == DAXPOOL_PIN_LONGTERM, -EINVAL);
 	assert_return(access && !(access & ~DP_PIN_ACCESS), -EINVAL);
 
+	made = dp_registry_made(ctx->registry);
 	r = dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
 	if (r == 0)
 		return 0;
 	/*
-	 * A miss: look again under the makers' lock. A maker inserts its pin
-	 * into the registry before it lets the lock go, so a thread that
+	 * A miss: look again under the makers' lock, if a maker made a pin
+	 * since this thread read their count. A maker inserts its pin into the
+	 * registry before it counts it and lets the lock go, so a thread that
 	 * missed together with it finds that pin here, and one pin is made.
 	 */
-	dp_registry_make_lock(ctx->registry);
-	r = dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
+	if (dp_registry_make_lock(ctx->registry) != made)
+		r = dp_registry_find(ctx->registry, start, start + length, kind, access, ret);
 	if (r < 0) {
 		r = daxpool_ctx_find_map(ctx, addr, length, &map);
 		if (r == 0) {
@@ -257,7 +260,7 @@ _public_ int daxpool_ctx_find_or_pin(struct daxpool_ctx *ctx, void *addr, size_t
 				r = 1;
 		}
 	}
-	dp_registry_make_unlock(ctx->registry);
+	dp_registry_make_unlock(ctx->registry, r == 1);
 	return r;
 }
 

@@ -727,10 +727,16 @@ int dp_registry_find(struct dp_registry *reg, uintptr_t start, uintptr_t end, in
 		     unsigned int access, struct daxpool_pin **ret);
 /*
  * The lock of daxpool_ctx_find_or_pin()'s makers (pin.c), so that one of
- * them makes a range's pin. Taken before any other daxpool lock.
+ * them makes a range's pin. Taken before any other daxpool lock. The
+ * registry counts the pins its makers made: dp_registry_made() (an acquire
+ * load) and dp_registry_make_lock() return that count; a maker that made
+ * and inserted one says so to dp_registry_make_unlock(). A caller whose
+ * lookup missed after it read the count need not look again under the lock
+ * if the count did not move: no maker inserted a pin in between.
  */
-void dp_registry_make_lock(struct dp_registry *reg);
-void dp_registry_make_unlock(struct dp_registry *reg);
+unsigned long dp_registry_made(struct dp_registry *reg);
+unsigned long dp_registry_make_lock(struct dp_registry *reg);
+void dp_registry_make_unlock(struct dp_registry *reg, bool made);
 /*
  * Give a removed pin back to the slab, which reuses it after a grace period
  * (batched: registry.c); the caller no longer touches it. Never waits for a

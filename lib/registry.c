@@ -135,6 +135,7 @@ struct dp_registry {
 	struct dp_level levels[DP_LEVELS];
 	pthread_mutex_t lock; /* writers */
 	pthread_mutex_t make_lock; /* daxpool_ctx_find_or_pin()'s makers; before lock */
+	atomic_ulong made;	   /* pins they made; written under make_lock */
 	bool tagged;	      /* false once a pin's address did not fit in DP_TAG_SHIFT bits */
 	/* Replaced small tables, under lock, until DP_TABLE_DEFER_BYTES of them. */
 	struct dp_defer *deferred;
@@ -1025,13 +1026,24 @@ _public_ int daxpool_ctx_is_pinned(struct daxpool_ctx *ctx, const void *addr, si
 	return n > 0;
 }
 
-void dp_registry_make_lock(struct dp_registry *reg)
+unsigned long dp_registry_made(struct dp_registry *reg)
 {
-	pthread_mutex_lock(&reg->make_lock);
+	return atomic_load_explicit(&reg->made, memory_order_acquire);
 }
 
-void dp_registry_make_unlock(struct dp_registry *reg)
+unsigned long dp_registry_make_lock(struct dp_registry *reg)
 {
+	pthread_mutex_lock(&reg->make_lock);
+	return atomic_load_explicit(&reg->made, memory_order_relaxed);
+}
+
+void dp_registry_make_unlock(struct dp_registry *reg, bool made)
+{
+	/* After the pin's insertion: whoever loads the new count finds the pin. */
+	if (made)
+		atomic_store_explicit(&reg->made,
+				      atomic_load_explicit(&reg->made, memory_order_relaxed) + 1,
+				      memory_order_release);
 	pthread_mutex_unlock(&reg->make_lock);
 }
 
