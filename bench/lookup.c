@@ -8,7 +8,7 @@
  *   daxpool  daxpool_ctx_is_pinned(ctx, addr, 1), through the shared library;
  *   lfht     the same keys in a liburcu cds_lfht of our own, urcu-bp flavour
  *            with the read side inlined, keyed by 4 KiB page with the same
- *            hash function (the MurmurHash3 finaliser of lib/registry.c);
+ *            hash function (the MurmurHash3 finaliser of lib/core/registry.c);
  *   rwlock   pthread_rwlock_rdlock() + a binary search in a sorted array of
  *            the ranges + unlock.
  *
@@ -63,7 +63,7 @@ struct setup {
 	double ns_est[N_IMPL]; /* calibration: ns per lookup at one thread */
 };
 
-/* The hash of lib/registry.c: the MurmurHash3 64-bit finaliser. */
+/* The hash of lib/core/registry.c: the MurmurHash3 64-bit finaliser. */
 static unsigned long mix(uint64_t h)
 {
 	h ^= h >> 33;

@@ -384,7 +384,7 @@ static void check_gone(const char *name, const char *event, uint64_t t_disable)
 	CHECK_EQ(atomic_load(&sh->revoked), 1);
 	CHECK_EQ(atomic_load(&sh->map_new) - 1, -ENXIO);
 	CHECK_EQ(atomic_load(&sh->idle), 0);
-	/* A dead device's descriptor is closed once no map holds it (lib/lifecycle.c). */
+	/* A dead device's descriptor is closed once no map holds it (lib/core/lifecycle.c). */
 	CHECK_EQ(atomic_load(&sh->still_open) - 1, 0);
 
 	doc = daemon_status();

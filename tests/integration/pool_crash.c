@@ -21,7 +21,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
-#include "private.h" /* dp_pool_set_persist_hook() */
+#include "pool/pool.h" /* dp_pool_set_persist_hook() */
 
 #define REGION_SIZE (64ull << 20)
 #define SHADOW_SIZE (1u << 20) /* covers the metadata: 0x3000 + 64 slots */

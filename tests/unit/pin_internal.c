@@ -19,7 +19,7 @@
 
 #define REGION_SIZE (8ull << 20)
 
-/* Not exported (lib/private.h): a pin with the I/O helpers' revoke and release functions. */
+/* Not exported (lib/core/private.h): a pin with the I/O helpers' revoke and release functions. */
 int dp_pin_new_io(struct daxpool_map *map, void *addr, size_t length, int kind,
 		  unsigned int access, void (*io_revoke)(struct daxpool_pin *),
 		  void (*io_release)(struct daxpool_pin *), const void *io, size_t io_len,

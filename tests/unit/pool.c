@@ -9,7 +9,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
-#include "pool.h" /* the on-media format, to craft bad media */
+#include "pool/pool.h" /* the on-media format, to craft bad media */
 
 #define REGION_SIZE (64ull << 20)
 
@@ -671,7 +671,7 @@ TEST(one_writer_across_processes)
 		 * No daxpool_ctx_unref(): in a child forked from a process whose
 		 * pin registry started liburcu's call_rcu thread, tearing a
 		 * context down waits for that thread, which the child does not
-		 * have (lib/fork.c's business). _exit() releases everything.
+		 * have (lib/core/fork.c's business). _exit() releases everything.
 		 */
 		_exit(rc);
 	}

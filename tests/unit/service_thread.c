@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The service thread helper (lib/service_thread.c), from inside (linked with
+ * The service thread helper (lib/services/service_thread.c), from inside (linked with
  * the static library): start, kick, the wait set, stop; a context whose
  * last reference goes while a pass runs ends on the thread and the service
  * is freed there, after the pass, not under it; a service never started is
@@ -15,7 +15,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
-#include "private.h"
+#include "services/services.h"
 
 /* A test service around one thread. */
 struct svc {

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "services.h"
 
 /*
  * The buffer address a request revoked before its submission is left with:

@@ -56,7 +56,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "services.h"
 #include "util/protocol.h"
 
 #define CLIENT_QUEUE_MAX (64u << 20) /* beyond this the queue is dropped and a resync forced */

@@ -4,7 +4,7 @@
  * service plugged into its hooks (struct dp_service) and started. The only
  * file that knows both the core and every service; nothing calls into it.
  */
-#include "private.h"
+#include "services.h"
 
 _public_ int daxpool_ctx_new(struct daxpool_ctx **ret)
 {

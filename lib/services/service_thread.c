@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "services.h"
 
 #define SERVICE_THREAD_PFD_MIN 4
 

@@ -70,7 +70,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "services.h"
 
 /* The signal the kernel sends on a break (thread-directed to the watcher, blocked there). */
 #define LEASE_SIGNAL (SIGRTMAX - 6)

@@ -1,5 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Private structures of libdaxpool. Nothing here is part of the ABI. */
+/*
+ * Private structures of libdaxpool's core (lib/core/), which every part of
+ * the library builds on. Nothing here is part of the ABI.
+ *
+ * lib/ is in layers, each using only those below it (and none calling
+ * another in a cycle: tests/unit/check-lib-cycles checks both):
+ *   util/      helpers shared with the daemon and the tools (lists, refcounts,
+ *              the daxpoold protocol, a device's CXL place)
+ *   core/      the context, log, fork, regions and their backing, maps, zaps
+ *              and drains, pins and the registry, SIGBUS, layout changes and
+ *              I/O helpers: this header
+ *   services/  what plugs into the core's hooks (struct dp_service below):
+ *              the daxpoold client, file leases, RDMA, io_uring, their
+ *              threads' helper, and the context with its services:
+ *              services/services.h
+ *   pool/      pools and their extents on a region: pool/pool.h
+ * The lock hierarchy of all of them is written here, once.
+ */
 #ifndef DAXPOOL_PRIVATE_H
 #define DAXPOOL_PRIVATE_H
 
@@ -21,7 +38,6 @@
 #include <urcu/rculfhash.h>
 
 #include "daxpool.h"
-#include "service_thread.h"
 #include "util/cxl.h"
 #include "util/list.h"
 #include "util/refcnt.h"
@@ -31,17 +47,18 @@
  * takes only locks after it here; the leaves take none. Outer to inner:
  *
  *   1. a registry's make_lock: daxpool_ctx_find_or_pin()'s makers (registry.c)
- *   2. pool->lock (pool.h); under it the pool's table locks, region->pool_table
- *      then region->pool_locks (pool.c), and its region's locks through the
+ *   2. pool->lock (pool/pool.h); under it the pool's table locks, region->pool_table
+ *      then region->pool_locks (pool/pool.c), and its region's locks through the
  *      map and region calls
  *   3. ctx->regions_lock (the region list)
  *   4. region->lock: never held across a revoke function, a wait, a mapping
  *      or a layout syscall; under it only leaves
  *
  * Leaves: a client's qlock (the services' map and pin events come under
- * region->lock), lease_fds_lock (lease.c), ctx->lease_lock, ctx->rdma_lock,
- * a registry's lock and the pin slab's slab_lock (each may take reclaim_lock,
- * to ask the reclaim thread for a grace period), reclaim_lock.
+ * region->lock), lease_fds_lock (services/lease.c), ctx->lease_lock,
+ * ctx->rdma_lock, a registry's lock and the pin slab's slab_lock (each may
+ * take reclaim_lock, to ask the reclaim thread for a grace period),
+ * reclaim_lock.
  * dp_pmem2_map_lock is held only around a libpmem2 map, unmap or
  * page-granularity persist.
  *
@@ -85,12 +102,12 @@ void dp_fork_add_hooks(int level, void (*prepare)(void), void (*parent)(void),
 
 /*
  * The core (context, regions, maps, pins, zaps, the registry, fork and SIGBUS
- * handling) knows no symbol of the services built on it -- the file leases
- * (lease.c), the daxpoold client (client.c), RDMA's device capabilities
- * (rdma.c). It tells them what happens through these hooks: each event goes
+ * handling) knows no symbol of the services built on it (lib/services/) --
+ * the file leases (lease.c), the daxpoold client (client.c), RDMA's device
+ * capabilities (rdma.c). It tells them what happens through these hooks: each event goes
  * to every service of the context that has a hook for it, in the order of
  * enum dp_service_id; the context's end goes to them in the reverse order.
- * daxpool_ctx_new() (services.c) plugs them in before the context is
+ * daxpool_ctx_new() (services/services.c) plugs them in before the context is
  * returned; the table never changes after, so it is read without a lock.
  * The services call the core directly, and one another only through the
  * core (dp_services_call() of a hook).
@@ -192,11 +209,6 @@ struct daxpool_ctx {
 
 /* The core part of a new context: no service plugged in yet (services.c does that). */
 int dp_ctx_new(struct daxpool_ctx **ret);
-
-/* RDMA (rdma.c), a service: the device capabilities it probed, freed with the context. */
-struct dp_rdma_caps;
-extern const struct dp_service dp_rdma_service;
-void dp_rdma_ctx_init(struct daxpool_ctx *ctx);
 
 void dp_log(struct daxpool_ctx *ctx, int priority, const char *file, int line, const char *fn,
 	    const char *format, ...) _printf_(6, 7);
@@ -361,15 +373,6 @@ struct daxpool_region {
 	unsigned int lease_yields; /* daxpoold requests in progress (lock) */
 	int lease_sock;		   /* listener for daxpool peers while HELD (lock), or -1 */
 };
-
-/*
- * File leases (lease.c), a service (struct dp_service): a read-write file
- * region holds a write lease, so that an outsider's open or truncate revokes
- * the region first. dp_lease_ctx_init(): DAXPOOL_LEASES, and the fork hooks
- * (the child closes the parent's rendezvous sockets).
- */
-extern const struct dp_service dp_lease_service;
-void dp_lease_ctx_init(struct daxpool_ctx *ctx);
 
 struct dp_backing {
 	int kind;
@@ -743,29 +746,5 @@ void dp_registry_make_unlock(struct dp_registry *reg, bool made);
  * grace period.
  */
 void dp_pin_defer_free(struct daxpool_pin *pin);
-
-/* ---- the daxpoold client (client.c) ---- */
-
-/*
- * A service (struct dp_service): every region, map and pin is registered
- * with daxpoold, from a client thread of the context's. dp_client_ctx_init():
- * DAXPOOL_DAEMON.
- */
-struct dp_client;
-extern const struct dp_service dp_client_service;
-void dp_client_ctx_init(struct daxpool_ctx *ctx);
-
-/* ---- pools (pool.c, extent.c; the rest is in pool.h) ---- */
-
-/*
- * Test hook, not exported: called at every persist point of a pool's metadata
- * with the range about to be persisted (region offset, current address and
- * length), before it is persisted. The crash test links the static library and
- * builds the media image a power cut at each point would leave. NULL: none.
- * Set it before any pool exists; it is process-wide and not synchronized.
- */
-typedef void (*dp_pool_persist_hook_fn)(void *userdata, uint64_t offset, const void *addr,
-					size_t length);
-void dp_pool_set_persist_hook(dp_pool_persist_hook_fn fn, void *userdata);
 
 #endif /* DAXPOOL_PRIVATE_H */

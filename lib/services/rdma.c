@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "private.h"
+#include "services.h"
 
 #ifdef DAXPOOL_HAVE_RDMA
 #include <infiniband/verbs.h>

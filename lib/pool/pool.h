@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Pools: the on-media format and the private structures shared by pool.c
+ * Pools (lib/pool/), on the core: the on-media format and the private
+ * structures shared by pool.c
  * (header, open, check, repair), extent.c (the named extents' operations) and
  * extent_table.c (the extent table in memory, which both build on).
  * Nothing here is part of the ABI.
@@ -23,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "private.h"
+#include "core/private.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the pool format is little-endian; add byte swapping before porting"
@@ -209,5 +210,18 @@ int dp_extent_reserve(struct daxpool_pool *pool);
 void dp_extent_insert(struct daxpool_pool *pool, struct daxpool_extent *ext);
 /* Take out of pool->ext (if there); its slot is free. With pool->lock held. */
 void dp_extent_remove(struct daxpool_pool *pool, struct daxpool_extent *ext);
+
+/* ---- the crash test's hook (pool.c) ---- */
+
+/*
+ * Test hook, not exported: called at every persist point of a pool's metadata
+ * with the range about to be persisted (region offset, current address and
+ * length), before it is persisted. The crash test links the static library and
+ * builds the media image a power cut at each point would leave. NULL: none.
+ * Set it before any pool exists; it is process-wide and not synchronized.
+ */
+typedef void (*dp_pool_persist_hook_fn)(void *userdata, uint64_t offset, const void *addr,
+					size_t length);
+void dp_pool_set_persist_hook(dp_pool_persist_hook_fn fn, void *userdata);
 
 #endif /* DAXPOOL_POOL_H */
