@@ -2269,6 +2269,8 @@ static void release_with_an_opener_pinning_elsewhere(bool tracer)
 
 	CHECK(devdax_enabled(name));
 	daemon_start(tracer ? NULL : "mr_tracer = no\n");
+	if (tracer)
+		daemon_need_mr_tracer();
 	CHECK_EQ(daemon_mr_tracer_on(), tracer);
 	pid = start_opener_with_mr_elsewhere(dev, 1u << 20, "opener-anon-mr", &go);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);

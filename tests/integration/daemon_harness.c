@@ -96,6 +96,24 @@ static void wait_mr_tracer(void)
 	}
 }
 
+void daemon_need_mr_tracer(void)
+{
+	json_object *doc = daemon_status();
+	json_object *tr = mr_tracer_of(doc);
+	const char *why = json_object_get_string(json_object_object_get(tr, "reason"));
+
+	if (!json_object_get_boolean(json_object_object_get(tr, "on"))) {
+		char text[512];
+
+		snprintf(text, sizeof(text), "%s", why ? why : "?");
+		json_object_put(doc);
+		if (strstr(text, "built without it"))
+			SKIP("daxpoold was built without its MR tracer (DAXPOOL_BPF)");
+		dp_test_fail(__FILE__, __LINE__, "the MR tracer is off: %s", text);
+	}
+	json_object_put(doc);
+}
+
 bool daemon_mr_tracer_on(void)
 {
 	json_object *doc = daemon_status();

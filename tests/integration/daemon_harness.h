@@ -36,6 +36,8 @@ void exec_tool(const char *built, const char *name, char *const argv[]) __attrib
 void daemon_start(const char *config);
 /* Whether the daemon's MR tracer is on (its status). */
 bool daemon_mr_tracer_on(void);
+/* The daemon's MR tracer must be on: skip if daxpoold was built without it, else fail with why. */
+void daemon_need_mr_tracer(void);
 /* Set before daemon_start(): the daemon runs without CAP_SYS_PTRACE in its bounding set. */
 extern bool daemon_without_ptrace;
 

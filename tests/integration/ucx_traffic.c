@@ -472,6 +472,8 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 	CHECK(!s->rdma || devdax_enabled(name));
 	daemon_start(s->tracer_off ? "mr_tracer = no\n" : NULL);
 	/* on rc_verbs the tracer must be on before UCX registers anything, or off as asked */
+	if (s->rdma && !s->tracer_off)
+		daemon_need_mr_tracer();
 	CHECK(!s->rdma || daemon_mr_tracer_on() == !s->tracer_off);
 	rep = fixture_shared(sizeof(*rep));
 	file = strdup(fixture_plain_file(SPAN));

@@ -31,17 +31,8 @@
 #define UMEM_MODULE "ib_uverbs"
 
 static char reason[512] = "not started";
-static bool waiting_module; /* off only because UMEM_MODULE is not loaded */
 static bool configured_on;
 static uint64_t since_ns;
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void set_off(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_off(int prio, const char *fmt, ...)
@@ -58,6 +49,16 @@ static void set_off(int prio, const char *fmt, ...)
 #ifdef DAXPOOL_HAVE_BPF
 
 extern const unsigned char dd_umem_trace_obj[], dd_umem_trace_obj_end[];
+
+static bool waiting_module; /* off only because UMEM_MODULE is not loaded */
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static struct bpf_object *obj;
 static struct bpf_link *link_get, *link_release;
@@ -158,23 +159,16 @@ out:
 /* Check what the tracer needs (main thread: it logs), then start the load on its thread. */
 static void load_start(void)
 {
+	char why[256];
+	int r;
+
 	waiting_module = false;
 	if (ld.running)
 		return;
-	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
-		set_off(LOG_NOTICE, "the kernel has no BTF (/sys/kernel/btf/vmlinux: %s; "
-				    "CONFIG_DEBUG_INFO_BTF)", strerror(errno));
-		return;
-	}
-	if (access("/sys/module/" UMEM_MODULE, F_OK) < 0) {
-		waiting_module = true;
-		set_off(LOG_INFO, UMEM_MODULE " is not loaded (no RDMA user verbs yet): the tracer "
-				  "attaches when it is, and MRs from before are unknown");
-		return;
-	}
-	if (access("/sys/kernel/btf/" UMEM_MODULE, R_OK) < 0) {
-		set_off(LOG_NOTICE, UMEM_MODULE " has no BTF (/sys/kernel/btf/" UMEM_MODULE ": %s; "
-				    "CONFIG_DEBUG_INFO_BTF_MODULES)", strerror(errno));
+	r = dd_umem_trace_check("/sys", why, sizeof(why));
+	if (r) {
+		waiting_module = r == -ENOENT;
+		set_off(waiting_module ? LOG_INFO : LOG_NOTICE, "%s", why);
 		return;
 	}
 	ld.why[0] = ld.libbpf_msg[0] = '\0';
@@ -405,6 +399,33 @@ bool dd_umem_still_live(int fd, const struct dd_umem *u)
 }
 
 #endif /* DAXPOOL_HAVE_BPF */
+
+int dd_umem_trace_check(const char *sys, char *why, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/kernel/btf/vmlinux", sys);
+	if (access(path, R_OK) < 0) {
+		snprintf(why, size, "the kernel has no BTF (%s: %s; CONFIG_DEBUG_INFO_BTF)", path,
+			 strerror(errno));
+		return -ENOTSUP;
+	}
+	snprintf(path, sizeof(path), "%s/module/" UMEM_MODULE, sys);
+	if (access(path, F_OK) < 0) {
+		snprintf(why, size, UMEM_MODULE " is not loaded (no RDMA user verbs yet): the tracer "
+					    "attaches when it is, and MRs from before are unknown");
+		return -ENOENT;
+	}
+	snprintf(path, sizeof(path), "%s/kernel/btf/" UMEM_MODULE, sys);
+	if (access(path, R_OK) < 0) {
+		snprintf(why, size, UMEM_MODULE " has no BTF (%s: %s; CONFIG_DEBUG_INFO_BTF_MODULES)",
+			 path, strerror(errno));
+		return -ENOTSUP;
+	}
+	if (size)
+		why[0] = '\0';
+	return 0;
+}
 
 const char *dd_umem_trace_reason(void)
 {

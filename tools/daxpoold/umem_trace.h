@@ -44,6 +44,12 @@ int dd_umem_trace_start(bool enabled);
 void dd_umem_trace_module_added(const char *name);
 /* The eventfd fired: take the load's result (on, or off and why), log it. */
 void dd_umem_trace_loaded(void);
+/*
+ * What the tracer needs of the kernel, under sysfs root @sys ("/sys"): kernel
+ * BTF, ib_uverbs loaded, its BTF. 0, or -ENOENT (ib_uverbs not loaded: the
+ * tracer waits for it) or -ENOTSUP, with @why (@size) saying what is missing.
+ */
+int dd_umem_trace_check(const char *sys, char *why, size_t size);
 bool dd_umem_trace_on(void);
 /* Why the tracer is off ("" when on). */
 const char *dd_umem_trace_reason(void);
