@@ -285,6 +285,8 @@ static int server(const char *dev, const char *file, int ready, int go)
 	daxpool_map_unref(map); /* the region goes idle now: the release can complete */
 	if (c == 'z')
 		pthread_join(zapper, NULL);
+	else if (daxpool_region_wait_idle(region, 60000, NULL))
+		return 26; /* the release's drain: idle as the zapper waits for it */
 	if (rep->step)
 		return rep->step;
 	if (daxpool_region_get_pin_count(region, 0) != 0)
@@ -521,7 +523,14 @@ static void puts_stop_and_drain(const struct setup *s, const char *backing)
 		/* No release of a file: the zap a release makes in the client. */
 		CHECK(write(go[1], "z", 1) == 1);
 	}
-	CHECK_EQ(mw_read_within(ready[0][0], 60000), 's'); /* handle and map gone, region idle */
+	if (mw_read_within(ready[0][0], 60000) != 's') { /* handle and map gone, region idle */
+		/* the server ended before: say how, and put the device back for the next test */
+		if (waitpid(pid[0], &status, 0) == pid[0])
+			printf("# server: status %#x (step %d)\n", status, rep->step);
+		if (released)
+			devdax_enable(name);
+		dp_test_fail(__FILE__, __LINE__, "the server did not report its drain");
+	}
 	if (!s->rdma || s->tracer_off)
 		printf("# zap to idle, with UCX puts: %.1f ms (revoke function %.1f ms)\n",
 		       rep->idle_ms, rep->revoke_ms);
