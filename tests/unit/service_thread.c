@@ -33,16 +33,18 @@ struct svc {
 
 /* What happened, in order: 'p' a held pass ended, 'c' the service's ctx_fini, 'f' its free. */
 static char order[8];
-static atomic_int n_order;
+static atomic_int n_claimed, n_order; /* n_order counts the entries written */
 static atomic_int free_tid, fini_tid, ctx_free_tid;
 static struct svc *the_svc;
 
 static void note(char c)
 {
-	int i = atomic_fetch_add(&n_order, 1);
+	int i = atomic_fetch_add(&n_claimed, 1);
 
 	if (i < (int)sizeof(order) - 1)
 		order[i] = c;
+	/* Counted once written: who reads n_order sees the entries before it. */
+	atomic_fetch_add(&n_order, 1);
 }
 
 static int gettid_(void)
