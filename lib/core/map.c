@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -402,25 +403,63 @@ struct map_access {
 	size_t length;
 	int c;
 	unsigned int flags; /* PMEM2_F_MEM_* */
+	int result;	    /* 0, or the -errno of a page-granularity sync */
 };
+
+/*
+ * Page granularity: msync(2) of the pages under [addr, addr + length).
+ * libpmem2's own page persist aborts the process when msync fails (a range
+ * no longer mapped); daxpool's callers get the error instead.
+ */
+static int map_msync(const void *addr, size_t length)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)addr & ~((uintptr_t)page - 1);
+	size_t len = length + ((uintptr_t)addr - start);
+	int r;
+
+	do
+		r = msync((void *)start, len, MS_SYNC);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
 
 static void map_access_run(void *arg)
 {
 	struct map_access *a = arg;
 	struct daxpool_map *map = a->map;
+	bool pages = map->granularity == DAXPOOL_GRANULARITY_PAGE;
 
 	switch (a->op) {
 	case ACCESS_PERSIST:
-		map->persist_fn(a->dst, a->length);
+		if (pages)
+			a->result = map_msync(a->dst, a->length);
+		else
+			map->persist_fn(a->dst, a->length);
 		break;
 	case ACCESS_FLUSH:
-		map->flush_fn(a->dst, a->length);
+		if (pages)
+			a->result = map_msync(a->dst, a->length);
+		else
+			map->flush_fn(a->dst, a->length);
 		break;
 	case ACCESS_MEMCPY:
-		map->memcpy_fn(a->dst, a->src, a->length, a->flags);
+		if (pages) {
+			memmove(a->dst, a->src, a->length);
+			if (!(a->flags & PMEM2_F_MEM_NOFLUSH))
+				a->result = map_msync(a->dst, a->length);
+		} else {
+			map->memcpy_fn(a->dst, a->src, a->length, a->flags);
+		}
 		break;
 	case ACCESS_MEMSET:
-		map->memset_fn(a->dst, a->c, a->length, a->flags);
+		if (pages) {
+			memset(a->dst, a->c, a->length);
+			if (!(a->flags & PMEM2_F_MEM_NOFLUSH))
+				a->result = map_msync(a->dst, a->length);
+		} else {
+			map->memset_fn(a->dst, a->c, a->length, a->flags);
+		}
 		break;
 	case ACCESS_READ:
 		memcpy(a->dst, a->src, a->length);
@@ -447,12 +486,17 @@ static int map_access(struct map_access *a, const void *addr)
 	r = dp_sigbus_guard(a->map->region, addr, a->length, map_access_run, a);
 	if (registry)
 		map_registry_exit(a->map);
+	if (r == 0 && a->result < 0) {
+		log_err(a->map->region->ctx, "%s: msync of [%p, +%zu): %s", a->map->region->path,
+			addr, a->length, strerror(-a->result));
+		r = a->result;
+	}
 	return r;
 }
 
 _public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size_t length)
 {
-	struct map_access a = { map, ACCESS_PERSIST, (void *)addr, NULL, length, 0, 0 };
+	struct map_access a = { map, ACCESS_PERSIST, (void *)addr, NULL, length, 0, 0, 0 };
 	int r;
 
 	assert_return(map, -EINVAL);
@@ -465,7 +509,7 @@ _public_ int daxpool_map_persist(struct daxpool_map *map, const void *addr, size
 
 _public_ int daxpool_map_flush(struct daxpool_map *map, const void *addr, size_t length)
 {
-	struct map_access a = { map, ACCESS_FLUSH, (void *)addr, NULL, length, 0, 0 };
+	struct map_access a = { map, ACCESS_FLUSH, (void *)addr, NULL, length, 0, 0, 0 };
 	int r;
 
 	assert_return(map, -EINVAL);
@@ -488,7 +532,7 @@ _public_ int daxpool_map_drain(struct daxpool_map *map)
 
 _public_ int daxpool_map_read(struct daxpool_map *map, void *dst, const void *src, size_t length)
 {
-	struct map_access a = { map, ACCESS_READ, dst, src, length, 0, 0 };
+	struct map_access a = { map, ACCESS_READ, dst, src, length, 0, 0, 0 };
 	int r;
 
 	assert_return(map, -EINVAL);
@@ -545,7 +589,7 @@ _public_ int daxpool_map_memcpy(struct daxpool_map *map, void *dst, const void *
 		return r;
 	{
 		struct map_access a = { map, ACCESS_MEMCPY, dst, src, length, 0,
-					copy_flags_pmem2(flags) };
+					copy_flags_pmem2(flags), 0 };
 
 		return map_access(&a, dst);
 	}
@@ -563,7 +607,7 @@ _public_ int daxpool_map_memset(struct daxpool_map *map, void *dst, int c, size_
 		return r;
 	{
 		struct map_access a = { map, ACCESS_MEMSET, dst, NULL, length, c,
-					copy_flags_pmem2(flags) };
+					copy_flags_pmem2(flags), 0 };
 
 		return map_access(&a, dst);
 	}

@@ -308,3 +308,36 @@ TEST(ref_unref_balance)
 	CHECK_EQ(daxpool_region_get_map_count(f.region), 0);
 	teardown(&f);
 }
+
+/*
+ * Page granularity (no DAX: persistence is msync): a persist of a range that
+ * is no longer mapped fails with the error instead of ending the process (the
+ * page persist of libpmem2 aborts when msync fails). The test unmaps a page
+ * of the map behind daxpool's back; a real program meets it in a race.
+ */
+TEST(page_persist_of_an_unmapped_range_is_an_error_not_an_abort)
+{
+	struct fixture f = setup();
+	struct daxpool_map *map;
+	long page = sysconf(_SC_PAGESIZE);
+	char *base;
+
+	CHECK_OK(daxpool_map_new(f.region, 0, f.align > 1u << 20 ? f.align : 1u << 20, 0, &map));
+	if (daxpool_map_get_granularity(map) != DAXPOOL_GRANULARITY_PAGE) {
+		daxpool_map_unref(map);
+		teardown(&f);
+		SKIP("%s maps with %s granularity: persistence needs no msync", fixture_backing_name(),
+		     daxpool_granularity_name(daxpool_map_get_granularity(map)));
+	}
+	base = daxpool_map_get_address(map);
+	base[0] = 1;
+	CHECK_OK(daxpool_map_persist(map, base, 64));
+	CHECK_OK(munmap(base + page, (size_t)page));
+	CHECK_ERR(daxpool_map_persist(map, base + page, 64), ENOMEM);
+	CHECK_ERR(daxpool_map_flush(map, base + page + 8, 8), ENOMEM);
+	/* The rest of the map still persists. */
+	CHECK_OK(daxpool_map_persist(map, base, 64));
+	CHECK_OK(daxpool_map_memset(map, base + 2 * page, 7, 64, 0));
+	daxpool_map_unref(map);
+	teardown(&f);
+}
