@@ -76,6 +76,25 @@
 #define DP_TSAN 1
 #endif
 #endif
+/*
+ * Under LeakSanitizer, the slab's mapped chunks are scanned like the heap:
+ * a waiting or free pin there still points at its extension (freed when the
+ * pin is reused), which is no leak.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define DP_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DP_LSAN 1
+#endif
+#endif
+#ifdef DP_LSAN
+void __lsan_register_root_region(const void *p, size_t size);
+#define dp_lsan_root(p, size) __lsan_register_root_region(p, size)
+#else
+#define dp_lsan_root(p, size) ((void)(p), (void)(size))
+#endif
+
 /* One for the process: the reclaim thread frees batches of every registry. */
 static char dp_grace;
 #ifdef DP_TSAN
@@ -397,10 +416,13 @@ struct daxpool_pin *dp_pin_alloc(void)
 			while (bytes < DP_SLAB_CHUNK_MAX && 32 * bytes <= slab_bytes)
 				bytes <<= 1;
 			/* Chunks are never returned: freed pins are reused. */
-			if (bytes > DP_SLAB_CHUNK)
+			if (bytes > DP_SLAB_CHUNK) {
 				chunk = map_resident(bytes);
-			else if (posix_memalign(&chunk, 64, bytes))
+				if (chunk)
+					dp_lsan_root(chunk, bytes);
+			} else if (posix_memalign(&chunk, 64, bytes)) {
 				chunk = NULL;
+			}
 			if (!chunk) {
 				pthread_mutex_unlock(&slab_lock);
 				return NULL;
