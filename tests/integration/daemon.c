@@ -2307,4 +2307,37 @@ TEST_TIMEOUT(release_refused_for_an_opener_with_mrs_without_the_mr_tracer, 180)
 {
 	release_with_an_opener_pinning_elsewhere(false);
 }
+
+/*
+ * An MR recorded before its process's exec is pinned in the mm of the image
+ * before, which the VmPin daxpoold reads no longer counts: it is no proof
+ * that the process's long-term pins are all elsewhere (else a large one
+ * from before could make up for an unrecorded one on the device after).
+ * The opener is then judged as without the tracer: refused, named.
+ */
+TEST_TIMEOUT(release_refused_for_an_opener_whose_mr_is_from_before_its_exec, 180)
+{
+	const char *dev = need_devdax_and_rdma();
+	const char *name = devname_of(dev);
+	char pidstr[32];
+	int go, rc, status;
+	pid_t pid;
+
+	CHECK(devdax_enabled(name));
+	daemon_start(NULL);
+	daemon_need_mr_tracer();
+	pid = start_opener_with_mr_elsewhere_then_exec(dev, 1u << 20, &go);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	rc = ctl(out, sizeof(out), (const char *const[]){ "release", name, NULL });
+	printf("# %s", out);
+	CHECK_EQ(rc, 1);
+	CHECK(strstr(out, "refused") && strstr(out, pidstr));
+	CHECK(devdax_enabled(name));
+	CHECK(write(go, "g\n", 2) == 2);
+	close(go);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_kill(SIGTERM);
+	CHECK(devdax_enabled(name));
+}
 #endif

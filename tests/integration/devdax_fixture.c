@@ -94,6 +94,7 @@ enum holder_kind {
 	MR_MAPPED,	 /* the MR on the mapped device */
 	MR_UNMAPPED,	 /* the MR on the device, which it then unmapped and closed */
 	MR_ELSEWHERE,	 /* it had the device and let it go, then an MR on anonymous memory */
+	MR_ELSEWHERE_EXEC, /* the same, then an exec that keeps the MR (a shell waits for go) */
 };
 
 static pid_t start_holder(const char *dev, size_t mr_len, const char *comm, enum holder_kind kind,
@@ -118,7 +119,7 @@ static pid_t start_holder(const char *dev, size_t mr_len, const char *comm, enum
 		prctl(PR_SET_NAME, comm);
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no pin behind */
 		CHECK(pd && p != MAP_FAILED);
-		if (kind == MR_ELSEWHERE) {
+		if (kind == MR_ELSEWHERE || kind == MR_ELSEWHERE_EXEC) {
 			CHECK(dev);
 			p[0] = 1;
 			CHECK(munmap(p, map_len) == 0);
@@ -134,6 +135,17 @@ static pid_t start_holder(const char *dev, size_t mr_len, const char *comm, enum
 			CHECK(dev);
 			CHECK(munmap(p, map_len) == 0);
 			CHECK(close(fd) == 0);
+		}
+		if (kind == MR_ELSEWHERE_EXEC) {
+			/*
+			 * The RDMA context survives the exec (its descriptor is
+			 * not close-on-exec), and with it the MR, pinned in the
+			 * mm of the image before: the new image says it is ready.
+			 */
+			CHECK(fcntl(verbs->cmd_fd, F_SETFD, 0) == 0);
+			CHECK(dup2(pfd[1], 3) == 3 && dup2(go[0], 0) == 0);
+			execl("/bin/sh", "sh", "-c", "echo r >&3; read x; exit 0", (char *)NULL);
+			_exit(127);
 		}
 		CHECK(write(pfd[1], "r", 1) == 1);
 		CHECK(read(go[0], &c, 1) == 1);
@@ -161,5 +173,10 @@ pid_t start_opener_with_mr_elsewhere(const char *dev, size_t mr_len, const char 
 				     int *ret_go)
 {
 	return start_holder(dev, mr_len, comm, MR_ELSEWHERE, ret_go);
+}
+
+pid_t start_opener_with_mr_elsewhere_then_exec(const char *dev, size_t mr_len, int *ret_go)
+{
+	return start_holder(dev, mr_len, "opener-exec", MR_ELSEWHERE_EXEC, ret_go);
 }
 #endif

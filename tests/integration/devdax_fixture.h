@@ -56,6 +56,11 @@ pid_t start_mr_holder(const char *dev, size_t mr_len, const char *comm, bool unm
  */
 pid_t start_opener_with_mr_elsewhere(const char *dev, size_t mr_len, const char *comm,
 				     int *ret_go);
+/*
+ * The same, then an exec into a shell that keeps the MR (its RDMA context is
+ * not close-on-exec) and ends when *@ret_go is written or closed.
+ */
+pid_t start_opener_with_mr_elsewhere_then_exec(const char *dev, size_t mr_len, int *ret_go);
 #endif
 
 #endif

@@ -234,3 +234,21 @@ TEST(what_the_tracer_does_not_cover_is_judged_as_before)
 	f.vm_pin_kb = 4096;
 	CHECK(!judge(&f, &rec_on, why));
 }
+
+/*
+ * A record whose ranges are not exact (merged over gaps, or its scatterlist
+ * not walked to the end) that touches the device proves nothing either way:
+ * the tracer does not clear the process, and its history decides.
+ */
+TEST(an_inexact_record_on_the_device_leaves_it_to_the_history)
+{
+	struct dd_proc_facts f = traced_opener();
+	char why[512];
+
+	f.traced_vague = true;
+	CHECK(!dd_holder_pins_traced_elsewhere(&f));
+	CHECK(judge(&f, &rec_on, why)); /* it opened the device: a holder, as without the tracer */
+	CHECK(strstr(why, "opened dax0.0 at "));
+	f.opened_ns = 0; /* provably never had the device: not a holder for an inexact record */
+	CHECK(!judge(&f, &rec_on, why));
+}

@@ -71,7 +71,8 @@ bool dd_holder_pins_unexplained(const struct dd_proc_facts *f)
 
 bool dd_holder_pins_traced_elsewhere(const struct dd_proc_facts *f)
 {
-	return f->traced && f->traced_on_dev <= f->traced_on_dev_own && f->uring_bufs == 0 &&
+	return f->traced && !f->traced_vague && f->traced_on_dev <= f->traced_on_dev_own &&
+	       f->uring_bufs == 0 &&
 	       f->mrs <= f->traced_umems && f->vm_pin_kb <= f->traced_kb;
 }
 

@@ -34,6 +34,7 @@ struct dd_proc_facts {
 	uint64_t traced_kb;
 	size_t traced_on_dev, traced_on_dev_own;
 	uint64_t traced_on_dev_bytes; /* length of the ones not daxpool's */
+	bool traced_vague; /* a record touching the device is not exact (merged, not walked) */
 };
 
 /* What the open record knows of the device. */

@@ -324,10 +324,61 @@ static size_t add_mrs(json_object *o, pid_t pid, const struct dd_rdma_mrs *mrs, 
 }
 
 /* @t, scanned the first time it is needed (one netlink round per report). */
+/* The number after @field (e.g. "VmPin:") in /proc/@pid/status; 0 if none or gone. */
+static unsigned long long proc_status_number(pid_t pid, const char *field)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	size_t n = strlen(field);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && sscanf(line + n, "%llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* The thread group of task @pid (a process or one of its threads); 0 if it is gone. */
+static pid_t proc_tgid(pid_t pid)
+{
+	return (pid_t)proc_status_number(pid, "Tgid:");
+}
+
+/*
+ * RDMA netlink names an MR's pid as the thread that registered it: an MR of
+ * a process's second thread is that process's (its VmPin, its judgement).
+ * A thread gone since keeps its number, which then names nobody.
+ */
+static void mrs_by_process(struct dd_rdma_mrs *t)
+{
+	pid_t last = 0, last_tgid = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		pid_t pid = t->mr[i].pid, tgid;
+
+		if (pid <= 0)
+			continue;
+		if (pid != last) {
+			last = pid;
+			last_tgid = proc_tgid(pid);
+		}
+		tgid = last_tgid;
+		if (tgid > 0)
+			t->mr[i].pid = tgid;
+	}
+}
+
 static const struct dd_rdma_mrs *mrs_get(struct dd_rdma_mrs *t)
 {
-	if (t && !t->scanned)
+	if (t && !t->scanned) {
 		dd_rdma_mrs_scan(t);
+		mrs_by_process(t);
+	}
 	return t;
 }
 
@@ -505,19 +556,7 @@ static json_object *mappers_scan(struct dd_scan_in *in, const struct dd_scan_key
 
 uint64_t dd_proc_vm_pin_kb(pid_t pid)
 {
-	char path[64], line[128];
-	unsigned long long kb = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
+	return proc_status_number(pid, "VmPin:"); /* in kB */
 }
 
 
@@ -561,16 +600,23 @@ static pid_t opener_ancestor(const struct dd_scan_in *in, pid_t pid, uint64_t st
  * snapshot read before its VmPin (f->vm_pin_kb, read already): a umem off the
  * device counts only if it is still recorded now, so it was live while VmPin
  * was read; every umem on the device counts, live or not (at worst a holder
- * that just went). On-device umems of the length of one of @skip (the
- * lengths of daxpool's pins, n_skip) are the drain's, each pin matched once.
+ * that just went). On-device umems of the length of one of @target_pins (the
+ * lengths of the client's daxpool pins on this target, n_target; none after
+ * the drain) are the drain's, each pin matched once: a pin elsewhere explains
+ * no record on the device. A record whose ranges are not exact (merged over
+ * gaps, or not walked) that touches the device is no proof either way: it
+ * keeps the process from being cleared by the tracer (f->traced_vague) but
+ * does not make it a holder whatever its history.
  */
 static void gather_traced(const struct dd_scan_in *in, const struct dd_scan_key *key, pid_t pid,
-			  const uint64_t *skip, size_t n_skip, struct dd_proc_facts *f)
+			  const uint64_t *target_pins, size_t n_target, struct dd_proc_facts *f)
 {
-	uint64_t page_kb = (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
-	bool *used = n_skip ? calloc(n_skip, sizeof(*used)) : NULL;
+	uint64_t page_kb = (uint64_t)sysconf(_SC_PAGESIZE) / 1024, exec_seq;
+	bool *used = n_target ? calloc(n_target, sizeof(*used)) : NULL;
 
-	if (in->umem_fd < 0 || !in->umems.complete || key->n_pfn <= 0 || (n_skip && !used)) {
+	/* Read after its VmPin: an exec before that read is seen. */
+	if (in->umem_fd < 0 || !in->umems.complete || key->n_pfn <= 0 || (n_target && !used) ||
+	    dd_umem_exec_seq(in->execs_fd, pid, &exec_seq) < 0) {
 		free(used);
 		return;
 	}
@@ -582,9 +628,13 @@ static void gather_traced(const struct dd_scan_in *in, const struct dd_scan_key 
 		if (u->rec.tgid != (uint32_t)pid)
 			continue;
 		if (dd_umem_rec_touches(&u->rec, key->pfn, (size_t)key->n_pfn)) {
+			if (u->rec.flags & (DD_UMEM_MERGED | DD_UMEM_UNKNOWN)) {
+				f->traced_vague = true;
+				continue;
+			}
 			f->traced_on_dev++;
-			for (size_t k = 0; k < n_skip && !own; k++) {
-				if (!used[k] && skip[k] == u->rec.length) {
+			for (size_t k = 0; k < n_target && !own; k++) {
+				if (!used[k] && target_pins[k] == u->rec.length) {
 					used[k] = true;
 					own = true;
 				}
@@ -594,6 +644,13 @@ static void gather_traced(const struct dd_scan_in *in, const struct dd_scan_key 
 			else
 				f->traced_on_dev_bytes += u->rec.length;
 		}
+		/*
+		 * Of the image before its last exec: pinned in an mm that is no
+		 * longer its own, so no part of the VmPin read (on the device, it
+		 * was counted above all the same).
+		 */
+		if (u->rec.seq < exec_seq)
+			continue;
 		if (dd_umem_still_live(in->umem_fd, u)) {
 			f->traced_umems++;
 			f->traced_kb += u->rec.npages * page_kb;
@@ -621,10 +678,6 @@ static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *
 		f->registered = true;
 		f->registered_ns = key->reg[ci].registered_ns;
 	}
-	if (!f->vm_pin_kb && !f->registered)
-		return false; /* nothing pinned long-term (an MR pins, and counts in VmPin) */
-	if (dd_proc_start(pid, &f->start_ns, NULL) < 0)
-		return false; /* gone */
 	mrs = mrs_get(t);
 	for (size_t i = 0; mrs && i < mrs->n; i++) {
 		if (mrs->mr[i].pid == pid && pid) {
@@ -632,6 +685,15 @@ static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *
 			f->mr_bytes += mrs->mr[i].length;
 		}
 	}
+	/*
+	 * Nothing pinned long-term. Not VmPin alone: an MR is charged to the mm
+	 * it was registered in, and after an exec that keeps its RDMA context
+	 * the process's VmPin is 0 while the MR still pins.
+	 */
+	if (!f->vm_pin_kb && !f->registered && !f->mrs)
+		return false;
+	if (dd_proc_start(pid, &f->start_ns, NULL) < 0)
+		return false; /* gone */
 	if (c) {
 		/*
 		 * Its long-term pins (after the drain, only those off the target: one
@@ -662,7 +724,8 @@ static bool gather_facts(const struct dd_scan_in *in, const struct dd_scan_key *
 	for (size_t k = 0; k < n_skip; k++)
 		skip[k] &= ~(1ull << 63);
 	if (key->t.rdev)
-		gather_traced(in, key, pid, skip, n_skip, f);
+		gather_traced(in, key, pid, c ? c->target_pin_lengths : NULL,
+			      c ? c->n_target_pins : 0, f);
 	if (f->own_mrs > f->mrs)
 		f->own_mrs = f->mrs;
 	if (key->t.rdev) {

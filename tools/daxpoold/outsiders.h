@@ -32,6 +32,13 @@ struct dd_scan_client {
 	uint64_t own_pin_kb;   /* its long-term pins (after a drain: those off the target only) */
 	uint64_t *pin_lengths; /* their lengths (an MR of one of them is daxpool's), n_pins */
 	size_t n_pins;
+	/*
+	 * The lengths of those on the target, before its drain only (n_target_pins):
+	 * the MR tracer's records on the device that the drain will revoke. After
+	 * the drain none: a record still on the device is then a holder's.
+	 */
+	uint64_t *target_pin_lengths;
+	size_t n_target_pins;
 };
 
 /* What a client is to one target. */
@@ -69,6 +76,7 @@ struct dd_scan_in {
 	int at_pid;   /* the process being read; 0: none */
 	uint64_t at_since_ns; /* since when (CLOCK_MONOTONIC) */
 	int umem_fd;	      /* the MR tracer's record (a duplicate, the scan's); -1: off */
+	int execs_fd;	      /* its exec numbers (likewise); -1: off */
 	struct dd_umem_snap umems; /* read by the scan before it reads any process */
 };
 

@@ -62,7 +62,17 @@ struct dd_scan *dd_scan_new(int kind, uid_t uid)
 	s->uid = uid; /* every scan counts while it runs, abandoned or not */
 	s->in.viewer = 0;
 	s->in.self = getpid();
-	s->in.umem_fd = dd_umem_trace_map_dup();
+	/*
+	 * A tracer that could not record every umem (its table was full) proves
+	 * nothing of any process: a missed MR is no record, and another's
+	 * records could make up for its pages in VmPin.
+	 */
+	s->in.umem_fd = dd_umem_trace_missed() ? -1 : dd_umem_trace_map_dup();
+	s->in.execs_fd = s->in.umem_fd >= 0 ? dd_umem_trace_execs_dup() : -1;
+	if (s->in.execs_fd < 0 && s->in.umem_fd >= 0) {
+		close(s->in.umem_fd); /* without the exec numbers a record proves nothing */
+		s->in.umem_fd = -1;
+	}
 	return s;
 }
 
@@ -73,12 +83,16 @@ void dd_scan_free(struct dd_scan *s)
 	for (size_t k = 0; k < s->in.n_keys; k++)
 		free(s->in.keys[k].reg);
 	free(s->in.keys);
-	for (size_t i = 0; i < s->in.n_clients; i++)
+	for (size_t i = 0; i < s->in.n_clients; i++) {
 		free(s->in.clients[i].pin_lengths);
+		free(s->in.clients[i].target_pin_lengths);
+	}
 	free(s->in.clients);
 	free(s->in.openers);
 	if (s->in.umem_fd >= 0)
 		close(s->in.umem_fd);
+	if (s->in.execs_fd >= 0)
+		close(s->in.execs_fd);
 	dd_umem_snap_free(&s->in.umems);
 	free(s->waited);
 	free(s->checks);
@@ -135,17 +149,25 @@ static int copy_clients(struct dd_manager *m, struct dd_scan_in *in, const struc
 		if (!nl)
 			return -ENOMEM;
 		sc->pin_lengths = nl;
+		nl = realloc(sc->target_pin_lengths, (sc->n_target_pins + c->pins.n) * sizeof(*nl));
+		if (!nl)
+			return -ENOMEM;
+		sc->target_pin_lengths = nl;
 		dd_idmap_for_each(&c->pins, i, h)
 		{
 			const struct dd_region *r;
+			bool on_target;
 
 			if (h->kind != 2)
 				continue; /* transient pins are not in VmPin, nor MRs */
 			r = dd_regmap_get(&c->region_ids, h->region_id);
-			if (drained && (!r || dd_region_is(r, t->dev, t->ino, t->rdev)))
+			on_target = !r || dd_region_is(r, t->dev, t->ino, t->rdev);
+			if (drained && on_target)
 				continue;
 			sc->own_pin_kb += ((h->offset & 4095) + h->length + 4095) / 4096 * 4;
 			sc->pin_lengths[sc->n_pins++] = h->length;
+			if (on_target && r)
+				sc->target_pin_lengths[sc->n_target_pins++] = h->length;
 		}
 	}
 	return 0;

@@ -5,7 +5,8 @@
  * umem it returns -- the process it is charged to, its page count and the
  * physical page frames of its scatterlist, as a few merged ranges (a
  * superset of them when there are more) -- and fentry of ib_umem_release
- * forgets it. CO-RE: the structures below are the few fields read, relocated
+ * forgets it; sched_process_exec numbers each exec, so that a umem of a
+ * process's former image is told from its current one's. CO-RE: the structures below are the few fields read, relocated
  * against the running kernel's BTF at load time.
  */
 #include <linux/types.h>
@@ -78,6 +79,19 @@ struct {
 } counters SEC(".maps");
 
 __u64 seq;
+
+/*
+ * Per process (its thread group leader's task), the sequence number at its
+ * last exec since the tracer attached: a umem recorded before it belongs to
+ * the mm the process had before, not to the one whose VmPin daxpoold reads.
+ * Freed with the task.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} execs SEC(".maps");
 
 struct walk {
 	__u64 sg;	/* the next entry */
@@ -222,6 +236,21 @@ int dd_umem_get(unsigned long long *ctx)
 		count(0);
 	else
 		count(1);
+	return 0;
+}
+
+/* After an exec the task is its process's leader, with the new mm. */
+SEC("tp_btf/sched_process_exec")
+int dd_exec(unsigned long long *ctx)
+{
+	__u64 *v = bpf_task_storage_get(&execs, bpf_get_current_task_btf(), 0,
+					BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	(void)ctx;
+	if (v)
+		*v = __sync_fetch_and_add(&seq, 1) + 1;
+	else
+		count(0); /* not recorded: the tracer proves nothing from now on */
 	return 0;
 }
 

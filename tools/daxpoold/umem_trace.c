@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,8 +62,8 @@ static uint64_t realtime_ns(void)
 }
 
 static struct bpf_object *obj;
-static struct bpf_link *link_get, *link_release;
-static int map_fd = -1, counters_fd = -1;
+static struct bpf_link *link_get, *link_release, *link_exec;
+static int map_fd = -1, counters_fd = -1, execs_fd = -1;
 
 /* A load in progress, on a thread of its own: the verifier and BTF take seconds under TCG. */
 static struct {
@@ -70,7 +71,7 @@ static struct {
 	bool running;
 	int efd; /* written when it ended */
 	struct bpf_object *obj;
-	struct bpf_link *link_get, *link_release;
+	struct bpf_link *link_get, *link_release, *link_exec;
 	bool done;	      /* the thread ended (atomic) */
 	char why[512];	      /* why it failed; "" when it worked */
 	char libbpf_msg[192]; /* the last warning libbpf printed */
@@ -93,11 +94,13 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-static void close_loaded(struct bpf_object **o, struct bpf_link **g, struct bpf_link **rl)
+static void close_loaded(struct bpf_object **o, struct bpf_link **g, struct bpf_link **rl,
+			 struct bpf_link **ex)
 {
 	bpf_link__destroy(*g);
 	bpf_link__destroy(*rl);
-	*g = *rl = NULL;
+	bpf_link__destroy(*ex);
+	*g = *rl = *ex = NULL;
 	bpf_object__close(*o);
 	*o = NULL;
 }
@@ -141,13 +144,18 @@ static void *load_main(void *arg)
 			 strerror(-r), lm[0] ? ": " : "", lm);
 		goto fail;
 	}
-	/* release first: a umem never recorded may be forgotten, never one left behind */
+	/*
+	 * release first: a umem never recorded may be forgotten, never one left
+	 * behind; exec before get: no umem is recorded whose process's exec after
+	 * it would go unseen.
+	 */
 	if (attach("dd_umem_release", "fentry on ib_umem_release", &ld.link_release) < 0 ||
+	    attach("dd_exec", "tp_btf on sched_process_exec", &ld.link_exec) < 0 ||
 	    attach("dd_umem_get", "fexit on ib_umem_get", &ld.link_get) < 0)
 		goto fail;
 	goto out;
 fail:
-	close_loaded(&ld.obj, &ld.link_get, &ld.link_release);
+	close_loaded(&ld.obj, &ld.link_get, &ld.link_release, &ld.link_exec);
 out:
 	__atomic_store_n(&ld.done, true, __ATOMIC_RELEASE);
 	if (write(ld.efd, &one, sizeof(one)) < 0) {
@@ -226,12 +234,14 @@ void dd_umem_trace_loaded(void)
 	obj = ld.obj;
 	link_get = ld.link_get;
 	link_release = ld.link_release;
+	link_exec = ld.link_exec;
 	ld.obj = NULL;
 	map_fd = bpf_object__find_map_fd_by_name(obj, "umems");
 	counters_fd = bpf_object__find_map_fd_by_name(obj, "counters");
-	if (map_fd < 0 || counters_fd < 0) {
-		close_loaded(&obj, &link_get, &link_release);
-		map_fd = counters_fd = -1;
+	execs_fd = bpf_object__find_map_fd_by_name(obj, "execs");
+	if (map_fd < 0 || counters_fd < 0 || execs_fd < 0) {
+		close_loaded(&obj, &link_get, &link_release, &link_exec);
+		map_fd = counters_fd = execs_fd = -1;
 		set_off(LOG_NOTICE, "the BPF object has no record maps");
 		return;
 	}
@@ -261,15 +271,20 @@ int dd_umem_trace_map_dup(void)
 	return map_fd < 0 ? -1 : fcntl(map_fd, F_DUPFD_CLOEXEC, 3);
 }
 
+int dd_umem_trace_execs_dup(void)
+{
+	return execs_fd < 0 ? -1 : fcntl(execs_fd, F_DUPFD_CLOEXEC, 3);
+}
+
 void dd_umem_trace_stop(void)
 {
 	if (ld.running) {
 		pthread_join(ld.thread, NULL);
 		ld.running = false;
-		close_loaded(&ld.obj, &ld.link_get, &ld.link_release);
+		close_loaded(&ld.obj, &ld.link_get, &ld.link_release, &ld.link_exec);
 	}
-	close_loaded(&obj, &link_get, &link_release);
-	map_fd = counters_fd = -1;
+	close_loaded(&obj, &link_get, &link_release, &link_exec);
+	map_fd = counters_fd = execs_fd = -1;
 	since_ns = 0;
 	snprintf(reason, sizeof(reason), "stopped");
 }
@@ -347,6 +362,24 @@ bool dd_umem_still_live(int fd, const struct dd_umem *u)
 	return fd >= 0 && bpf_map_lookup_elem(fd, &u->key, &rec) == 0 && rec.seq == u->rec.seq;
 }
 
+int dd_umem_exec_seq(int fd, pid_t pid, uint64_t *ret_seq)
+{
+	int pidfd, r = 0;
+	uint64_t v = 0;
+
+	*ret_seq = 0;
+	if (fd < 0)
+		return -EBADF;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(fd, &pidfd, &v) < 0)
+		r = errno == ENOENT ? 0 : -errno; /* ENOENT: no exec since the attach */
+	close(pidfd);
+	*ret_seq = v;
+	return r;
+}
+
 #else /* !DAXPOOL_HAVE_BPF */
 
 int dd_umem_trace_start(bool enabled)
@@ -378,6 +411,19 @@ uint64_t dd_umem_trace_missed(void)
 int dd_umem_trace_map_dup(void)
 {
 	return -1;
+}
+
+int dd_umem_trace_execs_dup(void)
+{
+	return -1;
+}
+
+int dd_umem_exec_seq(int fd, pid_t pid, uint64_t *ret_seq)
+{
+	(void)fd;
+	(void)pid;
+	*ret_seq = 0;
+	return -EBADF;
 }
 
 void dd_umem_trace_stop(void)
@@ -511,6 +557,12 @@ int dd_dax_pfn_ranges(const char *devname, struct dd_pfn_range *ranges, size_t c
 		ranges[n].start = start >> 12;
 		ranges[n].end = (end >> 12) + 1;
 		n++;
+	}
+	if (n == cap) {
+		/* More mappings than @cap: a range left unread would look off the device. */
+		snprintf(path, sizeof(path), "/sys/bus/dax/devices/%s/mapping%zu/start", devname, n);
+		if (access(path, F_OK) == 0)
+			return -ENOSPC;
 	}
 	if (n)
 		return (int)n;

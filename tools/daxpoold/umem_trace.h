@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -59,6 +60,8 @@ uint64_t dd_umem_trace_since_ns(void);
 uint64_t dd_umem_trace_missed(void);
 /* A duplicate of the record's map descriptor for a scan (close it), or -1 when off. */
 int dd_umem_trace_map_dup(void);
+/* The same for the exec numbers (dd_umem_exec_seq), or -1 when off. */
+int dd_umem_trace_execs_dup(void);
 void dd_umem_trace_stop(void);
 /* For status: {"on", "reason" (when off), "since_ns", "missed", "recorded"}. */
 json_object *dd_umem_trace_json(void);
@@ -83,6 +86,13 @@ int dd_umem_snap_read(int map_fd, struct dd_umem_snap *s);
 void dd_umem_snap_free(struct dd_umem_snap *s);
 /* Whether @u is still recorded in @map_fd (the same record, not a reused address). */
 bool dd_umem_still_live(int map_fd, const struct dd_umem *u);
+/*
+ * The sequence number of process @pid's last exec since the tracer attached
+ * (0: none) into *ret_seq: its records numbered below it are of the image
+ * before, whose mm is not the one its VmPin counts. 0, or -errno (the
+ * process is gone, or the table cannot be read: nothing is known).
+ */
+int dd_umem_exec_seq(int execs_fd, pid_t pid, uint64_t *ret_seq);
 
 /* A physical range of a device, in page frames [start, end). */
 struct dd_pfn_range {
@@ -93,7 +103,8 @@ bool dd_umem_rec_touches(const struct dd_umem_rec *r, const struct dd_pfn_range 
 			 size_t n);
 /*
  * The physical ranges of device-dax device @devname from sysfs (mappingN/
- * start..end, else resource and size), at most @cap; the count, or -errno.
+ * start..end, else resource and size), at most @cap; the count, or -errno
+ * (-ENOSPC when it has more than @cap: a range left out would look off it).
  */
 int dd_dax_pfn_ranges(const char *devname, struct dd_pfn_range *ranges, size_t cap);
 
