@@ -364,19 +364,6 @@ _public_ int daxpool_ctx_find_map(struct daxpool_ctx *ctx, const void *addr, siz
 	return r;
 }
 
-/* Page granularity goes through libpmem2's registry: see dp_pmem2_map_lock. */
-static inline void map_registry_enter(const struct daxpool_map *map)
-{
-	if (map->granularity == DAXPOOL_GRANULARITY_PAGE)
-		pthread_rwlock_rdlock(&dp_pmem2_map_lock);
-}
-
-static inline void map_registry_exit(const struct daxpool_map *map)
-{
-	if (map->granularity == DAXPOOL_GRANULARITY_PAGE)
-		pthread_rwlock_unlock(&dp_pmem2_map_lock);
-}
-
 /* Whether [addr, addr + length) lies inside the map, without overflowing. */
 static bool map_contains(const struct daxpool_map *map, const void *addr, size_t length)
 {
@@ -424,42 +411,52 @@ static int map_msync(const void *addr, size_t length)
 	return r < 0 ? -errno : 0;
 }
 
+/*
+ * Page granularity: the access with plain CPU stores, then one msync of it
+ * unless it is a copy asked not to flush. No libpmem2 call: its page persist
+ * (and the copies built on it) abort the process when msync fails.
+ */
+static void map_access_pages(struct map_access *a)
+{
+	switch (a->op) {
+	case ACCESS_PERSIST:
+	case ACCESS_FLUSH:
+		break;
+	case ACCESS_MEMCPY:
+		memmove(a->dst, a->src, a->length);
+		break;
+	case ACCESS_MEMSET:
+		memset(a->dst, a->c, a->length);
+		break;
+	case ACCESS_READ:
+		memcpy(a->dst, a->src, a->length);
+		return;
+	}
+	if (!(a->flags & PMEM2_F_MEM_NOFLUSH))
+		a->result = map_msync(a->dst, a->length);
+}
+
 static void map_access_run(void *arg)
 {
 	struct map_access *a = arg;
 	struct daxpool_map *map = a->map;
-	bool pages = map->granularity == DAXPOOL_GRANULARITY_PAGE;
 
+	if (map->granularity == DAXPOOL_GRANULARITY_PAGE) {
+		map_access_pages(a);
+		return;
+	}
 	switch (a->op) {
 	case ACCESS_PERSIST:
-		if (pages)
-			a->result = map_msync(a->dst, a->length);
-		else
-			map->persist_fn(a->dst, a->length);
+		map->persist_fn(a->dst, a->length);
 		break;
 	case ACCESS_FLUSH:
-		if (pages)
-			a->result = map_msync(a->dst, a->length);
-		else
-			map->flush_fn(a->dst, a->length);
+		map->flush_fn(a->dst, a->length);
 		break;
 	case ACCESS_MEMCPY:
-		if (pages) {
-			memmove(a->dst, a->src, a->length);
-			if (!(a->flags & PMEM2_F_MEM_NOFLUSH))
-				a->result = map_msync(a->dst, a->length);
-		} else {
-			map->memcpy_fn(a->dst, a->src, a->length, a->flags);
-		}
+		map->memcpy_fn(a->dst, a->src, a->length, a->flags);
 		break;
 	case ACCESS_MEMSET:
-		if (pages) {
-			memset(a->dst, a->c, a->length);
-			if (!(a->flags & PMEM2_F_MEM_NOFLUSH))
-				a->result = map_msync(a->dst, a->length);
-		} else {
-			map->memset_fn(a->dst, a->c, a->length, a->flags);
-		}
+		map->memset_fn(a->dst, a->c, a->length, a->flags);
 		break;
 	case ACCESS_READ:
 		memcpy(a->dst, a->src, a->length);
@@ -467,25 +464,14 @@ static void map_access_run(void *arg)
 	}
 }
 
-/*
- * Run an access of [addr, addr + length) of the map under the SIGBUS guard,
- * with libpmem2's registry lock around it where the page-granularity path
- * needs it: taken outside the guard, so an unwinding never leaks it.
- */
+/* Run an access of [addr, addr + length) of the map under the SIGBUS guard. */
 static int map_access(struct map_access *a, const void *addr)
 {
-	/* A copy that does not flush never reaches libpmem2's page-granularity persist path. */
-	bool registry = !(a->op == ACCESS_MEMCPY || a->op == ACCESS_MEMSET) ||
-			!(a->flags & PMEM2_F_MEM_NOFLUSH);
 	int r;
 
 	if (a->length == 0)
 		return 0;
-	if (registry)
-		map_registry_enter(a->map);
 	r = dp_sigbus_guard(a->map->region, addr, a->length, map_access_run, a);
-	if (registry)
-		map_registry_exit(a->map);
 	if (r == 0 && a->result < 0) {
 		log_err(a->map->region->ctx, "%s: msync of [%p, +%zu): %s", a->map->region->path,
 			addr, a->length, strerror(-a->result));
@@ -524,9 +510,7 @@ _public_ int daxpool_map_drain(struct daxpool_map *map)
 {
 	assert_return(map, -EINVAL);
 	assert_owned(map->region->ctx);
-	map_registry_enter(map);
 	map->drain_fn();
-	map_registry_exit(map);
 	return 0;
 }
 

@@ -59,8 +59,7 @@
  * ctx->rdma_lock, a registry's lock and the pin slab's slab_lock (each may
  * take reclaim_lock, to ask the reclaim thread for a grace period),
  * reclaim_lock.
- * dp_pmem2_map_lock is held only around a libpmem2 map, unmap or
- * page-granularity persist.
+ * dp_pmem2_map_lock is held only around a libpmem2 map or unmap.
  *
  * fork()'s prepare handler (fork.c) takes its handler table's lock, then
  * dp_pmem2_map_lock for writing, lease_fds_lock, slab_lock, reclaim_lock
@@ -509,14 +508,14 @@ void dp_drain_forget(struct dp_drain *drain);
 /* ---- maps (map.c) ---- */
 
 /*
- * libpmem2 1.12 keeps a process-wide registry of its mappings keyed by address,
- * and its page-granularity (msync) persist path looks mappings up in it. With
- * maps created and deleted concurrently we saw a new mapping that reuses an
- * address just unmapped by another thread fail with -EEXIST, and (under
+ * libpmem2 1.12 keeps a process-wide registry of its mappings keyed by address.
+ * With maps created and deleted concurrently we saw a new mapping that reuses
+ * an address just unmapped by another thread fail with -EEXIST, and (under
  * ThreadSanitizer) a crash inside libpmem2's page-granularity memset. So
- * pmem2_map_new() and pmem2_map_delete() take this lock for writing and the
- * page-granularity persistence calls take it for reading. Cache-line and byte
- * granularity (DAX) persist with CPU instructions and take no lock.
+ * pmem2_map_new() and pmem2_map_delete() take this lock for writing. No
+ * access calls into libpmem2's page-granularity path (map.c persists those
+ * maps with its own msync), and cache-line and byte granularity (DAX)
+ * persist with CPU instructions: accesses take no lock.
  */
 extern pthread_rwlock_t dp_pmem2_map_lock;
 
