@@ -448,12 +448,12 @@ void dp_pin_release_memory(struct daxpool_pin *pin)
 	pthread_mutex_unlock(&slab_lock);
 }
 
-/* The filling batch is full: it waits for a grace period asked for now. slab_lock held. */
-static void slab_close_open_locked(void)
+/* The filling batch waits for grace period @cookie. slab_lock held. */
+static void slab_close_open_locked(unsigned long cookie)
 {
 	struct pin_batch *b = &slab_open;
 
-	b->cookie = gp_request();
+	b->cookie = cookie;
 	if (slab_n_wait < DP_PIN_WAIT) {
 		slab_wait[slab_n_wait++] = *b;
 	} else {
@@ -482,7 +482,7 @@ void dp_pin_defer_free(struct daxpool_pin *pin)
 	b->tail = &pin->defer;
 	b->n_ext += atomic_load_explicit(&pin->ext, memory_order_relaxed) != NULL;
 	if (++b->n >= DP_PIN_BATCH)
-		slab_close_open_locked();
+		slab_close_open_locked(gp_request());
 	pthread_mutex_unlock(&slab_lock);
 }
 
@@ -765,12 +765,12 @@ static void reclaim_batch(struct dp_defer *batch)
 
 /*
  * fork(): the slab's lock and the reclaim thread's (slab_lock is taken
- * before reclaim_lock); the child starts without the thread. A grace
- * period the parent's thread was running never ends in the child: the
- * batches that wait for it are reused after the child's next one. daxpool uses no call_rcu and no lfht resize thread, so of
- * liburcu's fork protocol only the urcu-bp part applies: its reader registry
- * lock, which must not be held by another thread at the fork. The reclaim
- * thread takes its lock outside any grace period wait.
+ * before reclaim_lock); the child starts without the thread, and with the
+ * grace periods asked for before the fork ended (see the child handler).
+ * daxpool uses no call_rcu and no lfht resize thread, so of liburcu's fork
+ * protocol only the urcu-bp part applies: its reader registry lock, which
+ * must not be held by another thread at the fork. The reclaim thread takes
+ * its lock outside any grace period wait.
  */
 static void registry_atfork_prepare(void)
 {
@@ -794,6 +794,20 @@ static void registry_atfork_child(void)
 	pthread_cond_init(&reclaim_cond, NULL);
 	reclaim_list = NULL;
 	reclaim_running = false;
+	/*
+	 * The readers of the parent's other threads are gone with them: unless
+	 * this one forked inside a read-side section, every grace period asked
+	 * for has ended, and the pins unlinked before the fork (the filling
+	 * batch too) are free. So a child that pins and unpins a little never
+	 * needs the reclaim thread (a thread started in the child of a
+	 * multi-threaded process is what some runtimes cannot follow).
+	 */
+	if (!rcu_read_ongoing()) {
+		gp_started = gp_wanted;
+		atomic_store_explicit(&gp_completed, gp_wanted, memory_order_relaxed);
+		if (slab_open.n)
+			slab_close_open_locked(gp_wanted);
+	}
 	dp_id_atfork_child();
 }
 

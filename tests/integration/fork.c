@@ -4,6 +4,7 @@
  * own, the parent's pinned memory stays where the device writes it, and
  * fork is safe while other threads pin, unpin and zap.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -258,6 +259,71 @@ TEST(spawn_and_vfork_exec_work_with_pins)
 	}
 	CHECK_EQ(wait_child(pid), 0);
 	CHECK_EQ(daxpool_pin_is_valid(f.pin), 1);
+	teardown(&f);
+}
+
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The parent's unpinned pins wait for grace periods (and its reclaim thread
+ * runs them); the child, whose readers are the forking thread only, starts
+ * with those ended: its own pins and unpins, fewer than a batch, start no
+ * thread (which the child of a multi-threaded process should not need).
+ */
+TEST(a_child_pins_and_unpins_without_starting_a_thread)
+{
+	struct fixture f = setup(0);
+	pid_t pid;
+
+	/* Three batches of unlinked pins wait, a fourth fills: the reclaim thread runs. */
+	for (int i = 0; i < 1000; i++) {
+		struct daxpool_pin *pin;
+
+		CHECK_OK(daxpool_pin_new(f.map, f.base + (size_t)(i % 16) * 4096, 4096,
+					 DAXPOOL_PIN_TRANSIENT, DAXPOOL_PIN_DEVICE_WRITE, &pin));
+		daxpool_pin_unref(pin);
+	}
+	CHECK(thread_count() > 1);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct daxpool_region *region;
+		struct daxpool_ctx *ctx;
+		struct daxpool_map *map;
+
+		alarm(20);
+		CHILD_CHECK(thread_count() == 1);
+		CHILD_CHECK(daxpool_ctx_new(&ctx) == 0);
+		CHILD_CHECK(daxpool_region_open(ctx, f.path, 0, &region) == 0);
+		CHILD_CHECK(daxpool_map_new(region, 0, 0, 0, &map) == 0);
+		for (int i = 0; i < 200; i++) {
+			struct daxpool_pin *pin;
+
+			CHILD_CHECK(daxpool_pin_new(map, (char *)daxpool_map_get_address(map) +
+							      (size_t)(i % 16) * 4096,
+						    4096, DAXPOOL_PIN_TRANSIENT,
+						    DAXPOOL_PIN_DEVICE_WRITE, &pin) == 0);
+			daxpool_pin_unref(pin);
+		}
+		CHILD_CHECK(thread_count() == 1);
+		daxpool_map_unref(map);
+		daxpool_region_unref(region);
+		daxpool_ctx_unref(ctx);
+		CHILD_CHECK(thread_count() == 1);
+		_exit(0);
+	}
+	CHECK_EQ(wait_child(pid), 0);
 	teardown(&f);
 }
 
